@@ -1,0 +1,24 @@
+/* cli.h — the subcommand table shared by the dispatcher and the subcommand files.
+ * cli/ parses arguments and dispatches; the work lives in the modules. */
+#ifndef ACTIOND_CLI_CLI_H
+#define ACTIOND_CLI_CLI_H
+
+/* Exit statuses of DESIGN.md's command-line contract. */
+enum cli_exit {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAIL = 1,
+    CLI_EXIT_USAGE = 2,
+    CLI_EXIT_CONFIG = 78, /* EX_CONFIG */
+};
+
+struct cli_cmd {
+    const char *name;
+    const char *summary;
+    const char *usage; /* the full help text, options one per line */
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+};
+
+/* Prints "actiond: <cmd>: <message>" and returns CLI_EXIT_USAGE, for bad flags. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,144 @@
+/* main.c — `actiond`: global flags, help, and dispatch to the subcommands. */
+#include "cli/cli.h"
+#include "common/common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static int cmd_not_implemented(int argc, char **argv);
+
+/* Subcommands whose issue has not landed say so and fail; none claims success. */
+static const struct cli_cmd commands[] = {
+    {"serve", "run the daemon: watch streams, recognise actions, serve them over HTTP",
+     "usage: actiond serve [-c FILE] [--check]\n"
+     "  -c, --config FILE   configuration file (default /etc/actiond/actiond.yaml)\n"
+     "      --check         validate the configuration and exit (0 valid, 78 invalid)\n",
+     cmd_not_implemented},
+    {"compress", "prune and Tucker-decompose a model, then fine-tune it",
+     "usage: actiond compress -m MODEL -d DATASET -o OUT [--report FILE]\n", cmd_not_implemented},
+    {"train", "train a two-stream model on a labelled video folder",
+     "usage: actiond train -d DATASET -o MODEL [--arch NAME] [--motion mv|flow|diff]\n"
+     "                     [--epochs N] [--batch N] [--lr X] [--threads N] [--seed S]\n",
+     cmd_not_implemented},
+    {"eval", "evaluate a model on a labelled video folder",
+     "usage: actiond eval -m MODEL -d DATASET [--json]\n", cmd_not_implemented},
+    {"infer", "recognise actions in a file or stream, one JSON line per window",
+     "usage: actiond infer -m MODEL FILE|URL [--window S] [--stride S] [--top K] [--json]\n",
+     cmd_not_implemented},
+    {"import", "convert ONNX models into an actiond model file",
+     "usage: actiond import MODEL.onnx [--motion MOTION.onnx] -o OUT\n", cmd_not_implemented},
+    {"export", "write an actiond model as ONNX",
+     "usage: actiond export MODEL -o OUT.onnx\n", cmd_not_implemented},
+    {"info", "print a model's layers, parameters and FLOPs",
+     "usage: actiond info MODEL [--json]\n", cmd_not_implemented},
+    {"bench", "measure a model's latency and throughput on this machine",
+     "usage: actiond bench -m MODEL [--threads N] [--iters N] [--json]\n", cmd_not_implemented},
+    {"synth", "write a labelled synthetic action data set as H.264 files",
+     "usage: actiond synth -o DIR [--clips N] [--seed S]\n", cmd_not_implemented},
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static const struct cli_cmd *cmd_find(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static int cmd_not_implemented(int argc, char **argv)
+{
+    (void)argc;
+    fprintf(stderr, "actiond: %s: not implemented yet\n", argv[0]);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (cmd)
+        fprintf(stderr, "actiond: %s: %s (try 'actiond help %s')\n", cmd, msg, cmd);
+    else
+        fprintf(stderr, "actiond: %s (try 'actiond --help')\n", msg);
+    return CLI_EXIT_USAGE;
+}
+
+static void print_help(FILE *out)
+{
+    fprintf(out,
+            "usage: actiond [--log-level LEVEL] COMMAND [ARGS...]\n"
+            "       actiond help COMMAND | --help | --version\n\n"
+            "Recognises human actions in camera streams on small Linux boards.\n\n"
+            "commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\noptions:\n"
+                 "  --log-level LEVEL   error, warn, info (default) or debug\n"
+                 "  -h, --help          this text\n"
+                 "  -V, --version       version and build\n");
+}
+
+static void print_version(void)
+{
+    printf("actiond %s%s%s\n", ACTIOND_VERSION, ACTIOND_GIT_REV[0] ? " (" : "",
+           ACTIOND_GIT_REV[0] ? ACTIOND_GIT_REV ")" : "");
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    const struct cli_cmd *c = cmd_find(argv[1]);
+    if (!c)
+        return cli_usage_error(NULL, "unknown command '%s'", argv[1]);
+    printf("actiond %s — %s\n\n%s", c->name, c->summary, c->usage);
+    return CLI_EXIT_OK;
+}
+
+static int is_help_flag(const char *s)
+{
+    return strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0;
+}
+
+int main(int argc, char **argv)
+{
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (is_help_flag(argv[i])) {
+            print_help(stdout);
+            return CLI_EXIT_OK;
+        } else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
+            print_version();
+            return CLI_EXIT_OK;
+        } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
+            enum log_level lvl;
+            if (log_level_parse(argv[++i], &lvl) != 0)
+                return cli_usage_error(NULL, "bad log level '%s'", argv[i]);
+            log_set_level(lvl);
+        } else {
+            return cli_usage_error(NULL, "unknown option '%s'", argv[i]);
+        }
+    }
+    if (i >= argc) {
+        print_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[i], "help") == 0)
+        return cmd_help(argc - i, argv + i);
+    const struct cli_cmd *c = cmd_find(argv[i]);
+    if (!c)
+        return cli_usage_error(NULL, "unknown command '%s'", argv[i]);
+    if (argc - i > 1 && is_help_flag(argv[i + 1])) {
+        printf("actiond %s — %s\n\n%s", c->name, c->summary, c->usage);
+        return CLI_EXIT_OK;
+    }
+    return c->run(argc - i, argv + i);
+}
