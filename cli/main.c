@@ -1,10 +1,14 @@
 /* main.c — `actiond`: global flags, help, and dispatch to the subcommands. */
 #include "cli/cli.h"
 #include "common/common.h"
+#include "nn/nn.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 static int cmd_not_implemented(int argc, char **argv);
 
@@ -88,6 +92,7 @@ static void print_version(void)
 {
     printf("actiond %s%s%s\n", ACTIOND_VERSION, ACTIOND_GIT_REV[0] ? " (" : "",
            ACTIOND_GIT_REV[0] ? ACTIOND_GIT_REV ")" : "");
+    printf("openblas core: %s\n", nn_blas_core());
 }
 
 static int cmd_help(int argc, char **argv)
@@ -103,6 +108,31 @@ static int cmd_help(int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* OpenBLAS reads OPENBLAS_CORETYPE only when it loads, before main runs, so a better
+ * kernel takes a re-exec. ACTIOND_BLAS_CORE=keep leaves the library's choice alone;
+ * ACTIOND_BLAS_CORE=NAME forces a core; a user's own OPENBLAS_CORETYPE always wins. */
+static void blas_choose_core(char **argv)
+{
+    const char *marker = "ACTIOND_BLAS_REEXEC";
+    if (getenv(marker)) {
+        unsetenv(marker);
+        return;
+    }
+    const char *pref = getenv("ACTIOND_BLAS_CORE");
+    if (getenv("OPENBLAS_CORETYPE") || (pref && strcmp(pref, "keep") == 0))
+        return;
+    const char *core = (pref && *pref && strcmp(pref, "auto") != 0) ? pref : nn_blas_better_core();
+    if (!core || strcasecmp(core, nn_blas_core()) == 0)
+        return;
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    setenv(marker, "1", 1);
+    execv("/proc/self/exe", argv);
+    /* Still here: run on, slower but correct. */
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv(marker);
+    log_warn("could not re-execute for OpenBLAS core %s; using %s", core, nn_blas_core());
+}
+
 static int is_help_flag(const char *s)
 {
     return strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0;
@@ -110,6 +140,7 @@ static int is_help_flag(const char *s)
 
 int main(int argc, char **argv)
 {
+    blas_choose_core(argv);
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (is_help_flag(argv[i])) {

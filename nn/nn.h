@@ -1,0 +1,230 @@
+/* nn.h — the public door of nn/: graphs of NCHW float32 ops, planning, execution.
+ * Build a graph (or load one), plan it for a batch size, then run it in a context
+ * per worker; running allocates nothing. */
+#ifndef ACTIOND_NN_NN_H
+#define ACTIOND_NN_NN_H
+
+#include "common/common.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bounds that keep hostile model files from asking for absurd work or memory. */
+#define NN_MAX_DIMS 4            /* NCHW */
+#define NN_NAME_MAX 64           /* names of values, tensors and nodes, with NUL */
+#define NN_MAX_NODE_INPUTS 16    /* Concat/WeightedSum fan-in */
+#define NN_MAX_PARAMS 4          /* parameter tensors of one node (BN has four) */
+#define NN_MAX_NODES 4096
+#define NN_MAX_TENSORS 8192
+#define NN_MAX_VALUES (NN_MAX_NODES + 16)
+#define NN_MAX_GRAPH_INPUTS 8
+#define NN_MAX_GRAPH_OUTPUTS 8
+#define NN_MAX_DIM (1 << 16)     /* any one dimension */
+#define NN_MAX_ELEMS (1ll << 28) /* any one tensor: 1 GiB of floats */
+#define NN_MAX_KERNEL 15         /* conv/pool kernel side */
+#define NN_MAX_BATCH 256
+
+/* X(NAME, ONNX-style type name). Adding an op: one line here, one case in
+ * the dispatch switch (plan.c), one shape rule (graph.c), one kernel. */
+#define NN_OP_MAP(X)                       \
+    X(CONV, "Conv")                        \
+    X(BATCHNORM, "BatchNormalization")     \
+    X(RELU, "Relu")                        \
+    X(RELU6, "Relu6")                      \
+    X(LEAKYRELU, "LeakyRelu")              \
+    X(MAXPOOL, "MaxPool")                  \
+    X(AVGPOOL, "AveragePool")              \
+    X(GLOBALAVGPOOL, "GlobalAveragePool")  \
+    X(ADD, "Add")                          \
+    X(CONCAT, "Concat")                    \
+    X(FLATTEN, "Flatten")                  \
+    X(RESHAPE, "Reshape")                  \
+    X(GEMM, "Gemm")                        \
+    X(SOFTMAX, "Softmax")                  \
+    X(DROPOUT, "Dropout")                  \
+    X(WSUM, "WeightedSum")                 \
+    X(BATCHMEAN, "BatchMean")              \
+    X(TUCKERCONV, "TuckerConv")
+
+enum nn_op {
+#define NN_OP_ENUM_(name, str) NN_OP_##name,
+    NN_OP_MAP(NN_OP_ENUM_)
+#undef NN_OP_ENUM_
+    NN_OP_COUNT
+};
+
+const char *nn_op_name(enum nn_op op);
+/* NN_OP_COUNT when the name is not an op. */
+enum nn_op nn_op_from_name(const char *name);
+
+struct nn_shape {
+    int ndim;
+    int d[NN_MAX_DIMS];
+};
+
+int64_t nn_shape_elems(const struct nn_shape *s);
+
+/* Attributes of every op in one plain struct; each op reads the fields it needs.
+ * nn_attrs_default() gives ONNX's defaults. */
+struct nn_attrs {
+    int kernel[2];   /* kh, kw (pools; convs take theirs from the weight) */
+    int stride[2];
+    int pad[4];      /* top, left, bottom, right */
+    int dilation[2];
+    int group;
+    int ceil_mode;          /* pools */
+    int count_include_pad;  /* AveragePool */
+    int axis;               /* Concat, Softmax, Flatten */
+    float alpha;            /* LeakyRelu slope */
+    float eps;              /* BatchNorm */
+    int shape_ndim;         /* Reshape target; 0 copies, -1 infers (ONNX rules) */
+    int shape[NN_MAX_DIMS];
+    float weights[NN_MAX_NODE_INPUTS]; /* WeightedSum */
+    int ranks[2];           /* TuckerConv R_in, R_out (informational; read from params) */
+};
+
+void nn_attrs_default(struct nn_attrs *a);
+
+/* A node as the builder takes it: values and parameter tensors by name.
+ * Parameter order per op:
+ *   Conv       W[Cout, Cin/group, kh, kw], B[Cout] (optional)
+ *   BatchNorm  scale, bias, mean, var (each [C])
+ *   Gemm       W[out, in], B[out] (optional)     y = x W^T + B
+ *   TuckerConv U_in[Rin, Cin, 1, 1], core[Rout, Rin, kh, kw], U_out[Cout, Rout, 1, 1], B[Cout]
+ *              (optional); stride/pad/dilation apply to the core. */
+struct nn_node_desc {
+    const char *name;
+    enum nn_op op;
+    int n_in;
+    const char *in[NN_MAX_NODE_INPUTS];
+    const char *out;
+    int n_params;
+    const char *params[NN_MAX_PARAMS];
+    struct nn_attrs attrs;
+};
+
+struct nn_graph;
+
+struct nn_graph *nn_graph_new(void);
+void nn_graph_free(struct nn_graph *g);
+
+/* A graph input; shape->d[0] is the batch dimension and is set at planning. */
+int nn_graph_add_input(struct nn_graph *g, const char *name, const struct nn_shape *shape,
+                       struct err_msg *em);
+/* Copies data (elems of shape) into the graph; NULL data gives zeros. Returns the index. */
+int nn_graph_add_tensor(struct nn_graph *g, const char *name, const struct nn_shape *shape,
+                        const float *data, struct err_msg *em);
+/* Appends a node; its inputs must already exist, so graphs are acyclic by construction. */
+int nn_graph_add_node(struct nn_graph *g, const struct nn_node_desc *d, struct err_msg *em);
+int nn_graph_add_output(struct nn_graph *g, const char *name, struct err_msg *em);
+
+/* Infers every shape for batch 1 and checks every node's parameters; run after building. */
+int nn_graph_check(const struct nn_graph *g, struct err_msg *em);
+
+/* Folds each BatchNorm that directly follows a convolution (its only consumer) into that
+ * convolution's weights and bias, for inference. Idempotent. */
+int nn_graph_fold_bn(struct nn_graph *g, struct err_msg *em);
+
+/* Read-only views for info, export and tests. */
+int nn_graph_n_nodes(const struct nn_graph *g);
+int nn_graph_n_inputs(const struct nn_graph *g);
+int nn_graph_n_outputs(const struct nn_graph *g);
+const char *nn_graph_input_name(const struct nn_graph *g, int i);
+const char *nn_graph_output_name(const struct nn_graph *g, int i);
+/* Shape of input i with the batch dimension as given. */
+struct nn_shape nn_graph_input_shape(const struct nn_graph *g, int i, int batch);
+
+/* Per-layer cost of a graph at batch 1; flops count multiply-adds as 2. */
+struct nn_layer_info {
+    const char *name;
+    enum nn_op op;
+    struct nn_shape out_shape;
+    int64_t params;
+    int64_t flops;
+};
+/* Fills up to cap entries (one per node); returns the node count or a negative error. */
+int nn_graph_layers(const struct nn_graph *g, struct nn_layer_info *out, int cap,
+                    struct err_msg *em);
+
+/* Execution. A plan fixes the batch size, every shape and the workspace layout. */
+enum nn_kernels { NN_KERNELS_FAST, NN_KERNELS_REF };
+
+struct nn_plan;
+struct nn_ctx;
+
+int nn_plan_new(const struct nn_graph *g, int batch, struct nn_plan **out, struct err_msg *em);
+void nn_plan_free(struct nn_plan *p);
+/* Bytes of workspace each context holds. */
+size_t nn_plan_workspace_bytes(const struct nn_plan *p);
+struct nn_shape nn_plan_output_shape(const struct nn_plan *p, int i);
+struct nn_shape nn_plan_input_shape(const struct nn_plan *p, int i);
+
+/* One context per worker thread; the plan (and its graph) must outlive it. */
+int nn_ctx_new(const struct nn_plan *p, struct nn_ctx **out);
+void nn_ctx_free(struct nn_ctx *c);
+void nn_ctx_set_kernels(struct nn_ctx *c, enum nn_kernels k);
+/* Buffers inside the workspace: fill inputs, run, read outputs. */
+float *nn_ctx_input(struct nn_ctx *c, int i);
+const float *nn_ctx_output(const struct nn_ctx *c, int i);
+int nn_run(struct nn_ctx *c);
+/* Milliseconds spent per node in the last run (NULL unless timing was enabled). */
+void nn_ctx_enable_timing(struct nn_ctx *c, int on);
+const double *nn_ctx_node_ms(const struct nn_ctx *c);
+
+/* ---- models: a graph plus what the pipeline must know to feed it ---- */
+
+#define NN_MAX_CLASSES 1024
+#define NN_CLASS_NAME_MAX 64 /* with NUL */
+#define NN_ARCH_MAX 32
+
+enum nn_motion { NN_MOTION_NONE, NN_MOTION_MV, NN_MOTION_FLOW, NN_MOTION_DIFF, NN_MOTION_COUNT };
+const char *nn_motion_name(enum nn_motion m); /* "none", "mv", "flow", "diff" */
+/* NN_MOTION_COUNT when unknown. */
+enum nn_motion nn_motion_from_name(const char *s);
+
+struct nn_meta {
+    int n_classes;
+    char (*classes)[NN_CLASS_NAME_MAX]; /* n_classes names, owned by the model */
+    int height, width;                  /* input frame size */
+    float mean[3], std[3];              /* RGB normalisation: (x/255 - mean) / std */
+    float motion_scale;                 /* motion fields are multiplied by this */
+    enum nn_motion motion;
+    int motion_len;                     /* L: motion fields stacked per segment (2L channels) */
+    int segments;                       /* K: TSN segments per clip (the batch) */
+    float fusion[2];                    /* w_rgb, w_motion */
+    float fps;                          /* frames per second the model was trained at */
+    char arch[NN_ARCH_MAX];             /* e.g. "vgg-small", "resnet18" */
+};
+
+struct nn_model {
+    struct nn_graph *graph;
+    struct nn_meta meta;
+};
+
+/* An empty model with default metadata (no classes, 112x112, ImageNet mean/std,
+ * motion none, K=1, fusion 1/1, 25 fps). */
+struct nn_model *nn_model_new(void);
+void nn_model_free(struct nn_model *m);
+/* Replaces the class names; returns 0, ERR_RANGE or ERR_NOMEM. */
+int nn_model_set_classes(struct nn_model *m, int n, const char *const *names,
+                         struct err_msg *em);
+
+/* The model file (docs/model-format.md). Loading checks everything; on error nothing
+ * is returned and em names the problem (path, section, reason). */
+int nn_model_load(const char *path, struct nn_model **out, struct err_msg *em);
+int nn_model_load_mem(const void *buf, size_t len, struct nn_model **out, struct err_msg *em);
+/* Writes atomically: a temporary file in the same folder, fsync, rename. */
+int nn_model_save(const struct nn_model *m, const char *path, struct err_msg *em);
+
+/* OpenBLAS: see blas.c. */
+/* The fastest correct OpenBLAS core for this CPU when the loaded library chose a slower
+ * generic one, or NULL when its choice is already right (or on non-x86). */
+const char *nn_blas_better_core(void);
+/* The same decision for a named loaded core (testable on any machine). */
+const char *nn_blas_better_core_than(const char *loaded);
+const char *nn_blas_core(void);
+/* Threads OpenBLAS may use inside one GEMM: the whole budget for one clip at a time,
+ * 1 when several workers each run their own clip. */
+void nn_blas_set_threads(int n);
+
+#endif

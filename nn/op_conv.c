@@ -1,0 +1,173 @@
+/* op_conv.c — convolution: a direct reference kernel, and the fast path: im2col +
+ * SGEMM per image and group, no im2col for 1x1 stride-1 convs, a direct kernel for
+ * depthwise convs (where a GEMM would have a single row). */
+#include "nn/ops.h"
+
+#include <cblas.h>
+#include <string.h>
+
+static inline float act_apply(enum nn_act act, float alpha, float v)
+{
+    switch (act) {
+    case NN_ACT_RELU: return v > 0.f ? v : 0.f;
+    case NN_ACT_RELU6: return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
+    case NN_ACT_LEAKY: return v > 0.f ? v : alpha * v;
+    case NN_ACT_NONE: break;
+    }
+    return v;
+}
+
+void nn_activate(enum nn_act act, float alpha, const float *x, float *y, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        y[i] = act_apply(act, alpha, x[i]);
+}
+
+/* One output element, accumulated in double so the reference is the accurate side. */
+static float conv_point(const struct nn_conv_geom *g, const float *x, const float *w, int n,
+                        int co, int oy, int ox)
+{
+    int cin_g = g->cin / g->group, cout_g = g->cout / g->group;
+    int grp = co / cout_g;
+    double acc = 0;
+    for (int ci = 0; ci < cin_g; ci++) {
+        const float *xp = x + ((size_t)n * g->cin + (size_t)grp * cin_g + ci) * g->h * g->w;
+        const float *wp = w + ((size_t)co * cin_g + ci) * g->kh * g->kw;
+        for (int ky = 0; ky < g->kh; ky++) {
+            int iy = oy * g->sh - g->pt + ky * g->dh;
+            if (iy < 0 || iy >= g->h)
+                continue;
+            for (int kx = 0; kx < g->kw; kx++) {
+                int ix = ox * g->sw - g->pl + kx * g->dw;
+                if (ix >= 0 && ix < g->w)
+                    acc += (double)xp[iy * g->w + ix] * wp[ky * g->kw + kx];
+            }
+        }
+    }
+    return (float)acc;
+}
+
+void nn_conv_ref(const struct nn_conv_geom *g, const float *x, const float *w, const float *b,
+                 float *y)
+{
+    for (int n = 0; n < g->n; n++)
+        for (int co = 0; co < g->cout; co++)
+            for (int oy = 0; oy < g->ho; oy++)
+                for (int ox = 0; ox < g->wo; ox++) {
+                    float v = conv_point(g, x, w, n, co, oy, ox) + (b ? b[co] : 0.f);
+                    y[(((size_t)n * g->cout + co) * g->ho + oy) * g->wo + ox] =
+                        act_apply(g->act, g->alpha, v);
+                }
+}
+
+static int is_pointwise(const struct nn_conv_geom *g)
+{
+    return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 && g->pl == 0 &&
+           g->ho == g->h && g->wo == g->w;
+}
+
+static int is_depthwise(const struct nn_conv_geom *g)
+{
+    return g->group > 1 && g->group == g->cin && g->group == g->cout;
+}
+
+size_t nn_conv_scratch(const struct nn_conv_geom *g)
+{
+    if (is_pointwise(g) || is_depthwise(g))
+        return 0;
+    return (size_t)(g->cin / g->group) * g->kh * g->kw * g->ho * g->wo;
+}
+
+/* col[(ci*kh + ky)*kw + kx][oy*wo + ox] = x[ci][iy][ix], zero outside the image. */
+static void im2col(const struct nn_conv_geom *g, int cin_g, const float *x, float *col)
+{
+    size_t hw_out = (size_t)g->ho * g->wo;
+    for (int ci = 0; ci < cin_g; ci++) {
+        const float *xp = x + (size_t)ci * g->h * g->w;
+        for (int ky = 0; ky < g->kh; ky++) {
+            for (int kx = 0; kx < g->kw; kx++) {
+                float *cp = col + ((size_t)(ci * g->kh + ky) * g->kw + kx) * hw_out;
+                for (int oy = 0; oy < g->ho; oy++) {
+                    int iy = oy * g->sh - g->pt + ky * g->dh;
+                    float *row = cp + (size_t)oy * g->wo;
+                    if (iy < 0 || iy >= g->h) {
+                        memset(row, 0, sizeof(float) * (size_t)g->wo);
+                        continue;
+                    }
+                    const float *xr = xp + (size_t)iy * g->w;
+                    int ix0 = -g->pl + kx * g->dw;
+                    for (int ox = 0; ox < g->wo; ox++) {
+                        int ix = ix0 + ox * g->sw;
+                        row[ox] = (ix >= 0 && ix < g->w) ? xr[ix] : 0.f;
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void bias_act(const struct nn_conv_geom *g, const float *b, float *y, int cout, size_t hw)
+{
+    if (!b && g->act == NN_ACT_NONE)
+        return;
+    for (int co = 0; co < cout; co++) {
+        float bv = b ? b[co] : 0.f;
+        float *yp = y + (size_t)co * hw;
+        for (size_t i = 0; i < hw; i++)
+            yp[i] = act_apply(g->act, g->alpha, yp[i] + bv);
+    }
+}
+
+static void conv_depthwise(const struct nn_conv_geom *g, const float *x, const float *w,
+                           const float *b, float *y)
+{
+    for (int n = 0; n < g->n; n++)
+        for (int c = 0; c < g->cin; c++) {
+            const float *xp = x + ((size_t)n * g->cin + c) * g->h * g->w;
+            const float *wp = w + (size_t)c * g->kh * g->kw;
+            float *yp = y + ((size_t)n * g->cout + c) * g->ho * g->wo;
+            for (int oy = 0; oy < g->ho; oy++)
+                for (int ox = 0; ox < g->wo; ox++) {
+                    float acc = b ? b[c] : 0.f;
+                    for (int ky = 0; ky < g->kh; ky++) {
+                        int iy = oy * g->sh - g->pt + ky * g->dh;
+                        if (iy < 0 || iy >= g->h)
+                            continue;
+                        for (int kx = 0; kx < g->kw; kx++) {
+                            int ix = ox * g->sw - g->pl + kx * g->dw;
+                            if (ix >= 0 && ix < g->w)
+                                acc += xp[iy * g->w + ix] * wp[ky * g->kw + kx];
+                        }
+                    }
+                    yp[oy * g->wo + ox] = act_apply(g->act, g->alpha, acc);
+                }
+        }
+}
+
+void nn_conv_fast(const struct nn_conv_geom *g, const float *x, const float *w, const float *b,
+                  float *y, float *scratch)
+{
+    if (is_depthwise(g)) {
+        conv_depthwise(g, x, w, b, y);
+        return;
+    }
+    int cin_g = g->cin / g->group, cout_g = g->cout / g->group;
+    int k = cin_g * g->kh * g->kw;
+    size_t hw_in = (size_t)g->h * g->w, hw_out = (size_t)g->ho * g->wo;
+    int pointwise = is_pointwise(g);
+    for (int n = 0; n < g->n; n++) {
+        for (int grp = 0; grp < g->group; grp++) {
+            const float *xg = x + ((size_t)n * g->cin + (size_t)grp * cin_g) * hw_in;
+            const float *wg = w + (size_t)grp * cout_g * k;
+            float *yg = y + ((size_t)n * g->cout + (size_t)grp * cout_g) * hw_out;
+            const float *col = xg;
+            if (!pointwise) {
+                im2col(g, cin_g, xg, scratch);
+                col = scratch;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout_g, (int)hw_out, k, 1.f,
+                        wg, k, col, (int)hw_out, 0.f, yg, (int)hw_out);
+            bias_act(g, b ? b + (size_t)grp * cout_g : NULL, yg, cout_g, hw_out);
+        }
+    }
+}

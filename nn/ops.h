@@ -1,0 +1,55 @@
+/* ops.h — nn/'s kernels: a scalar reference beside each fast one. Kernels never
+ * allocate; the plan gives them their scratch. Internal to nn/. */
+#ifndef ACTIOND_NN_OPS_H
+#define ACTIOND_NN_OPS_H
+
+#include <stddef.h>
+
+/* Activation applied in a kernel's epilogue (a fused ReLU after a conv). */
+enum nn_act { NN_ACT_NONE, NN_ACT_RELU, NN_ACT_RELU6, NN_ACT_LEAKY };
+
+struct nn_conv_geom {
+    int n, cin, h, w;       /* input */
+    int cout, ho, wo;       /* output */
+    int kh, kw, sh, sw, pt, pl, dh, dw, group;
+    enum nn_act act;
+    float alpha;            /* LeakyRelu slope */
+};
+
+/* Convolution: x[n,cin,h,w] * w[cout,cin/group,kh,kw] + b -> y[n,cout,ho,wo]. b may be NULL. */
+void nn_conv_ref(const struct nn_conv_geom *g, const float *x, const float *w, const float *b,
+                 float *y);
+void nn_conv_fast(const struct nn_conv_geom *g, const float *x, const float *w, const float *b,
+                  float *y, float *scratch);
+/* Floats of scratch nn_conv_fast needs. */
+size_t nn_conv_scratch(const struct nn_conv_geom *g);
+
+struct nn_pool_geom {
+    int n, c, h, w, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw;
+    int count_include_pad;
+};
+void nn_maxpool(const struct nn_pool_geom *g, const float *x, float *y);
+void nn_avgpool(const struct nn_pool_geom *g, const float *x, float *y);
+void nn_global_avgpool(int n, int c, int hw, const float *x, float *y);
+
+/* y[n,out] = x[n,in] w[out,in]^T + b */
+void nn_gemm_ref(int n, int in, int out, const float *x, const float *w, const float *b,
+                 float *y);
+void nn_gemm_fast(int n, int in, int out, const float *x, const float *w, const float *b,
+                  float *y);
+
+void nn_activate(enum nn_act act, float alpha, const float *x, float *y, size_t len);
+/* Inference BatchNorm: per channel y = (x - mean) / sqrt(var + eps) * scale + bias. */
+void nn_batchnorm(int n, int c, int inner, const float *x, const float *scale, const float *bias,
+                  const float *mean, const float *var, float eps, float *y);
+void nn_add(const float *a, const float *b, float *y, size_t len);
+/* y = sum_i w[i] * x_i */
+void nn_wsum(int k, const float *const *xs, const float *w, float *y, size_t len);
+/* Softmax along the middle of [outer, axis, inner]. */
+void nn_softmax(int outer, int axis, int inner, const float *x, float *y);
+/* Concatenation along one axis of [outer, len_i, inner]. */
+void nn_concat(int k, const float *const *xs, const int *lens, int outer, int inner, float *y);
+/* Mean over the leading (batch) axis: x[n, len] -> y[len]. */
+void nn_batchmean(int n, size_t len, const float *x, float *y);
+
+#endif

@@ -1,0 +1,582 @@
+/* test_nn.c — nn/ engine: fast kernels against the reference on random shapes, known
+ * values, BN folding, fusion, the memory plan, and graph errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "nn_testlib.h"
+#include "nn/graph.h" /* nn_window_out */
+
+#include <stdio.h>
+
+#define TOL 1e-5
+
+static struct nn_node_desc node(const char *name, enum nn_op op, const char *in, const char *out)
+{
+    struct nn_node_desc d;
+    memset(&d, 0, sizeof d);
+    d.name = name;
+    d.op = op;
+    d.n_in = 1;
+    d.in[0] = in;
+    d.out = out;
+    nn_attrs_default(&d.attrs);
+    return d;
+}
+
+static void compare_kernels(const struct nn_graph *g, int batch, const char *what)
+{
+    size_t n1 = 0, n2 = 0;
+    float *ref = tl_run(g, batch, NN_KERNELS_REF, 99, &n1);
+    float *fast = tl_run(g, batch, NN_KERNELS_FAST, 99, &n2);
+    assert_non_null(ref);
+    assert_non_null(fast);
+    assert_int_equal(n1, n2);
+    double e = tl_rel_l2(fast, ref, n1);
+    if (!(e < TOL))
+        fprintf(stderr, "%s: relative error %g\n", what, e);
+    assert_true(e < TOL);
+    free(ref);
+    free(fast);
+}
+
+static void test_conv_fast_matches_ref_random(void **state)
+{
+    (void)state;
+    uint64_t rng = 0x1234567;
+    for (int t = 0; t < 60; t++) {
+        struct nn_graph *g = nn_graph_new();
+        int kind = tl_int(&rng, 0, 2); /* dense, grouped, depthwise */
+        int group = kind == 0 ? 1 : kind == 1 ? 2 : tl_int(&rng, 2, 8);
+        int cin = kind == 2 ? group : group * tl_int(&rng, 1, 6);
+        int cout = kind == 2 ? group : group * tl_int(&rng, 1, 6);
+        int k = tl_int(&rng, 1, 5), dil = tl_int(&rng, 1, 2), stride = tl_int(&rng, 1, 3);
+        int h = tl_int(&rng, dil * (k - 1) + 1, 20), w = tl_int(&rng, dil * (k - 1) + 1, 20);
+        struct nn_shape xs = tl_shape(4, 1, cin, h, w);
+        assert_true(nn_graph_add_input(g, "x", &xs, NULL) >= 0);
+        tl_tensor(g, "w", tl_shape(4, cout, cin / group, k, k), &rng);
+        int bias = tl_int(&rng, 0, 1);
+        if (bias)
+            tl_tensor(g, "b", tl_shape(1, cout, 0, 0, 0), &rng);
+        struct nn_node_desc d = node("conv", NN_OP_CONV, "x", "y");
+        d.n_params = 1 + bias;
+        d.params[0] = "w";
+        d.params[1] = "b";
+        d.attrs.group = group;
+        d.attrs.stride[0] = d.attrs.stride[1] = stride;
+        d.attrs.dilation[0] = d.attrs.dilation[1] = dil;
+        for (int i = 0; i < 4; i++)
+            d.attrs.pad[i] = tl_int(&rng, 0, k / 2 + 1);
+        assert_true(nn_graph_add_node(g, &d, NULL) >= 0);
+        const char *out = "y";
+        int act = tl_int(&rng, 0, 3);
+        if (act) {
+            enum nn_op ops[] = {NN_OP_RELU, NN_OP_RELU6, NN_OP_LEAKYRELU};
+            struct nn_node_desc r = node("act", ops[act - 1], "y", "z");
+            r.attrs.alpha = 0.1f;
+            assert_true(nn_graph_add_node(g, &r, NULL) >= 0);
+            out = "z";
+        }
+        assert_int_equal(nn_graph_add_output(g, out, NULL), 0);
+        struct err_msg em = {{0}};
+        assert_int_equal(nn_graph_check(g, &em), 0);
+        char what[160];
+        snprintf(what, sizeof what, "conv %d->%d k%d s%d d%d g%d %dx%d act%d", cin, cout, k,
+                 stride, dil, group, h, w, act);
+        compare_kernels(g, tl_int(&rng, 1, 3), what);
+        nn_graph_free(g);
+    }
+}
+
+static void test_conv_ref_known_values(void **state)
+{
+    (void)state;
+    struct nn_graph *g = nn_graph_new();
+    struct nn_shape xs = tl_shape(4, 1, 1, 3, 3), ws = tl_shape(4, 1, 1, 2, 2);
+    nn_graph_add_input(g, "x", &xs, NULL);
+    float ones[4] = {1, 1, 1, 1};
+    nn_graph_add_tensor(g, "w", &ws, ones, NULL);
+    struct nn_node_desc d = node("c", NN_OP_CONV, "x", "y");
+    d.n_params = 1;
+    d.params[0] = "w";
+    assert_true(nn_graph_add_node(g, &d, NULL) >= 0);
+    nn_graph_add_output(g, "y", NULL);
+    for (int k = 0; k < 2; k++) {
+        struct nn_plan *p;
+        struct nn_ctx *c;
+        assert_int_equal(nn_plan_new(g, 1, &p, NULL), 0);
+        assert_int_equal(nn_ctx_new(p, &c), 0);
+        nn_ctx_set_kernels(c, k ? NN_KERNELS_FAST : NN_KERNELS_REF);
+        for (int i = 0; i < 9; i++)
+            nn_ctx_input(c, 0)[i] = (float)(i + 1);
+        nn_run(c);
+        const float *y = nn_ctx_output(c, 0);
+        float want[4] = {12, 16, 24, 28};
+        for (int i = 0; i < 4; i++)
+            assert_float_equal(y[i], want[i], 1e-6);
+        nn_ctx_free(c);
+        nn_plan_free(p);
+    }
+    nn_graph_free(g);
+}
+
+/* A Tucker-2 conv equals its three convolutions run one after the other. */
+static void test_tucker_equals_three_convs(void **state)
+{
+    (void)state;
+    uint64_t rng = 77;
+    struct nn_graph *a = nn_graph_new(), *b = nn_graph_new();
+    struct nn_shape xs = tl_shape(4, 1, 12, 11, 9);
+    struct nn_shape sh[4] = {tl_shape(4, 5, 12, 1, 1), tl_shape(4, 4, 5, 3, 3),
+                             tl_shape(4, 10, 4, 1, 1), tl_shape(1, 10, 0, 0, 0)};
+    const char *names[4] = {"ui", "core", "uo", "bias"};
+    for (int i = 0; i < 4; i++) {
+        uint64_t r = rng + (uint64_t)i;
+        tl_tensor(a, names[i], sh[i], &r);
+        r = rng + (uint64_t)i;
+        tl_tensor(b, names[i], sh[i], &r);
+    }
+    nn_graph_add_input(a, "x", &xs, NULL);
+    nn_graph_add_input(b, "x", &xs, NULL);
+    struct nn_node_desc t = node("t", NN_OP_TUCKERCONV, "x", "y");
+    t.n_params = 4;
+    for (int i = 0; i < 4; i++)
+        t.params[i] = names[i];
+    t.attrs.stride[0] = 2;
+    t.attrs.pad[0] = t.attrs.pad[1] = t.attrs.pad[2] = t.attrs.pad[3] = 1;
+    assert_true(nn_graph_add_node(a, &t, NULL) >= 0);
+    nn_graph_add_output(a, "y", NULL);
+
+    struct nn_node_desc c1 = node("c1", NN_OP_CONV, "x", "m1");
+    c1.n_params = 1;
+    c1.params[0] = "ui";
+    struct nn_node_desc c2 = node("c2", NN_OP_CONV, "m1", "m2");
+    c2.n_params = 1;
+    c2.params[0] = "core";
+    c2.attrs = t.attrs;
+    struct nn_node_desc c3 = node("c3", NN_OP_CONV, "m2", "y");
+    c3.n_params = 2;
+    c3.params[0] = "uo";
+    c3.params[1] = "bias";
+    assert_true(nn_graph_add_node(b, &c1, NULL) >= 0);
+    assert_true(nn_graph_add_node(b, &c2, NULL) >= 0);
+    assert_true(nn_graph_add_node(b, &c3, NULL) >= 0);
+    nn_graph_add_output(b, "y", NULL);
+
+    size_t na, nb;
+    float *ya = tl_run(a, 2, NN_KERNELS_FAST, 5, &na);
+    float *yb = tl_run(b, 2, NN_KERNELS_FAST, 5, &nb);
+    assert_int_equal(na, nb);
+    assert_int_equal(na, 2 * 10 * 6 * 9); /* stride 2 rows, 1 column */
+    assert_true(tl_rel_l2(ya, yb, na) < 1e-6);
+    free(ya);
+    free(yb);
+    compare_kernels(a, 3, "tucker");
+
+    struct nn_layer_info li[4];
+    assert_int_equal(nn_graph_layers(a, li, 4, NULL), 1);
+    /* 12*5 per input pixel, 5*4*9 and 4*10 per output pixel (6x9 outputs) */
+    assert_int_equal(li[0].flops, 2 * (11 * 9 * 12 * 5 + 54 * 5 * 4 * 9 + 54 * 4 * 10));
+    assert_int_equal(li[0].params, 60 + 180 + 40 + 10);
+    nn_graph_free(a);
+    nn_graph_free(b);
+}
+
+static struct nn_graph *gemm_graph(int in, int out, int bias, uint64_t *rng)
+{
+    struct nn_graph *g = nn_graph_new();
+    struct nn_shape xs = tl_shape(2, 1, in, 0, 0);
+    nn_graph_add_input(g, "x", &xs, NULL);
+    tl_tensor(g, "w", tl_shape(2, out, in, 0, 0), rng);
+    tl_tensor(g, "b", tl_shape(1, out, 0, 0, 0), rng);
+    struct nn_node_desc d = node("fc", NN_OP_GEMM, "x", "y");
+    d.n_params = 1 + bias;
+    d.params[0] = "w";
+    d.params[1] = "b";
+    nn_graph_add_node(g, &d, NULL);
+    nn_graph_add_output(g, "y", NULL);
+    return g;
+}
+
+static void test_gemm_fast_matches_ref(void **state)
+{
+    (void)state;
+    uint64_t rng = 5;
+    for (int t = 0; t < 10; t++) {
+        struct nn_graph *g = gemm_graph(tl_int(&rng, 1, 300), tl_int(&rng, 1, 50), t & 1, &rng);
+        assert_int_equal(nn_graph_check(g, NULL), 0);
+        compare_kernels(g, tl_int(&rng, 1, 4), "gemm");
+        nn_graph_free(g);
+    }
+}
+
+static float *run_pool(enum nn_op op, const struct nn_attrs *a, const float *x, int h, int w,
+                       struct nn_shape *ys)
+{
+    struct nn_graph *g = nn_graph_new();
+    struct nn_shape xs = tl_shape(4, 1, 1, h, w);
+    nn_graph_add_input(g, "x", &xs, NULL);
+    struct nn_node_desc d = node("p", op, "x", "y");
+    d.attrs = *a;
+    assert_true(nn_graph_add_node(g, &d, NULL) >= 0);
+    nn_graph_add_output(g, "y", NULL);
+    struct nn_plan *p;
+    struct nn_ctx *c;
+    assert_int_equal(nn_plan_new(g, 1, &p, NULL), 0);
+    nn_ctx_new(p, &c);
+    memcpy(nn_ctx_input(c, 0), x, sizeof(float) * (size_t)(h * w));
+    nn_run(c);
+    *ys = nn_plan_output_shape(p, 0);
+    size_t n = (size_t)nn_shape_elems(ys);
+    float *y = malloc(n * sizeof(float));
+    memcpy(y, nn_ctx_output(c, 0), n * sizeof(float));
+    nn_ctx_free(c);
+    nn_plan_free(p);
+    nn_graph_free(g);
+    return y;
+}
+
+static void test_pools_known_values(void **state)
+{
+    (void)state;
+    float x[16];
+    for (int i = 0; i < 16; i++)
+        x[i] = (float)i; /* 4x4 */
+    struct nn_attrs a;
+    nn_attrs_default(&a);
+    a.kernel[0] = a.kernel[1] = 2;
+    a.stride[0] = a.stride[1] = 2;
+    struct nn_shape ys;
+    float *y = run_pool(NN_OP_MAXPOOL, &a, x, 4, 4, &ys);
+    assert_int_equal(ys.d[2], 2);
+    assert_float_equal(y[0], 5, 0);
+    assert_float_equal(y[3], 15, 0);
+    free(y);
+    /* 3x3 average with pad 1: the corner sees 4 values; 9 counted when pads count. */
+    a.kernel[0] = a.kernel[1] = 3;
+    a.stride[0] = a.stride[1] = 1;
+    a.pad[0] = a.pad[1] = a.pad[2] = a.pad[3] = 1;
+    y = run_pool(NN_OP_AVGPOOL, &a, x, 4, 4, &ys);
+    assert_int_equal(ys.d[2], 4);
+    assert_float_equal(y[0], (0 + 1 + 4 + 5) / 4.f, 1e-6);
+    free(y);
+    a.count_include_pad = 1;
+    y = run_pool(NN_OP_AVGPOOL, &a, x, 4, 4, &ys);
+    assert_float_equal(y[0], (0 + 1 + 4 + 5) / 9.f, 1e-6);
+    free(y);
+    /* ceil_mode: 5 wide, kernel 2 stride 2 -> 3 outputs instead of 2 */
+    nn_attrs_default(&a);
+    a.kernel[0] = a.kernel[1] = 2;
+    a.stride[0] = a.stride[1] = 2;
+    a.ceil_mode = 1;
+    float x5[25];
+    for (int i = 0; i < 25; i++)
+        x5[i] = (float)i;
+    y = run_pool(NN_OP_MAXPOOL, &a, x5, 5, 5, &ys);
+    assert_int_equal(ys.d[3], 3);
+    assert_float_equal(y[2], 9, 0);
+    assert_float_equal(y[8], 24, 0);
+    free(y);
+    y = run_pool(NN_OP_GLOBALAVGPOOL, &a, x, 4, 4, &ys);
+    assert_int_equal(ys.d[2], 1);
+    assert_float_equal(y[0], 7.5f, 1e-6);
+    free(y);
+}
+
+static void test_window_out(void **state)
+{
+    (void)state;
+    assert_int_equal(nn_window_out(224, 7, 2, 3, 3, 1, 0), 112);
+    assert_int_equal(nn_window_out(112, 3, 2, 1, 1, 1, 0), 56);
+    assert_int_equal(nn_window_out(3, 5, 1, 0, 0, 1, 0), 0);
+    assert_int_equal(nn_window_out(5, 3, 1, 0, 0, 2, 0), 1);
+}
+
+/* The classifier tail: softmax, weighted sum of two streams, mean over segments. */
+static void test_fusion_tail_known_values(void **state)
+{
+    (void)state;
+    struct nn_graph *g = nn_graph_new();
+    struct nn_shape s = tl_shape(2, 1, 3, 0, 0);
+    nn_graph_add_input(g, "a", &s, NULL);
+    nn_graph_add_input(g, "b", &s, NULL);
+    struct nn_node_desc sa = node("sa", NN_OP_SOFTMAX, "a", "pa");
+    struct nn_node_desc sb = node("sb", NN_OP_SOFTMAX, "b", "pb");
+    struct nn_node_desc f = node("fuse", NN_OP_WSUM, "pa", "f");
+    f.n_in = 2;
+    f.in[1] = "pb";
+    f.attrs.weights[0] = 0.25f;
+    f.attrs.weights[1] = 0.75f;
+    struct nn_node_desc m = node("mean", NN_OP_BATCHMEAN, "f", "y");
+    assert_true(nn_graph_add_node(g, &sa, NULL) >= 0);
+    assert_true(nn_graph_add_node(g, &sb, NULL) >= 0);
+    assert_true(nn_graph_add_node(g, &f, NULL) >= 0);
+    assert_true(nn_graph_add_node(g, &m, NULL) >= 0);
+    nn_graph_add_output(g, "y", NULL);
+    struct nn_plan *p;
+    struct nn_ctx *c;
+    assert_int_equal(nn_plan_new(g, 2, &p, NULL), 0);
+    nn_ctx_new(p, &c);
+    float av[6] = {0, 0, 0, 1000, 0, 0}; /* uniform; then one-hot (and no overflow) */
+    float bv[6] = {0, 0, 1000, 0, 0, 1000};
+    memcpy(nn_ctx_input(c, 0), av, sizeof av);
+    memcpy(nn_ctx_input(c, 1), bv, sizeof bv);
+    nn_run(c);
+    struct nn_shape ys = nn_plan_output_shape(p, 0);
+    assert_int_equal(ys.d[0], 1);
+    assert_int_equal(ys.d[1], 3);
+    const float *y = nn_ctx_output(c, 0);
+    float want0 = (0.25f * (1 / 3.f + 1) + 0) / 2;
+    float want2 = (0.25f * (1 / 3.f) + 0.75f * 2) / 2;
+    assert_float_equal(y[0], want0, 1e-6);
+    assert_float_equal(y[2], want2, 1e-6);
+    assert_float_equal(y[0] + y[1] + y[2], 1.0f, 1e-6);
+    nn_ctx_free(c);
+    nn_plan_free(p);
+    nn_graph_free(g);
+}
+
+static void test_concat_add_known_values(void **state)
+{
+    (void)state;
+    struct nn_graph *g = nn_graph_new();
+    struct nn_shape s1 = tl_shape(4, 1, 1, 1, 2), s2 = tl_shape(4, 1, 2, 1, 2);
+    nn_graph_add_input(g, "a", &s1, NULL);
+    nn_graph_add_input(g, "b", &s2, NULL);
+    struct nn_node_desc c = node("cat", NN_OP_CONCAT, "a", "ab");
+    c.n_in = 2;
+    c.in[1] = "b";
+    struct nn_node_desc ad = node("add", NN_OP_ADD, "ab", "y");
+    ad.n_in = 2;
+    ad.in[1] = "ab";
+    struct nn_node_desc fl = node("flat", NN_OP_FLATTEN, "y", "z");
+    assert_true(nn_graph_add_node(g, &c, NULL) >= 0);
+    assert_true(nn_graph_add_node(g, &ad, NULL) >= 0);
+    assert_true(nn_graph_add_node(g, &fl, NULL) >= 0);
+    nn_graph_add_output(g, "z", NULL);
+    struct nn_plan *p;
+    struct nn_ctx *ctx;
+    assert_int_equal(nn_plan_new(g, 2, &p, NULL), 0);
+    nn_ctx_new(p, &ctx);
+    float a[4] = {1, 2, 3, 4}, b[8] = {10, 20, 30, 40, 50, 60, 70, 80};
+    memcpy(nn_ctx_input(ctx, 0), a, sizeof a);
+    memcpy(nn_ctx_input(ctx, 1), b, sizeof b);
+    nn_run(ctx);
+    struct nn_shape zs = nn_plan_output_shape(p, 0);
+    assert_int_equal(zs.ndim, 2);
+    assert_int_equal(zs.d[1], 6);
+    float want[12] = {2, 4, 20, 40, 60, 80, 6, 8, 100, 120, 140, 160};
+    const float *z = nn_ctx_output(ctx, 0);
+    for (int i = 0; i < 12; i++)
+        assert_float_equal(z[i], want[i], 0);
+    nn_ctx_free(ctx);
+    nn_plan_free(p);
+    nn_graph_free(g);
+}
+
+/* conv -> BN -> ReLU: folding the BN leaves the output unchanged. */
+static void test_bn_fold_preserves_output(void **state)
+{
+    (void)state;
+    uint64_t rng = 31;
+    struct nn_graph *g = nn_graph_new();
+    struct nn_shape xs = tl_shape(4, 1, 3, 10, 10);
+    nn_graph_add_input(g, "x", &xs, NULL);
+    tl_tensor(g, "w", tl_shape(4, 8, 3, 3, 3), &rng);
+    const char *bn_names[4] = {"gamma", "beta", "mean", "var"};
+    for (int i = 0; i < 3; i++)
+        tl_tensor(g, bn_names[i], tl_shape(1, 8, 0, 0, 0), &rng);
+    float var[8];
+    for (int i = 0; i < 8; i++)
+        var[i] = tl_uniform(&rng, 0.1f, 2.f);
+    struct nn_shape vs = tl_shape(1, 8, 0, 0, 0);
+    nn_graph_add_tensor(g, "var", &vs, var, NULL);
+    struct nn_node_desc c = node("conv", NN_OP_CONV, "x", "c");
+    c.n_params = 1;
+    c.params[0] = "w";
+    c.attrs.pad[0] = c.attrs.pad[1] = c.attrs.pad[2] = c.attrs.pad[3] = 1;
+    struct nn_node_desc b = node("bn", NN_OP_BATCHNORM, "c", "b");
+    b.n_params = 4;
+    memcpy(b.params, bn_names, sizeof bn_names);
+    struct nn_node_desc r = node("relu", NN_OP_RELU, "b", "y");
+    assert_true(nn_graph_add_node(g, &c, NULL) >= 0);
+    assert_true(nn_graph_add_node(g, &b, NULL) >= 0);
+    assert_true(nn_graph_add_node(g, &r, NULL) >= 0);
+    nn_graph_add_output(g, "y", NULL);
+    size_t n1, n2;
+    float *before = tl_run(g, 2, NN_KERNELS_REF, 3, &n1);
+    assert_int_equal(nn_graph_fold_bn(g, NULL), 0);
+    assert_int_equal(nn_graph_fold_bn(g, NULL), 0); /* idempotent */
+    float *after = tl_run(g, 2, NN_KERNELS_FAST, 3, &n2);
+    assert_int_equal(n1, n2);
+    double e = tl_rel_l2(after, before, n1);
+    assert_true(e < TOL);
+    struct nn_layer_info li[3];
+    assert_int_equal(nn_graph_layers(g, li, 3, NULL), 3);
+    assert_int_equal(li[1].flops, 0); /* folded */
+    free(before);
+    free(after);
+    nn_graph_free(g);
+}
+
+/* A long chain must not need memory for every value at once. */
+static void test_plan_reuses_memory(void **state)
+{
+    (void)state;
+    uint64_t rng = 8;
+    struct nn_graph *g = nn_graph_new();
+    struct nn_shape xs = tl_shape(4, 1, 8, 32, 32);
+    nn_graph_add_input(g, "x", &xs, NULL);
+    tl_tensor(g, "w", tl_shape(4, 8, 8, 3, 3), &rng);
+    char in[16] = "x", out[16], name[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(out, sizeof out, "v%d", i);
+        snprintf(name, sizeof name, "c%d", i);
+        struct nn_node_desc d = node(name, NN_OP_CONV, in, out);
+        d.n_params = 1;
+        d.params[0] = "w";
+        d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = 1;
+        assert_true(nn_graph_add_node(g, &d, NULL) >= 0);
+        strcpy(in, out);
+    }
+    nn_graph_add_output(g, in, NULL);
+    struct nn_plan *p;
+    assert_int_equal(nn_plan_new(g, 1, &p, NULL), 0);
+    size_t value_bytes = 8 * 32 * 32 * sizeof(float);
+    size_t im2col = 8 * 9 * 32 * 32 * sizeof(float);
+    /* input + two live values + im2col scratch, not eleven values */
+    assert_true(nn_plan_workspace_bytes(p) <= 3 * value_bytes + im2col + 4 * 64);
+    nn_plan_free(p);
+    compare_kernels(g, 1, "chain");
+    nn_graph_free(g);
+}
+
+/* Running twice gives the same output: inputs are not clobbered by the plan. */
+static void test_run_is_repeatable(void **state)
+{
+    (void)state;
+    uint64_t rng = 9;
+    struct nn_graph *g = gemm_graph(20, 7, 1, &rng);
+    struct nn_plan *p;
+    struct nn_ctx *c;
+    assert_int_equal(nn_plan_new(g, 3, &p, NULL), 0);
+    nn_ctx_new(p, &c);
+    for (int i = 0; i < 60; i++)
+        nn_ctx_input(c, 0)[i] = (float)i / 10;
+    nn_ctx_enable_timing(c, 1);
+    nn_run(c);
+    float first[21];
+    memcpy(first, nn_ctx_output(c, 0), sizeof first);
+    nn_run(c);
+    assert_memory_equal(first, nn_ctx_output(c, 0), sizeof first);
+    assert_non_null(nn_ctx_node_ms(c));
+    assert_true(nn_ctx_node_ms(c)[0] >= 0);
+    nn_ctx_free(c);
+    nn_plan_free(p);
+    nn_graph_free(g);
+}
+
+static void test_graph_errors(void **state)
+{
+    (void)state;
+    struct err_msg em = {{0}};
+    struct nn_graph *g = nn_graph_new();
+    struct nn_shape xs = tl_shape(4, 1, 3, 8, 8);
+    assert_true(nn_graph_add_input(g, "x", &xs, &em) >= 0);
+    assert_int_equal(nn_graph_add_input(g, "x", &xs, &em), ERR_INVAL);
+    assert_non_null(strstr(em.text, "defined twice"));
+    struct nn_shape bad = tl_shape(4, 1, -3, 8, 8);
+    assert_int_equal(nn_graph_add_input(g, "y", &bad, &em), ERR_RANGE);
+    struct nn_shape huge = tl_shape(4, 65536, 65536, 2, 2);
+    assert_int_equal(nn_graph_add_tensor(g, "huge", &huge, NULL, &em), ERR_RANGE);
+    char longname[100];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[99] = '\0';
+    assert_int_equal(nn_graph_add_tensor(g, longname, &xs, NULL, &em), ERR_RANGE);
+
+    struct nn_node_desc d = node("c", NN_OP_CONV, "nope", "y");
+    assert_int_equal(nn_graph_add_node(g, &d, &em), ERR_NOTFOUND);
+    assert_non_null(strstr(em.text, "'nope'"));
+    d.in[0] = "x";
+    d.n_params = 1;
+    d.params[0] = "missing";
+    assert_int_equal(nn_graph_add_node(g, &d, &em), ERR_NOTFOUND);
+    struct nn_shape ws = tl_shape(4, 4, 2, 3, 3); /* 2 in-channels for a 3-channel input */
+    nn_graph_add_tensor(g, "w", &ws, NULL, &em);
+    d.params[0] = "w";
+    d.attrs.stride[0] = 0;
+    assert_int_equal(nn_graph_add_node(g, &d, &em), ERR_RANGE);
+    d.attrs.stride[0] = 1;
+    assert_true(nn_graph_add_node(g, &d, &em) >= 0);
+    nn_graph_add_output(g, "y", &em);
+    assert_int_equal(nn_graph_check(g, &em), ERR_FORMAT);
+    assert_non_null(strstr(em.text, "node 'c'"));
+    struct nn_plan *p = NULL;
+    assert_int_equal(nn_plan_new(g, 0, &p, &em), ERR_RANGE);
+    assert_null(p);
+    assert_int_equal(nn_graph_add_output(g, "zz", &em), ERR_NOTFOUND);
+    nn_graph_free(g);
+
+    /* a kernel larger than the (unpadded) input */
+    g = nn_graph_new();
+    struct nn_shape small = tl_shape(4, 1, 1, 2, 2);
+    nn_graph_add_input(g, "x", &small, NULL);
+    struct nn_shape w5 = tl_shape(4, 1, 1, 5, 5);
+    nn_graph_add_tensor(g, "w", &w5, NULL, NULL);
+    d = node("c", NN_OP_CONV, "x", "y");
+    d.n_params = 1;
+    d.params[0] = "w";
+    nn_graph_add_node(g, &d, NULL);
+    nn_graph_add_output(g, "y", NULL);
+    assert_int_equal(nn_graph_check(g, &em), ERR_FORMAT);
+    assert_non_null(strstr(em.text, "does not fit"));
+    nn_graph_free(g);
+    nn_graph_free(NULL);
+}
+
+static void test_op_names_round_trip(void **state)
+{
+    (void)state;
+    for (int i = 0; i < NN_OP_COUNT; i++)
+        assert_int_equal(nn_op_from_name(nn_op_name((enum nn_op)i)), i);
+    assert_int_equal(nn_op_from_name("Frobnicate"), NN_OP_COUNT);
+}
+
+static void test_blas_core_choice(void **state)
+{
+    (void)state;
+    /* Already a vector kernel at least as good as the CPU allows: nothing to change. */
+    assert_null(nn_blas_better_core_than("SapphireRapids"));
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        const char *c = nn_blas_better_core_than("Prescott");
+        assert_non_null(c);
+        assert_true(strcmp(c, "SkylakeX") == 0 || strcmp(c, "Haswell") == 0);
+        assert_null(nn_blas_better_core_than("SkylakeX"));
+    }
+#endif
+    assert_non_null(nn_blas_core());
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_fast_matches_ref_random),
+        cmocka_unit_test(test_conv_ref_known_values),
+        cmocka_unit_test(test_tucker_equals_three_convs),
+        cmocka_unit_test(test_gemm_fast_matches_ref),
+        cmocka_unit_test(test_pools_known_values),
+        cmocka_unit_test(test_window_out),
+        cmocka_unit_test(test_fusion_tail_known_values),
+        cmocka_unit_test(test_concat_add_known_values),
+        cmocka_unit_test(test_bn_fold_preserves_output),
+        cmocka_unit_test(test_plan_reuses_memory),
+        cmocka_unit_test(test_run_is_repeatable),
+        cmocka_unit_test(test_graph_errors),
+        cmocka_unit_test(test_op_names_round_trip),
+        cmocka_unit_test(test_blas_core_choice),
+    };
+    return cmocka_run_group_tests_name("nn", tests, NULL, NULL);
+}
