@@ -78,6 +78,9 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 .PHONY: all check check-run tests deps demo install uninstall clean distclean
 all: $(BIN)
 
+# The kernels rely on the vectoriser, which -O2 leaves mostly off in GCC 12.
+$(BUILD)/nn/op_%.o: OPTFLAGS = -O3 -g
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@

@@ -171,6 +171,27 @@ int nn_run(struct nn_ctx *c);
 void nn_ctx_enable_timing(struct nn_ctx *c, int on);
 const double *nn_ctx_node_ms(const struct nn_ctx *c);
 
+/* ---- built-in architectures (arch.c) ---- */
+
+struct nn_arch_opts {
+    const char *arch; /* "resnet18" (torchvision layout) or "vgg-small" */
+    float width;      /* channel multiplier; 0 means 1 */
+    int n_classes;
+    uint64_t seed;    /* He-normal weights from this seed; BN at identity */
+};
+
+/* Appends one backbone + classifier reading value `input` (in_ch channels) and
+ * writing logits to value `logits`; every name gets `prefix`. */
+int nn_arch_add_stream(struct nn_graph *g, const struct nn_arch_opts *o, const char *prefix,
+                       const char *input, int in_ch, const char *logits, struct err_msg *em);
+/* A one-input classifier: input "input" [N, in_ch, height, width] -> output "logits". */
+int nn_arch_classifier(struct nn_graph *g, const struct nn_arch_opts *o, int in_ch, int height,
+                       int width, struct err_msg *em);
+/* The two-stream network: inputs "rgb" [K,3,H,W] and "motion" [K,motion_ch,H,W]; outputs
+ * "scores" [1,C] (fused, averaged over the K segments), "rgb/prob" and "motion/prob" [K,C]. */
+int nn_arch_two_stream(struct nn_graph *g, const struct nn_arch_opts *o, int height, int width,
+                       int motion_ch, const float fusion[2], struct err_msg *em);
+
 /* ---- models: a graph plus what the pipeline must know to feed it ---- */
 
 #define NN_MAX_CLASSES 1024

@@ -6,21 +6,10 @@
 #include <cblas.h>
 #include <string.h>
 
-static inline float act_apply(enum nn_act act, float alpha, float v)
-{
-    switch (act) {
-    case NN_ACT_RELU: return v > 0.f ? v : 0.f;
-    case NN_ACT_RELU6: return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
-    case NN_ACT_LEAKY: return v > 0.f ? v : alpha * v;
-    case NN_ACT_NONE: break;
-    }
-    return v;
-}
-
 void nn_activate(enum nn_act act, float alpha, const float *x, float *y, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        y[i] = act_apply(act, alpha, x[i]);
+        y[i] = nn_act_apply(act, alpha, x[i]);
 }
 
 /* One output element, accumulated in double so the reference is the accurate side. */
@@ -56,7 +45,7 @@ void nn_conv_ref(const struct nn_conv_geom *g, const float *x, const float *w, c
                 for (int ox = 0; ox < g->wo; ox++) {
                     float v = conv_point(g, x, w, n, co, oy, ox) + (b ? b[co] : 0.f);
                     y[(((size_t)n * g->cout + co) * g->ho + oy) * g->wo + ox] =
-                        act_apply(g->act, g->alpha, v);
+                        nn_act_apply(g->act, g->alpha, v);
                 }
 }
 
@@ -114,7 +103,7 @@ static void bias_act(const struct nn_conv_geom *g, const float *b, float *y, int
         float bv = b ? b[co] : 0.f;
         float *yp = y + (size_t)co * hw;
         for (size_t i = 0; i < hw; i++)
-            yp[i] = act_apply(g->act, g->alpha, yp[i] + bv);
+            yp[i] = nn_act_apply(g->act, g->alpha, yp[i] + bv);
     }
 }
 
@@ -139,7 +128,7 @@ static void conv_depthwise(const struct nn_conv_geom *g, const float *x, const f
                                 acc += xp[iy * g->w + ix] * wp[ky * g->kw + kx];
                         }
                     }
-                    yp[oy * g->wo + ox] = act_apply(g->act, g->alpha, acc);
+                    yp[oy * g->wo + ox] = nn_act_apply(g->act, g->alpha, acc);
                 }
         }
 }

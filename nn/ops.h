@@ -8,6 +8,17 @@
 /* Activation applied in a kernel's epilogue (a fused ReLU after a conv). */
 enum nn_act { NN_ACT_NONE, NN_ACT_RELU, NN_ACT_RELU6, NN_ACT_LEAKY };
 
+static inline float nn_act_apply(enum nn_act act, float alpha, float v)
+{
+    switch (act) {
+    case NN_ACT_RELU: return v > 0.f ? v : 0.f;
+    case NN_ACT_RELU6: return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
+    case NN_ACT_LEAKY: return v > 0.f ? v : alpha * v;
+    case NN_ACT_NONE: break;
+    }
+    return v;
+}
+
 struct nn_conv_geom {
     int n, cin, h, w;       /* input */
     int cout, ho, wo;       /* output */
@@ -23,6 +34,14 @@ void nn_conv_fast(const struct nn_conv_geom *g, const float *x, const float *w, 
                   float *y, float *scratch);
 /* Floats of scratch nn_conv_fast needs. */
 size_t nn_conv_scratch(const struct nn_conv_geom *g);
+
+/* Winograd F(2x2,3x3) for 3x3 stride-1 undilated dense convs (op_winograd.c). */
+int nn_wino_applies(const struct nn_conv_geom *g);
+/* u[16][cout][cin] from w[cout][cin][3][3]; done once per plan. */
+void nn_wino_weights(const float *w, int cout, int cin, float *u);
+size_t nn_wino_scratch(const struct nn_conv_geom *g);
+void nn_conv_wino(const struct nn_conv_geom *g, const float *x, const float *u, const float *b,
+                  float *y, float *scratch);
 
 struct nn_pool_geom {
     int n, c, h, w, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw;

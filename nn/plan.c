@@ -18,6 +18,7 @@ struct nn_plan {
     unsigned char *skip;     /* per node: aliases its input, runs nothing */
     enum nn_act *act;        /* per node: activation fused into a conv */
     float *alpha;
+    float **wino;            /* per node: Winograd weights of its 3x3 conv, or NULL */
     size_t scratch_off;      /* floats */
     size_t total;            /* floats */
 };
@@ -39,6 +40,10 @@ void nn_plan_free(struct nn_plan *p)
     free(p->skip);
     free(p->act);
     free(p->alpha);
+    if (p->wino)
+        for (int k = 0; k < p->g->n_nodes; k++)
+            free(p->wino[k]);
+    free(p->wino);
     free(p);
 }
 
@@ -69,7 +74,31 @@ static enum nn_act act_of(enum nn_op op)
     }
 }
 
-/* Marks aliasing nodes and fuses activations into the conv that feeds them alone. */
+/* The node whose output an activation reading x could absorb: a conv or an add at
+ * the end of a chain of aliases (a folded BN, say), every value on the way read by
+ * this activation alone. -1 when there is none. */
+static int fusion_target(const struct nn_plan *p, const int *users, int x)
+{
+    const struct nn_graph *g = p->g;
+    for (;;) {
+        if (users[x] != 1 || is_graph_output(g, x))
+            return -1;
+        int prod = g->values[x].producer;
+        if (prod < 0)
+            return -1;
+        if (p->skip[prod]) {
+            x = g->nodes[prod].in[0];
+            continue;
+        }
+        enum nn_op op = g->nodes[prod].op;
+        if ((op == NN_OP_CONV || op == NN_OP_TUCKERCONV || op == NN_OP_ADD) &&
+            p->act[prod] == NN_ACT_NONE)
+            return prod;
+        return -1;
+    }
+}
+
+/* Marks aliasing nodes and fuses activations into the node that feeds them alone. */
 static void mark_aliases(struct nn_plan *p, const int *users)
 {
     const struct nn_graph *g = p->g;
@@ -81,12 +110,10 @@ static void mark_aliases(struct nn_plan *p, const int *users)
         int alias = n->op == NN_OP_DROPOUT || n->op == NN_OP_FLATTEN ||
                     n->op == NN_OP_RESHAPE || (n->op == NN_OP_BATCHNORM && n->folded);
         enum nn_act act = act_of(n->op);
-        int prod = g->values[x].producer;
-        if (!alias && act != NN_ACT_NONE && prod >= 0 && users[x] == 1 &&
-            !is_graph_output(g, x) && !p->skip[prod] && p->act[prod] == NN_ACT_NONE &&
-            (g->nodes[prod].op == NN_OP_CONV || g->nodes[prod].op == NN_OP_TUCKERCONV)) {
-            p->act[prod] = act;
-            p->alpha[prod] = n->a.alpha;
+        int target = (!alias && act != NN_ACT_NONE) ? fusion_target(p, users, x) : -1;
+        if (target >= 0) {
+            p->act[target] = act;
+            p->alpha[target] = n->a.alpha;
             alias = 1;
         }
         if (alias) {
@@ -187,6 +214,54 @@ static int assign_memory(struct nn_plan *p)
     return 0;
 }
 
+static struct nn_conv_geom conv_geom(const struct nn_plan *p, const struct nn_node *n, int k,
+                                     const struct nn_shape *w);
+struct tucker_geoms {
+    struct nn_conv_geom in, core, out;
+};
+static struct tucker_geoms tucker_geoms(const struct nn_plan *p, const struct nn_node *n, int k);
+
+/* Winograd pays off only when its 16 GEMMs are large on every side: with few channels
+ * the transforms and GEMM packing dominate, and with few tiles (7x7 maps) the 16/9 larger
+ * transformed weights make a batch-1 run memory-bound. Measured on ResNet-18's layers
+ * (bench/): slower at 64 channels and at 7x7, 1.7x faster at 128x28x28 and 256x14x14. */
+#define WINO_MIN_CHANNELS 128
+#define WINO_MIN_TILES 32
+
+static int wants_winograd(const struct nn_conv_geom *g)
+{
+    int tiles = ((g->ho + 1) / 2) * ((g->wo + 1) / 2);
+    return nn_wino_applies(g) && g->cin >= WINO_MIN_CHANNELS && g->cout >= WINO_MIN_CHANNELS &&
+           tiles >= WINO_MIN_TILES;
+}
+
+/* Transforms the weights of every conv that runs by Winograd, once per plan. */
+static int prepare_winograd(struct nn_plan *p)
+{
+    const struct nn_graph *g = p->g;
+    for (int k = 0; k < g->n_nodes; k++) {
+        const struct nn_node *n = &g->nodes[k];
+        struct nn_conv_geom cg;
+        const float *w;
+        if (n->op == NN_OP_CONV) {
+            cg = conv_geom(p, n, k, &g->tensors[n->param[0]].shape);
+            w = g->tensors[n->param[0]].data;
+        } else if (n->op == NN_OP_TUCKERCONV) {
+            cg = tucker_geoms(p, n, k).core;
+            w = g->tensors[n->param[1]].data;
+        } else {
+            continue;
+        }
+        if (!wants_winograd(&cg))
+            continue;
+        p->wino[k] = malloc(sizeof(float) * 16 * (size_t)cg.cout * cg.cin);
+        if (!p->wino[k])
+            return ERR_NOMEM;
+        nn_wino_weights(w, cg.cout, cg.cin, p->wino[k]);
+    }
+    return 0;
+}
+
 int nn_plan_new(const struct nn_graph *g, int batch, struct nn_plan **out, struct err_msg *em)
 {
     *out = NULL;
@@ -202,9 +277,10 @@ int nn_plan_new(const struct nn_graph *g, int batch, struct nn_plan **out, struc
         p->skip = calloc(nn, 1);
         p->act = calloc(nn, sizeof *p->act);
         p->alpha = calloc(nn, sizeof *p->alpha);
+        p->wino = calloc(nn, sizeof *p->wino);
     }
     if (!p || !users || !p->shapes || !p->root || !p->offset || !p->skip || !p->act ||
-        !p->alpha) {
+        !p->alpha || !p->wino) {
         free(users);
         nn_plan_free(p);
         return err_set(em, ERR_NOMEM, "out of memory planning the graph");
@@ -213,7 +289,9 @@ int nn_plan_new(const struct nn_graph *g, int batch, struct nn_plan **out, struc
     if (rc == 0) {
         count_users(g, users);
         mark_aliases(p, users);
-        rc = assign_memory(p);
+        rc = prepare_winograd(p);
+        if (rc == 0)
+            rc = assign_memory(p);
         if (rc)
             err_set(em, rc, "out of memory planning the graph");
     }
@@ -321,9 +399,6 @@ static struct nn_conv_geom conv_geom(const struct nn_plan *p, const struct nn_no
 }
 
 /* The three convolutions of a Tucker-2 layer for one image. */
-struct tucker_geoms {
-    struct nn_conv_geom in, core, out;
-};
 
 static struct tucker_geoms tucker_geoms(const struct nn_plan *p, const struct nn_node *n, int k)
 {
@@ -351,12 +426,19 @@ static size_t node_scratch(const struct nn_plan *p, const struct nn_node *n)
     int k = (int)(n - p->g->nodes);
     if (n->op == NN_OP_CONV) {
         struct nn_conv_geom cg = conv_geom(p, n, k, &p->g->tensors[n->param[0]].shape);
-        return nn_conv_scratch(&cg);
+        size_t s = nn_conv_scratch(&cg);
+        if (p->wino[k]) {
+            cg.n = 1;
+            size_t ws = nn_wino_scratch(&cg);
+            s = ws > s ? ws : s;
+        }
+        return s;
     }
     if (n->op == NN_OP_TUCKERCONV) {
         struct tucker_geoms t = tucker_geoms(p, n, k);
+        size_t s = nn_conv_scratch(&t.core), ws = p->wino[k] ? nn_wino_scratch(&t.core) : 0;
         return (size_t)t.in.cout * t.in.h * t.in.w + (size_t)t.core.cout * t.core.ho * t.core.wo +
-               nn_conv_scratch(&t.core);
+               (ws > s ? ws : s);
     }
     return 0;
 }
@@ -367,6 +449,9 @@ static void run_conv(struct nn_ctx *c, const struct nn_node *n, int k)
     struct nn_conv_geom g = conv_geom(p, n, k, &p->g->tensors[n->param[0]].shape);
     if (c->kernels == NN_KERNELS_REF)
         nn_conv_ref(&g, val(c, n->in[0]), tdata(c, n, 0), tdata(c, n, 1), val(c, n->out));
+    else if (p->wino[k])
+        nn_conv_wino(&g, val(c, n->in[0]), p->wino[k], tdata(c, n, 1), val(c, n->out),
+                     c->ws + p->scratch_off);
     else
         nn_conv_fast(&g, val(c, n->in[0]), tdata(c, n, 0), tdata(c, n, 1), val(c, n->out),
                      c->ws + p->scratch_off);
@@ -393,7 +478,10 @@ static void run_tucker(struct nn_ctx *c, const struct nn_node *n, int k)
     float *y = val(c, n->out);
     for (int i = 0; i < p->shapes[n->in[0]].d[0]; i++) {
         conv_any(c, &t.in, x + i * xs, tdata(c, n, 0), NULL, mid1, NULL);
-        conv_any(c, &t.core, mid1, tdata(c, n, 1), NULL, mid2, col);
+        if (p->wino[k] && c->kernels == NN_KERNELS_FAST)
+            nn_conv_wino(&t.core, mid1, p->wino[k], NULL, mid2, col);
+        else
+            conv_any(c, &t.core, mid1, tdata(c, n, 1), NULL, mid2, col);
         conv_any(c, &t.out, mid2, tdata(c, n, 2), tdata(c, n, 3), y + i * ys, NULL);
     }
 }
@@ -476,7 +564,11 @@ static void run_node(struct nn_ctx *c, const struct nn_node *n, int k)
     case NN_OP_GLOBALAVGPOOL:
         nn_global_avgpool(x->d[0], x->d[1], x->d[2] * x->d[3], val(c, n->in[0]), val(c, n->out));
         break;
-    case NN_OP_ADD: nn_add(val(c, n->in[0]), val(c, n->in[1]), val(c, n->out), len); break;
+    case NN_OP_ADD:
+        nn_add(val(c, n->in[0]), val(c, n->in[1]), val(c, n->out), len);
+        if (p->act[k] != NN_ACT_NONE)
+            nn_activate(p->act[k], p->alpha[k], val(c, n->out), val(c, n->out), len);
+        break;
     case NN_OP_WSUM: {
         const float *xs[NN_MAX_NODE_INPUTS];
         for (int i = 0; i < n->n_in; i++)

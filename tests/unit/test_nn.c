@@ -90,6 +90,79 @@ static void test_conv_fast_matches_ref_random(void **state)
     }
 }
 
+/* Layers big enough to take the Winograd path: fast (Winograd) against reference. */
+static void test_winograd_matches_ref(void **state)
+{
+    (void)state;
+    uint64_t rng = 4242;
+    const int hw[3][2] = {{16, 16}, {15, 13}, {17, 30}}; /* even, odd and wide maps */
+    for (int t = 0; t < 3; t++) {
+        struct nn_graph *g = nn_graph_new();
+        struct nn_shape xs = tl_shape(4, 1, 128, hw[t][0], hw[t][1]);
+        nn_graph_add_input(g, "x", &xs, NULL);
+        tl_tensor(g, "w", tl_shape(4, 136, 128, 3, 3), &rng);
+        tl_tensor(g, "b", tl_shape(1, 136, 0, 0, 0), &rng);
+        struct nn_node_desc d = node("conv", NN_OP_CONV, "x", "y");
+        d.n_params = 2;
+        d.params[0] = "w";
+        d.params[1] = "b";
+        d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = t == 2 ? 0 : 1;
+        assert_true(nn_graph_add_node(g, &d, NULL) >= 0);
+        struct nn_node_desc r = node("relu", NN_OP_RELU, "y", "z");
+        assert_true(nn_graph_add_node(g, &r, NULL) >= 0);
+        nn_graph_add_output(g, "z", NULL);
+        compare_kernels(g, t + 1, "winograd conv");
+        nn_graph_free(g);
+    }
+    /* and inside a Tucker-2 layer, whose core is 128 -> 128 */
+    struct nn_graph *g = nn_graph_new();
+    struct nn_shape xs = tl_shape(4, 1, 32, 16, 16);
+    nn_graph_add_input(g, "x", &xs, NULL);
+    tl_tensor(g, "ui", tl_shape(4, 128, 32, 1, 1), &rng);
+    tl_tensor(g, "core", tl_shape(4, 128, 128, 3, 3), &rng);
+    tl_tensor(g, "uo", tl_shape(4, 48, 128, 1, 1), &rng);
+    struct nn_node_desc d = node("t", NN_OP_TUCKERCONV, "x", "y");
+    d.n_params = 3;
+    d.params[0] = "ui";
+    d.params[1] = "core";
+    d.params[2] = "uo";
+    d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = 1;
+    assert_true(nn_graph_add_node(g, &d, NULL) >= 0);
+    nn_graph_add_output(g, "y", NULL);
+    compare_kernels(g, 2, "winograd tucker core");
+    nn_graph_free(g);
+}
+
+/* A residual add followed by ReLU runs as one fused add. */
+static void test_add_relu_fusion(void **state)
+{
+    (void)state;
+    struct nn_graph *g = nn_graph_new();
+    struct nn_shape s = tl_shape(2, 1, 4, 0, 0);
+    nn_graph_add_input(g, "a", &s, NULL);
+    nn_graph_add_input(g, "b", &s, NULL);
+    struct nn_node_desc ad = node("add", NN_OP_ADD, "a", "s");
+    ad.n_in = 2;
+    ad.in[1] = "b";
+    struct nn_node_desc r = node("relu", NN_OP_RELU6, "s", "y");
+    assert_true(nn_graph_add_node(g, &ad, NULL) >= 0);
+    assert_true(nn_graph_add_node(g, &r, NULL) >= 0);
+    nn_graph_add_output(g, "y", NULL);
+    struct nn_plan *p;
+    struct nn_ctx *c;
+    assert_int_equal(nn_plan_new(g, 1, &p, NULL), 0);
+    nn_ctx_new(p, &c);
+    float a[4] = {-3, 1, 5, 2}, b[4] = {1, 1, 4, -5};
+    memcpy(nn_ctx_input(c, 0), a, sizeof a);
+    memcpy(nn_ctx_input(c, 1), b, sizeof b);
+    nn_run(c);
+    float want[4] = {0, 2, 6, 0};
+    assert_memory_equal(nn_ctx_output(c, 0), want, sizeof want);
+    nn_ctx_free(c);
+    nn_plan_free(p);
+    nn_graph_free(g);
+}
+
 static void test_conv_ref_known_values(void **state)
 {
     (void)state;
@@ -478,6 +551,72 @@ static void test_run_is_repeatable(void **state)
     nn_graph_free(g);
 }
 
+/* ResNet-18 in torchvision's layout: 11,689,512 parameters for 1000 classes, plus
+ * 9,600 BN running statistics (2 x 4,800 channels), and 1.814 G multiply-adds. */
+static void test_arch_resnet18_counts(void **state)
+{
+    (void)state;
+    struct nn_graph *g = nn_graph_new();
+    struct nn_arch_opts o = {.arch = "resnet18", .width = 1.f, .n_classes = 1000, .seed = 1};
+    struct err_msg em = {{0}};
+    assert_int_equal(nn_arch_classifier(g, &o, 3, 224, 224, &em), 0);
+    struct nn_layer_info *li = calloc(256, sizeof *li);
+    int n = nn_graph_layers(g, li, 256, &em);
+    assert_true(n > 50);
+    int64_t params = 0, macs = 0;
+    for (int i = 0; i < n; i++) {
+        params += li[i].params;
+        if (li[i].op == NN_OP_CONV || li[i].op == NN_OP_GEMM)
+            macs += li[i].flops / 2;
+    }
+    assert_int_equal(params, 11689512 + 9600);
+    assert_true(macs > 1813000000 && macs < 1815000000);
+    assert_int_equal(li[n - 1].out_shape.d[1], 1000);
+    free(li);
+    nn_graph_free(g);
+}
+
+static void test_arch_two_stream(void **state)
+{
+    (void)state;
+    struct nn_graph *g = nn_graph_new();
+    struct nn_arch_opts o = {.arch = "vgg-small", .width = 0.25f, .n_classes = 5, .seed = 3};
+    float fusion[2] = {0.4f, 0.6f};
+    struct err_msg em = {{0}};
+    assert_int_equal(nn_arch_two_stream(g, &o, 64, 64, 10, fusion, &em), 0);
+    assert_int_equal(nn_graph_n_inputs(g), 2);
+    assert_int_equal(nn_graph_n_outputs(g), 3);
+    assert_string_equal(nn_graph_output_name(g, 0), "scores");
+    struct nn_plan *p;
+    struct nn_ctx *c;
+    assert_int_equal(nn_plan_new(g, 3, &p, &em), 0);
+    struct nn_shape ys = nn_plan_output_shape(p, 0), rs = nn_plan_output_shape(p, 1);
+    assert_int_equal(ys.d[0], 1);
+    assert_int_equal(ys.d[1], 5);
+    assert_int_equal(rs.d[0], 3);
+    nn_ctx_new(p, &c);
+    uint64_t r = 1;
+    for (int i = 0; i < 2; i++) {
+        struct nn_shape s = nn_plan_input_shape(p, i);
+        for (int64_t j = 0; j < nn_shape_elems(&s); j++)
+            nn_ctx_input(c, i)[j] = tl_uniform(&r, -1, 1);
+    }
+    nn_run(c);
+    const float *y = nn_ctx_output(c, 0);
+    float sum = 0;
+    for (int i = 0; i < 5; i++)
+        sum += y[i];
+    assert_float_equal(sum, 1.0f, 1e-5); /* weights sum to 1, each stream a distribution */
+    nn_ctx_free(c);
+    nn_plan_free(p);
+    struct nn_arch_opts bad = {.arch = "alexnet", .n_classes = 5};
+    struct nn_graph *g2 = nn_graph_new();
+    assert_int_equal(nn_arch_classifier(g2, &bad, 3, 64, 64, &em), ERR_NOTFOUND);
+    assert_non_null(strstr(em.text, "alexnet"));
+    nn_graph_free(g2);
+    nn_graph_free(g);
+}
+
 static void test_graph_errors(void **state)
 {
     (void)state;
@@ -564,6 +703,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_fast_matches_ref_random),
+        cmocka_unit_test(test_winograd_matches_ref),
+        cmocka_unit_test(test_add_relu_fusion),
         cmocka_unit_test(test_conv_ref_known_values),
         cmocka_unit_test(test_tucker_equals_three_convs),
         cmocka_unit_test(test_gemm_fast_matches_ref),
@@ -574,6 +715,8 @@ int main(void)
         cmocka_unit_test(test_bn_fold_preserves_output),
         cmocka_unit_test(test_plan_reuses_memory),
         cmocka_unit_test(test_run_is_repeatable),
+        cmocka_unit_test(test_arch_resnet18_counts),
+        cmocka_unit_test(test_arch_two_stream),
         cmocka_unit_test(test_graph_errors),
         cmocka_unit_test(test_op_names_round_trip),
         cmocka_unit_test(test_blas_core_choice),
