@@ -60,38 +60,68 @@ static int is_depthwise(const struct nn_conv_geom *g)
     return g->group > 1 && g->group == g->cin && g->group == g->cout;
 }
 
+/* im2col works on bands of output rows so the column block stays in L2 while the
+ * GEMM reads it; a band never has fewer columns than a GEMM needs to run well. */
+#define IM2COL_BAND_FLOATS (256 * 1024)
+#define IM2COL_MIN_COLS 256
+
+static int band_rows(const struct nn_conv_geom *g)
+{
+    size_t k = (size_t)(g->cin / g->group) * g->kh * g->kw;
+    int rows = (int)(IM2COL_BAND_FLOATS / (k * (size_t)g->wo));
+    int min_rows = (IM2COL_MIN_COLS + g->wo - 1) / g->wo;
+    if (rows < min_rows)
+        rows = min_rows;
+    return rows > g->ho ? g->ho : rows;
+}
+
 size_t nn_conv_scratch(const struct nn_conv_geom *g)
 {
     if (is_pointwise(g) || is_depthwise(g))
         return 0;
-    return (size_t)(g->cin / g->group) * g->kh * g->kw * g->ho * g->wo;
+    return (size_t)(g->cin / g->group) * g->kh * g->kw * band_rows(g) * g->wo;
 }
 
-/* col[(ci*kh + ky)*kw + kx][oy*wo + ox] = x[ci][iy][ix], zero outside the image. */
-static void im2col(const struct nn_conv_geom *g, int cin_g, const float *x, float *col)
+/* The output columns [lo, hi) whose input column ix0 + ox*sw lies inside [0, w). */
+static void valid_cols(int ix0, int sw, int w, int wo, int *lo, int *hi)
 {
-    size_t hw_out = (size_t)g->ho * g->wo;
+    int l = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
+    int h = ix0 > w - 1 ? 0 : (w - 1 - ix0) / sw + 1;
+    *lo = l < wo ? l : wo;
+    *hi = h < wo ? h : wo;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* col[(ci*kh + ky)*kw + kx][(oy - oy0)*wo + ox] = x[ci][iy][ix] for output rows
+ * [oy0, oy1), zero outside the image. */
+static void im2col(const struct nn_conv_geom *g, int cin_g, const float *x, float *col, int oy0,
+                   int oy1)
+{
+    size_t band = (size_t)(oy1 - oy0) * g->wo;
     for (int ci = 0; ci < cin_g; ci++) {
         const float *xp = x + (size_t)ci * g->h * g->w;
-        for (int ky = 0; ky < g->kh; ky++) {
+        for (int ky = 0; ky < g->kh; ky++)
             for (int kx = 0; kx < g->kw; kx++) {
-                float *cp = col + ((size_t)(ci * g->kh + ky) * g->kw + kx) * hw_out;
-                for (int oy = 0; oy < g->ho; oy++) {
+                float *cp = col + ((size_t)(ci * g->kh + ky) * g->kw + kx) * band;
+                int ix0 = -g->pl + kx * g->dw, lo, hi;
+                valid_cols(ix0, g->sw, g->w, g->wo, &lo, &hi);
+                for (int oy = oy0; oy < oy1; oy++) {
                     int iy = oy * g->sh - g->pt + ky * g->dh;
-                    float *row = cp + (size_t)oy * g->wo;
+                    float *row = cp + (size_t)(oy - oy0) * g->wo;
                     if (iy < 0 || iy >= g->h) {
                         memset(row, 0, sizeof(float) * (size_t)g->wo);
                         continue;
                     }
-                    const float *xr = xp + (size_t)iy * g->w;
-                    int ix0 = -g->pl + kx * g->dw;
-                    for (int ox = 0; ox < g->wo; ox++) {
-                        int ix = ix0 + ox * g->sw;
-                        row[ox] = (ix >= 0 && ix < g->w) ? xr[ix] : 0.f;
-                    }
+                    const float *xr = xp + (size_t)iy * g->w + ix0;
+                    for (int ox = 0; ox < lo; ox++)
+                        row[ox] = 0.f;
+                    for (int ox = lo; ox < hi; ox++)
+                        row[ox] = xr[ox * g->sw];
+                    for (int ox = hi; ox < g->wo; ox++)
+                        row[ox] = 0.f;
                 }
             }
-        }
     }
 }
 
@@ -143,20 +173,31 @@ void nn_conv_fast(const struct nn_conv_geom *g, const float *x, const float *w, 
     int cin_g = g->cin / g->group, cout_g = g->cout / g->group;
     int k = cin_g * g->kh * g->kw;
     size_t hw_in = (size_t)g->h * g->w, hw_out = (size_t)g->ho * g->wo;
-    int pointwise = is_pointwise(g);
-    for (int n = 0; n < g->n; n++) {
+    if (is_pointwise(g)) {
+        for (int n = 0; n < g->n; n++)
+            for (int grp = 0; grp < g->group; grp++) {
+                const float *xg = x + ((size_t)n * g->cin + (size_t)grp * cin_g) * hw_in;
+                float *yg = y + ((size_t)n * g->cout + (size_t)grp * cout_g) * hw_out;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout_g, (int)hw_out, k,
+                            1.f, w + (size_t)grp * cout_g * k, k, xg, (int)hw_out, 0.f, yg,
+                            (int)hw_out);
+                bias_act(g, b ? b + (size_t)grp * cout_g : NULL, yg, cout_g, hw_out);
+            }
+        return;
+    }
+    int rows = band_rows(g);
+    for (int n = 0; n < g->n; n++)
         for (int grp = 0; grp < g->group; grp++) {
             const float *xg = x + ((size_t)n * g->cin + (size_t)grp * cin_g) * hw_in;
             const float *wg = w + (size_t)grp * cout_g * k;
             float *yg = y + ((size_t)n * g->cout + (size_t)grp * cout_g) * hw_out;
-            const float *col = xg;
-            if (!pointwise) {
-                im2col(g, cin_g, xg, scratch);
-                col = scratch;
+            for (int oy = 0; oy < g->ho; oy += rows) {
+                int oy1 = oy + rows < g->ho ? oy + rows : g->ho;
+                int cols = (oy1 - oy) * g->wo;
+                im2col(g, cin_g, xg, scratch, oy, oy1);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout_g, cols, k, 1.f, wg,
+                            k, scratch, cols, 0.f, yg + (size_t)oy * g->wo, (int)hw_out);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout_g, (int)hw_out, k, 1.f,
-                        wg, k, col, (int)hw_out, 0.f, yg, (int)hw_out);
             bias_act(g, b ? b + (size_t)grp * cout_g : NULL, yg, cout_g, hw_out);
         }
-    }
 }

@@ -19,18 +19,6 @@ int nn_wino_applies(const struct nn_conv_geom *g)
 static int tiles_y(const struct nn_conv_geom *g) { return (g->ho + 1) / 2; }
 static int tiles_x(const struct nn_conv_geom *g) { return (g->wo + 1) / 2; }
 
-/* Row buffer floats: four input rows padded to cover every tile of a row. */
-static size_t row_floats(const struct nn_conv_geom *g)
-{
-    return 4 * ((size_t)2 * tiles_x(g) + 2);
-}
-
-size_t nn_wino_scratch(const struct nn_conv_geom *g)
-{
-    size_t t = (size_t)tiles_y(g) * tiles_x(g);
-    return (size_t)WT * t * ((size_t)g->cin + g->cout) + row_floats(g);
-}
-
 /* u = G w G^T for every (co, ci), stored as u[16][cout][cin]. */
 void nn_wino_weights(const float *w, int cout, int cin, float *u)
 {
@@ -54,93 +42,134 @@ void nn_wino_weights(const float *w, int cout, int cin, float *u)
         }
 }
 
-/* Tile loops run over a row of tiles at a time so the compiler can vectorise them;
- * on x86-64 they are also built for AVX2 and AVX-512 and picked at load time. */
+/* The transforms are separable: B^T d B is a vertical pass over four input rows,
+ * then a horizontal pass along them. Splitting each row into its even and odd columns
+ * first makes every loop below contiguous, so the compiler vectorises them; on x86-64
+ * they are also built for AVX2 and AVX-512 and picked at load time. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define WINO_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define WINO_CLONES
 #endif
 
-/* Copies input rows y0..y0+3 into r (stride rw), zero outside the image. */
-static void load_rows(const struct nn_conv_geom *g, const float *xp, int y0, float *r, int rw)
+/* Half-row length: tiles of a row plus the one extra column pair the last tile reads. */
+static int half_len(const struct nn_conv_geom *g)
 {
-    int left = g->pl, n = g->w;
-    if (left + n > rw)
-        n = rw - left;
-    for (int i = 0; i < 4; i++) {
-        float *ri = r + (size_t)i * rw;
-        int iy = y0 + i;
-        if (iy < 0 || iy >= g->h || n <= 0) {
-            memset(ri, 0, sizeof(float) * (size_t)rw);
-            continue;
-        }
-        memset(ri, 0, sizeof(float) * (size_t)left);
-        memcpy(ri + left, xp + (size_t)iy * g->w, sizeof(float) * (size_t)n);
-        memset(ri + left + n, 0, sizeof(float) * (size_t)(rw - left - n));
+    return tiles_x(g) + 1;
+}
+
+/* Scratch for one row of tiles: 4 input rows as even/odd halves, and 8 combined halves. */
+static size_t row_floats(const struct nn_conv_geom *g)
+{
+    return 16 * (size_t)half_len(g);
+}
+
+size_t nn_wino_scratch(const struct nn_conv_geom *g)
+{
+    size_t t = (size_t)tiles_y(g) * tiles_x(g);
+    return (size_t)WT * t * ((size_t)g->cin + g->cout) + row_floats(g);
+}
+
+/* Splits input row iy (zero outside the image) into even and odd padded columns. */
+static void load_row(const struct nn_conv_geom *g, const float *xp, int iy, float *ev, float *od,
+                     int hl)
+{
+    if (iy < 0 || iy >= g->h) {
+        memset(ev, 0, sizeof(float) * (size_t)hl);
+        memset(od, 0, sizeof(float) * (size_t)hl);
+        return;
+    }
+    const float *row = xp + (size_t)iy * g->w;
+    for (int k = 0; k < hl; k++) {
+        int x0 = 2 * k - g->pl, x1 = x0 + 1;
+        ev[k] = (x0 >= 0 && x0 < g->w) ? row[x0] : 0.f;
+        od[k] = (x1 >= 0 && x1 < g->w) ? row[x1] : 0.f;
     }
 }
 
-/* v = B^T d B for every tile of one row; v[e * plane + b]. */
+/* Vertical pass: rows r0..r3 (each as even/odd halves) -> t0..t3 = B^T d, per column. */
 WINO_CLONES
-static void input_row(const float *restrict r, int rw, int tx, float *restrict v, size_t plane)
+static void input_vertical(const float *restrict in, float *restrict t, int n)
 {
-    const float *r0 = r, *r1 = r + rw, *r2 = r + 2 * rw, *r3 = r + 3 * rw;
+    /* in: r0e r0o r1e r1o r2e r2o r3e r3o, each n long; t likewise t0e t0o ... t3o */
+    for (int h = 0; h < 2; h++) {
+        const float *r0 = in + (size_t)(0 + h) * n, *r1 = in + (size_t)(2 + h) * n;
+        const float *r2 = in + (size_t)(4 + h) * n, *r3 = in + (size_t)(6 + h) * n;
+        float *t0 = t + (size_t)(0 + h) * n, *t1 = t + (size_t)(2 + h) * n;
+        float *t2 = t + (size_t)(4 + h) * n, *t3 = t + (size_t)(6 + h) * n;
+        for (int k = 0; k < n; k++) {
+            t0[k] = r0[k] - r2[k];
+            t1[k] = r1[k] + r2[k];
+            t2[k] = r2[k] - r1[k];
+            t3[k] = r1[k] - r3[k];
+        }
+    }
+}
+
+/* Horizontal pass on one combined row (even e, odd o halves): the four columns of
+ * (B^T d) B for every tile b, written to v[0..3] (each `plane` apart). */
+WINO_CLONES
+static void input_horizontal(const float *restrict e, const float *restrict o, int tx,
+                             float *restrict v, size_t plane)
+{
+    float *v0 = v, *v1 = v + plane, *v2 = v + 2 * plane, *v3 = v + 3 * plane;
     for (int b = 0; b < tx; b++) {
-        float t[4][4];
-        for (int j = 0; j < 4; j++) {
-            int c = 2 * b + j;
-            t[0][j] = r0[c] - r2[c];
-            t[1][j] = r1[c] + r2[c];
-            t[2][j] = r2[c] - r1[c];
-            t[3][j] = r1[c] - r3[c];
-        }
-        for (int i = 0; i < 4; i++) {
-            v[(size_t)(i * 4 + 0) * plane + b] = t[i][0] - t[i][2];
-            v[(size_t)(i * 4 + 1) * plane + b] = t[i][1] + t[i][2];
-            v[(size_t)(i * 4 + 2) * plane + b] = t[i][2] - t[i][1];
-            v[(size_t)(i * 4 + 3) * plane + b] = t[i][1] - t[i][3];
-        }
+        v0[b] = e[b] - e[b + 1];
+        v1[b] = o[b] + e[b + 1];
+        v2[b] = e[b + 1] - o[b];
+        v3[b] = o[b] - o[b + 1];
     }
 }
 
 static void transform_input(const struct nn_conv_geom *g, const float *x, float *v, float *rows)
 {
-    int ty = tiles_y(g), tx = tiles_x(g), rw = 2 * tx + 2;
+    int ty = tiles_y(g), tx = tiles_x(g), hl = half_len(g);
     size_t nt = (size_t)ty * tx, plane = (size_t)g->cin * nt;
+    float *in = rows, *t = rows + 8 * (size_t)hl;
     for (int ci = 0; ci < g->cin; ci++) {
         const float *xp = x + (size_t)ci * g->h * g->w;
         for (int a = 0; a < ty; a++) {
-            load_rows(g, xp, 2 * a - g->pt, rows, rw);
-            input_row(rows, rw, tx, v + (size_t)ci * nt + (size_t)a * tx, plane);
+            for (int i = 0; i < 4; i++)
+                load_row(g, xp, 2 * a - g->pt + i, in + (size_t)(2 * i) * hl,
+                         in + (size_t)(2 * i + 1) * hl, hl);
+            input_vertical(in, t, hl);
+            float *va = v + (size_t)ci * nt + (size_t)a * tx;
+            for (int i = 0; i < 4; i++)
+                input_horizontal(t + (size_t)(2 * i) * hl, t + (size_t)(2 * i + 1) * hl, tx,
+                                 va + (size_t)(4 * i) * plane, plane);
         }
     }
 }
 
-/* A^T m A for every tile of one row, into two output rows o0, o1 (2*tx wide). */
+/* A^T m A for every tile of one row: outputs split into even and odd columns of the
+ * two output rows (o0e, o0o, o1e, o1o, each tx long). */
 WINO_CLONES
-static void output_row(const float *restrict m, size_t plane, int tx, float *restrict o0,
-                       float *restrict o1)
+static void output_row(const float *restrict m, size_t plane, int tx, float *restrict o)
 {
+    float *o0e = o, *o0o = o + tx, *o1e = o + 2 * tx, *o1o = o + 3 * tx;
     for (int b = 0; b < tx; b++) {
-        float s[16], t[2][4];
-        for (int e = 0; e < 16; e++)
-            s[e] = m[(size_t)e * plane + b];
+        float t0[4], t1[4];
         for (int j = 0; j < 4; j++) {
-            t[0][j] = s[j] + s[4 + j] + s[8 + j];
-            t[1][j] = s[4 + j] - s[8 + j] - s[12 + j];
+            float s0 = m[(size_t)j * plane + b], s1 = m[(size_t)(4 + j) * plane + b];
+            float s2 = m[(size_t)(8 + j) * plane + b], s3 = m[(size_t)(12 + j) * plane + b];
+            t0[j] = s0 + s1 + s2;
+            t1[j] = s1 - s2 - s3;
         }
-        o0[2 * b] = t[0][0] + t[0][1] + t[0][2];
-        o0[2 * b + 1] = t[0][1] - t[0][2] - t[0][3];
-        o1[2 * b] = t[1][0] + t[1][1] + t[1][2];
-        o1[2 * b + 1] = t[1][1] - t[1][2] - t[1][3];
+        o0e[b] = t0[0] + t0[1] + t0[2];
+        o0o[b] = t0[1] - t0[2] - t0[3];
+        o1e[b] = t1[0] + t1[1] + t1[2];
+        o1o[b] = t1[1] - t1[2] - t1[3];
     }
 }
 
-static void store_row(const float *o, float bias, enum nn_act act, float alpha, float *y, int wo)
+/* Interleaves even/odd columns into an output row, adding bias and activation. */
+static void store_row(const float *ev, const float *od, float bias, enum nn_act act, float alpha,
+                      float *y, int wo)
 {
-    for (int j = 0; j < wo; j++)
-        y[j] = nn_act_apply(act, alpha, o[j] + bias);
+    for (int j = 0; j < wo; j++) {
+        float v = (j & 1) ? od[j >> 1] : ev[j >> 1];
+        y[j] = nn_act_apply(act, alpha, v + bias);
+    }
 }
 
 /* y = A^T m A for every tile, plus bias and activation; edge tiles are clipped. */
@@ -149,15 +178,16 @@ static void transform_output(const struct nn_conv_geom *g, const float *m, const
 {
     int ty = tiles_y(g), tx = tiles_x(g);
     size_t nt = (size_t)ty * tx, plane = (size_t)g->cout * nt;
-    float *o0 = rows, *o1 = rows + 2 * tx + 2;
     for (int co = 0; co < g->cout; co++) {
         float bv = bias ? bias[co] : 0.f;
         float *yp = y + (size_t)co * g->ho * g->wo;
         for (int a = 0; a < ty; a++) {
-            output_row(m + (size_t)co * nt + (size_t)a * tx, plane, tx, o0, o1);
-            store_row(o0, bv, g->act, g->alpha, yp + (size_t)(2 * a) * g->wo, g->wo);
+            output_row(m + (size_t)co * nt + (size_t)a * tx, plane, tx, rows);
+            store_row(rows, rows + tx, bv, g->act, g->alpha, yp + (size_t)(2 * a) * g->wo,
+                      g->wo);
             if (2 * a + 1 < g->ho)
-                store_row(o1, bv, g->act, g->alpha, yp + (size_t)(2 * a + 1) * g->wo, g->wo);
+                store_row(rows + 2 * tx, rows + 3 * tx, bv, g->act, g->alpha,
+                          yp + (size_t)(2 * a + 1) * g->wo, g->wo);
         }
     }
 }
