@@ -9,6 +9,7 @@
 #include "nn_testlib.h"
 #include "nn/graph.h" /* nn_window_out */
 
+#include <pthread.h>
 #include <stdio.h>
 
 #define TOL 1e-5
@@ -617,6 +618,62 @@ static void test_arch_two_stream(void **state)
     nn_graph_free(g);
 }
 
+/* Workers share one plan (and graph) and run their own contexts at the same time. */
+struct worker_arg {
+    const struct nn_plan *p;
+    int seed;
+    float out[10];
+    int rc;
+};
+
+static void *worker(void *argp)
+{
+    struct worker_arg *w = argp;
+    struct nn_ctx *c;
+    if ((w->rc = nn_ctx_new(w->p, &c)))
+        return NULL;
+    for (int round = 0; round < 20; round++) {
+        uint64_t r = (uint64_t)w->seed;
+        struct nn_shape s = nn_plan_input_shape(w->p, 0);
+        for (int64_t j = 0; j < nn_shape_elems(&s); j++)
+            nn_ctx_input(c, 0)[j] = tl_uniform(&r, -1, 1);
+        nn_run(c);
+    }
+    memcpy(w->out, nn_ctx_output(c, 0), sizeof w->out);
+    nn_ctx_free(c);
+    return NULL;
+}
+
+static void test_contexts_run_concurrently(void **state)
+{
+    (void)state;
+    struct nn_graph *g = nn_graph_new();
+    struct nn_arch_opts o = {.arch = "vgg-small", .width = 0.25f, .n_classes = 10, .seed = 9};
+    assert_int_equal(nn_arch_classifier(g, &o, 3, 32, 32, NULL), 0);
+    assert_int_equal(nn_graph_fold_bn(g, NULL), 0);
+    struct nn_plan *p;
+    assert_int_equal(nn_plan_new(g, 2, &p, NULL), 0);
+    nn_blas_set_threads(1);
+    struct worker_arg solo[4], par[4];
+    for (int i = 0; i < 4; i++) {
+        solo[i] = (struct worker_arg){.p = p, .seed = i + 1};
+        worker(&solo[i]);
+        par[i] = (struct worker_arg){.p = p, .seed = i + 1};
+    }
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, worker, &par[i]), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(par[i].rc, 0);
+        assert_memory_equal(par[i].out, solo[i].out, sizeof solo[i].out);
+    }
+    assert_memory_not_equal(solo[0].out, solo[1].out, sizeof solo[0].out);
+    nn_plan_free(p);
+    nn_graph_free(g);
+}
+
 static void test_graph_errors(void **state)
 {
     (void)state;
@@ -717,6 +774,7 @@ int main(void)
         cmocka_unit_test(test_run_is_repeatable),
         cmocka_unit_test(test_arch_resnet18_counts),
         cmocka_unit_test(test_arch_two_stream),
+        cmocka_unit_test(test_contexts_run_concurrently),
         cmocka_unit_test(test_graph_errors),
         cmocka_unit_test(test_op_names_round_trip),
         cmocka_unit_test(test_blas_core_choice),
