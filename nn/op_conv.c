@@ -125,16 +125,24 @@ static void im2col(const struct nn_conv_geom *g, int cin_g, const float *x, floa
     }
 }
 
-static void bias_act(const struct nn_conv_geom *g, const float *b, float *y, int cout, size_t hw)
+/* Adds the bias and applies the activation to `len` values of each of cout channel
+ * planes `stride` apart. */
+static void bias_act_band(const struct nn_conv_geom *g, const float *b, float *y, int cout,
+                          size_t stride, size_t len)
 {
     if (!b && g->act == NN_ACT_NONE)
         return;
     for (int co = 0; co < cout; co++) {
         float bv = b ? b[co] : 0.f;
-        float *yp = y + (size_t)co * hw;
-        for (size_t i = 0; i < hw; i++)
+        float *yp = y + (size_t)co * stride;
+        for (size_t i = 0; i < len; i++)
             yp[i] = nn_act_apply(g->act, g->alpha, yp[i] + bv);
     }
+}
+
+static void bias_act(const struct nn_conv_geom *g, const float *b, float *y, int cout, size_t hw)
+{
+    bias_act_band(g, b, y, cout, hw, hw);
 }
 
 static void conv_depthwise(const struct nn_conv_geom *g, const float *x, const float *w,
@@ -197,7 +205,9 @@ void nn_conv_fast(const struct nn_conv_geom *g, const float *x, const float *w, 
                 im2col(g, cin_g, xg, scratch, oy, oy1);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout_g, cols, k, 1.f, wg,
                             k, scratch, cols, 0.f, yg + (size_t)oy * g->wo, (int)hw_out);
+                /* while the band is still in cache */
+                bias_act_band(g, b ? b + (size_t)grp * cout_g : NULL, yg + (size_t)oy * g->wo,
+                              cout_g, hw_out, (size_t)cols);
             }
-            bias_act(g, b ? b + (size_t)grp * cout_g : NULL, yg, cout_g, hw_out);
         }
 }

@@ -4,7 +4,69 @@
 
 #include <float.h>
 
+/* The output columns [lo, hi) whose window start ox*sw - pl and end (+ kw - 1) lie
+ * inside the row: those need no bounds checks. */
+static void inner_cols(const struct nn_pool_geom *g, int *lo, int *hi)
+{
+    int l = (g->pl + g->sw - 1) / g->sw;
+    int last = g->w - 1 - (g->kw - 1) * g->dw + g->pl; /* largest ox*sw allowed */
+    int h = last < 0 ? 0 : last / g->sw + 1;
+    *lo = l < g->wo ? l : g->wo;
+    *hi = h < g->wo ? h : g->wo;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+static float max_window(const struct nn_pool_geom *g, const float *xp, int oy, int ox)
+{
+    float m = -FLT_MAX;
+    for (int ky = 0; ky < g->kh; ky++) {
+        int iy = oy * g->sh - g->pt + ky * g->dh;
+        if (iy < 0 || iy >= g->h)
+            continue;
+        for (int kx = 0; kx < g->kw; kx++) {
+            int ix = ox * g->sw - g->pl + kx * g->dw;
+            if (ix >= 0 && ix < g->w && xp[iy * g->w + ix] > m)
+                m = xp[iy * g->w + ix];
+        }
+    }
+    return m;
+}
+
+/* Max pooling: edge columns take the checked path, the inner ones a loop over
+ * whole rows that the compiler vectorises. */
 void nn_maxpool(const struct nn_pool_geom *g, const float *x, float *y)
+{
+    int lo, hi;
+    inner_cols(g, &lo, &hi);
+    for (int p = 0; p < g->n * g->c; p++) {
+        const float *xp = x + (size_t)p * g->h * g->w;
+        float *yp = y + (size_t)p * g->ho * g->wo;
+        for (int oy = 0; oy < g->ho; oy++) {
+            float *yr = yp + (size_t)oy * g->wo;
+            for (int ox = 0; ox < lo; ox++)
+                yr[ox] = max_window(g, xp, oy, ox);
+            for (int ox = hi; ox < g->wo; ox++)
+                yr[ox] = max_window(g, xp, oy, ox);
+            for (int ox = lo; ox < hi; ox++)
+                yr[ox] = -FLT_MAX;
+            for (int ky = 0; ky < g->kh; ky++) {
+                int iy = oy * g->sh - g->pt + ky * g->dh;
+                if (iy < 0 || iy >= g->h)
+                    continue;
+                for (int kx = 0; kx < g->kw; kx++) {
+                    const float *xr = xp + (size_t)iy * g->w - g->pl + kx * g->dw;
+                    for (int ox = lo; ox < hi; ox++) {
+                        float v = xr[ox * g->sw];
+                        yr[ox] = v > yr[ox] ? v : yr[ox];
+                    }
+                }
+            }
+        }
+    }
+}
+
+void nn_maxpool_ref(const struct nn_pool_geom *g, const float *x, float *y)
 {
     for (int p = 0; p < g->n * g->c; p++) {
         const float *xp = x + (size_t)p * g->h * g->w;

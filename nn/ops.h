@@ -43,11 +43,18 @@ size_t nn_wino_scratch(const struct nn_conv_geom *g);
 void nn_conv_wino(const struct nn_conv_geom *g, const float *x, const float *u, const float *b,
                   float *y, float *scratch);
 
+/* Winograd F(4x4,3x3), same conditions (op_winograd4.c); u is u[36][cout][cin]. */
+void nn_wino4_weights(const float *w, int cout, int cin, float *u);
+size_t nn_wino4_scratch(const struct nn_conv_geom *g);
+void nn_conv_wino4(const struct nn_conv_geom *g, const float *x, const float *u, const float *b,
+                   float *y, float *scratch);
+
 struct nn_pool_geom {
     int n, c, h, w, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw;
     int count_include_pad;
 };
 void nn_maxpool(const struct nn_pool_geom *g, const float *x, float *y);
+void nn_maxpool_ref(const struct nn_pool_geom *g, const float *x, float *y);
 void nn_avgpool(const struct nn_pool_geom *g, const float *x, float *y);
 void nn_global_avgpool(int n, int c, int hw, const float *x, float *y);
 
@@ -61,7 +68,8 @@ void nn_activate(enum nn_act act, float alpha, const float *x, float *y, size_t 
 /* Inference BatchNorm: per channel y = (x - mean) / sqrt(var + eps) * scale + bias. */
 void nn_batchnorm(int n, int c, int inner, const float *x, const float *scale, const float *bias,
                   const float *mean, const float *var, float eps, float *y);
-void nn_add(const float *a, const float *b, float *y, size_t len);
+/* y = act(a + b): a residual add with the ReLU that follows it. */
+void nn_add(const float *a, const float *b, float *y, size_t len, enum nn_act act, float alpha);
 /* y = sum_i w[i] * x_i */
 void nn_wsum(int k, const float *const *xs, const float *w, float *y, size_t len);
 /* Softmax along the middle of [outer, axis, inner]. */

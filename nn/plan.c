@@ -19,6 +19,7 @@ struct nn_plan {
     enum nn_act *act;        /* per node: activation fused into a conv */
     float *alpha;
     float **wino;            /* per node: Winograd weights of its 3x3 conv, or NULL */
+    unsigned char *wino_m;   /* per node: Winograd output tile, 2 or 4 */
     size_t scratch_off;      /* floats */
     size_t total;            /* floats */
 };
@@ -44,6 +45,7 @@ void nn_plan_free(struct nn_plan *p)
         for (int k = 0; k < p->g->n_nodes; k++)
             free(p->wino[k]);
     free(p->wino);
+    free(p->wino_m);
     free(p);
 }
 
@@ -229,13 +231,20 @@ static struct tucker_geoms tucker_geoms(const struct nn_plan *p, const struct nn
 #define WINO_SMALL_MAP_TILES 32
 #define WINO_SMALL_MAP_MAX_BYTES (8u << 20)
 
-static int wants_winograd(const struct nn_conv_geom *g)
+/* F(4x4,3x3) needs large maps to fill its 36 GEMMs; below that F(2x2,3x3). */
+#define WINO4_MIN_TILES 49
+
+/* The Winograd tile (2 or 4) for a conv, or 0 for im2col + SGEMM. */
+static int winograd_tile(const struct nn_conv_geom *g)
 {
+    if (getenv("NOWINO4") == NULL && nn_wino_applies(g) && g->cin >= WINO_MIN_CHANNELS &&
+        g->cout >= WINO_MIN_CHANNELS && ((g->ho + 3) / 4) * ((g->wo + 3) / 4) >= WINO4_MIN_TILES)
+        return 4;
     if (!nn_wino_applies(g) || g->cin < WINO_MIN_CHANNELS || g->cout < WINO_MIN_CHANNELS)
         return 0;
     int tiles = ((g->ho + 1) / 2) * ((g->wo + 1) / 2);
     size_t bytes = 16 * sizeof(float) * (size_t)g->cin * g->cout;
-    return tiles >= WINO_SMALL_MAP_TILES || bytes <= WINO_SMALL_MAP_MAX_BYTES;
+    return (tiles >= WINO_SMALL_MAP_TILES || bytes <= WINO_SMALL_MAP_MAX_BYTES) ? 2 : 0;
 }
 
 /* Transforms the weights of every conv that runs by Winograd, once per plan. */
@@ -255,12 +264,17 @@ static int prepare_winograd(struct nn_plan *p)
         } else {
             continue;
         }
-        if (!wants_winograd(&cg))
+        int m = winograd_tile(&cg);
+        if (!m)
             continue;
-        p->wino[k] = malloc(sizeof(float) * 16 * (size_t)cg.cout * cg.cin);
+        p->wino[k] = malloc(sizeof(float) * (m == 4 ? 36 : 16) * (size_t)cg.cout * cg.cin);
         if (!p->wino[k])
             return ERR_NOMEM;
-        nn_wino_weights(w, cg.cout, cg.cin, p->wino[k]);
+        p->wino_m[k] = (unsigned char)m;
+        if (m == 4)
+            nn_wino4_weights(w, cg.cout, cg.cin, p->wino[k]);
+        else
+            nn_wino_weights(w, cg.cout, cg.cin, p->wino[k]);
     }
     return 0;
 }
@@ -281,9 +295,10 @@ int nn_plan_new(const struct nn_graph *g, int batch, struct nn_plan **out, struc
         p->act = calloc(nn, sizeof *p->act);
         p->alpha = calloc(nn, sizeof *p->alpha);
         p->wino = calloc(nn, sizeof *p->wino);
+        p->wino_m = calloc(nn, 1);
     }
     if (!p || !users || !p->shapes || !p->root || !p->offset || !p->skip || !p->act ||
-        !p->alpha || !p->wino) {
+        !p->alpha || !p->wino || !p->wino_m) {
         free(users);
         nn_plan_free(p);
         return err_set(em, ERR_NOMEM, "out of memory planning the graph");
@@ -432,18 +447,29 @@ static size_t node_scratch(const struct nn_plan *p, const struct nn_node *n)
         size_t s = nn_conv_scratch(&cg);
         if (p->wino[k]) {
             cg.n = 1;
-            size_t ws = nn_wino_scratch(&cg);
+            size_t ws = p->wino_m[k] == 4 ? nn_wino4_scratch(&cg) : nn_wino_scratch(&cg);
             s = ws > s ? ws : s;
         }
         return s;
     }
     if (n->op == NN_OP_TUCKERCONV) {
         struct tucker_geoms t = tucker_geoms(p, n, k);
-        size_t s = nn_conv_scratch(&t.core), ws = p->wino[k] ? nn_wino_scratch(&t.core) : 0;
+        size_t s = nn_conv_scratch(&t.core), ws = 0;
+        if (p->wino[k])
+            ws = p->wino_m[k] == 4 ? nn_wino4_scratch(&t.core) : nn_wino_scratch(&t.core);
         return (size_t)t.in.cout * t.in.h * t.in.w + (size_t)t.core.cout * t.core.ho * t.core.wo +
                (ws > s ? ws : s);
     }
     return 0;
+}
+
+static void run_winograd(int m, const struct nn_conv_geom *g, const float *x, const float *u,
+                         const float *b, float *y, float *scratch)
+{
+    if (m == 4)
+        nn_conv_wino4(g, x, u, b, y, scratch);
+    else
+        nn_conv_wino(g, x, u, b, y, scratch);
 }
 
 static void run_conv(struct nn_ctx *c, const struct nn_node *n, int k)
@@ -453,8 +479,8 @@ static void run_conv(struct nn_ctx *c, const struct nn_node *n, int k)
     if (c->kernels == NN_KERNELS_REF)
         nn_conv_ref(&g, val(c, n->in[0]), tdata(c, n, 0), tdata(c, n, 1), val(c, n->out));
     else if (p->wino[k])
-        nn_conv_wino(&g, val(c, n->in[0]), p->wino[k], tdata(c, n, 1), val(c, n->out),
-                     c->ws + p->scratch_off);
+        run_winograd(p->wino_m[k], &g, val(c, n->in[0]), p->wino[k], tdata(c, n, 1),
+                     val(c, n->out), c->ws + p->scratch_off);
     else
         nn_conv_fast(&g, val(c, n->in[0]), tdata(c, n, 0), tdata(c, n, 1), val(c, n->out),
                      c->ws + p->scratch_off);
@@ -482,7 +508,7 @@ static void run_tucker(struct nn_ctx *c, const struct nn_node *n, int k)
     for (int i = 0; i < p->shapes[n->in[0]].d[0]; i++) {
         conv_any(c, &t.in, x + i * xs, tdata(c, n, 0), NULL, mid1, NULL);
         if (p->wino[k] && c->kernels == NN_KERNELS_FAST)
-            nn_conv_wino(&t.core, mid1, p->wino[k], NULL, mid2, col);
+            run_winograd(p->wino_m[k], &t.core, mid1, p->wino[k], NULL, mid2, col);
         else
             conv_any(c, &t.core, mid1, tdata(c, n, 1), NULL, mid2, col);
         conv_any(c, &t.out, mid2, tdata(c, n, 2), tdata(c, n, 3), y + i * ys, NULL);
@@ -556,7 +582,10 @@ static void run_node(struct nn_ctx *c, const struct nn_node *n, int k)
         break;
     case NN_OP_MAXPOOL: {
         struct nn_pool_geom pg = pool_geom(p, n);
-        nn_maxpool(&pg, val(c, n->in[0]), val(c, n->out));
+        if (c->kernels == NN_KERNELS_REF)
+            nn_maxpool_ref(&pg, val(c, n->in[0]), val(c, n->out));
+        else
+            nn_maxpool(&pg, val(c, n->in[0]), val(c, n->out));
         break;
     }
     case NN_OP_AVGPOOL: {
@@ -568,9 +597,7 @@ static void run_node(struct nn_ctx *c, const struct nn_node *n, int k)
         nn_global_avgpool(x->d[0], x->d[1], x->d[2] * x->d[3], val(c, n->in[0]), val(c, n->out));
         break;
     case NN_OP_ADD:
-        nn_add(val(c, n->in[0]), val(c, n->in[1]), val(c, n->out), len);
-        if (p->act[k] != NN_ACT_NONE)
-            nn_activate(p->act[k], p->alpha[k], val(c, n->out), val(c, n->out), len);
+        nn_add(val(c, n->in[0]), val(c, n->in[1]), val(c, n->out), len, p->act[k], p->alpha[k]);
         break;
     case NN_OP_WSUM: {
         const float *xs[NN_MAX_NODE_INPUTS];

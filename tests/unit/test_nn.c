@@ -36,7 +36,7 @@ static void compare_kernels(const struct nn_graph *g, int batch, const char *wha
     assert_non_null(fast);
     assert_int_equal(n1, n2);
     double e = tl_rel_l2(fast, ref, n1);
-    if (!(e < TOL))
+    if (!(e < TOL) || getenv("NN_TEST_VERBOSE"))
         fprintf(stderr, "%s: relative error %g\n", what, e);
     assert_true(e < TOL);
     free(ref);
@@ -96,23 +96,25 @@ static void test_winograd_matches_ref(void **state)
 {
     (void)state;
     uint64_t rng = 4242;
-    const int hw[3][2] = {{16, 16}, {15, 13}, {17, 30}}; /* even, odd and wide maps */
-    for (int t = 0; t < 3; t++) {
+    /* even, odd and wide maps for F(2x2,3x3); maps of 7x7 tiles and more take F(4x4,3x3) */
+    const int hw[5][3] = {{16, 16, 128}, {15, 13, 128}, {17, 30, 128}, {28, 28, 64}, {30, 27, 48}};
+    for (int t = 0; t < 5; t++) {
         struct nn_graph *g = nn_graph_new();
-        struct nn_shape xs = tl_shape(4, 1, 128, hw[t][0], hw[t][1]);
+        int c = hw[t][2];
+        struct nn_shape xs = tl_shape(4, 1, c, hw[t][0], hw[t][1]);
         nn_graph_add_input(g, "x", &xs, NULL);
-        tl_tensor(g, "w", tl_shape(4, 136, 128, 3, 3), &rng);
-        tl_tensor(g, "b", tl_shape(1, 136, 0, 0, 0), &rng);
+        tl_tensor(g, "w", tl_shape(4, c + 8, c, 3, 3), &rng);
+        tl_tensor(g, "b", tl_shape(1, c + 8, 0, 0, 0), &rng);
         struct nn_node_desc d = node("conv", NN_OP_CONV, "x", "y");
         d.n_params = 2;
         d.params[0] = "w";
         d.params[1] = "b";
-        d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = t == 2 ? 0 : 1;
+        d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = (t == 2 || t == 4) ? 0 : 1;
         assert_true(nn_graph_add_node(g, &d, NULL) >= 0);
         struct nn_node_desc r = node("relu", NN_OP_RELU, "y", "z");
         assert_true(nn_graph_add_node(g, &r, NULL) >= 0);
         nn_graph_add_output(g, "z", NULL);
-        compare_kernels(g, t + 1, "winograd conv");
+        compare_kernels(g, t % 3 + 1, "winograd conv");
         nn_graph_free(g);
     }
     /* and inside a Tucker-2 layer, whose core is 128 -> 128 */
@@ -357,6 +359,32 @@ static void test_pools_known_values(void **state)
     assert_int_equal(ys.d[2], 1);
     assert_float_equal(y[0], 7.5f, 1e-6);
     free(y);
+}
+
+static void test_maxpool_fast_matches_ref(void **state)
+{
+    (void)state;
+    uint64_t rng = 555;
+    for (int t = 0; t < 40; t++) {
+        struct nn_graph *g = nn_graph_new();
+        int k = tl_int(&rng, 1, 4), dil = tl_int(&rng, 1, 2);
+        int span = dil * (k - 1) + 1;
+        struct nn_shape xs = tl_shape(4, 1, tl_int(&rng, 1, 5), tl_int(&rng, span, 19),
+                                      tl_int(&rng, span, 19));
+        nn_graph_add_input(g, "x", &xs, NULL);
+        struct nn_node_desc d = node("pool", NN_OP_MAXPOOL, "x", "y");
+        d.attrs.kernel[0] = d.attrs.kernel[1] = k;
+        d.attrs.stride[0] = d.attrs.stride[1] = tl_int(&rng, 1, 3);
+        d.attrs.dilation[0] = d.attrs.dilation[1] = dil;
+        for (int i = 0; i < 4; i++)
+            d.attrs.pad[i] = tl_int(&rng, 0, k - 1);
+        d.attrs.ceil_mode = tl_int(&rng, 0, 1);
+        assert_true(nn_graph_add_node(g, &d, NULL) >= 0);
+        nn_graph_add_output(g, "y", NULL);
+        if (nn_graph_check(g, NULL) == 0)
+            compare_kernels(g, tl_int(&rng, 1, 2), "maxpool");
+        nn_graph_free(g);
+    }
 }
 
 static void test_window_out(void **state)
@@ -766,6 +794,7 @@ int main(void)
         cmocka_unit_test(test_tucker_equals_three_convs),
         cmocka_unit_test(test_gemm_fast_matches_ref),
         cmocka_unit_test(test_pools_known_values),
+        cmocka_unit_test(test_maxpool_fast_matches_ref),
         cmocka_unit_test(test_window_out),
         cmocka_unit_test(test_fusion_tail_known_values),
         cmocka_unit_test(test_concat_add_known_values),
