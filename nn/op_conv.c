@@ -93,6 +93,20 @@ static void valid_cols(int ix0, int sw, int w, int wo, int *lo, int *hi)
         *hi = *lo;
 }
 
+/* dst[i] = src[i * stride]; constant strides get their own loops so they vectorise. */
+static void copy_strided(float *dst, const float *src, int n, int stride)
+{
+    if (stride == 1) {
+        memcpy(dst, src, sizeof(float) * (size_t)(n > 0 ? n : 0));
+    } else if (stride == 2) {
+        for (int i = 0; i < n; i++)
+            dst[i] = src[2 * i];
+    } else {
+        for (int i = 0; i < n; i++)
+            dst[i] = src[(size_t)i * stride];
+    }
+}
+
 /* col[(ci*kh + ky)*kw + kx][(oy - oy0)*wo + ox] = x[ci][iy][ix] for output rows
  * [oy0, oy1), zero outside the image. */
 static void im2col(const struct nn_conv_geom *g, int cin_g, const float *x, float *col, int oy0,
@@ -116,8 +130,7 @@ static void im2col(const struct nn_conv_geom *g, int cin_g, const float *x, floa
                     const float *xr = xp + (size_t)iy * g->w + ix0;
                     for (int ox = 0; ox < lo; ox++)
                         row[ox] = 0.f;
-                    for (int ox = lo; ox < hi; ox++)
-                        row[ox] = xr[ox * g->sw];
+                    copy_strided(row + lo, xr + (size_t)lo * g->sw, hi - lo, g->sw);
                     for (int ox = hi; ox < g->wo; ox++)
                         row[ox] = 0.f;
                 }
@@ -132,12 +145,8 @@ static void bias_act_band(const struct nn_conv_geom *g, const float *b, float *y
 {
     if (!b && g->act == NN_ACT_NONE)
         return;
-    for (int co = 0; co < cout; co++) {
-        float bv = b ? b[co] : 0.f;
-        float *yp = y + (size_t)co * stride;
-        for (size_t i = 0; i < len; i++)
-            yp[i] = nn_act_apply(g->act, g->alpha, yp[i] + bv);
-    }
+    for (int co = 0; co < cout; co++)
+        nn_bias_act_inplace(y + (size_t)co * stride, len, b ? b[co] : 0.f, g->act, g->alpha);
 }
 
 static void bias_act(const struct nn_conv_geom *g, const float *b, float *y, int cout, size_t hw)

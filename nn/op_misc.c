@@ -21,7 +21,8 @@ void nn_batchnorm(int n, int c, int inner, const float *x, const float *scale, c
 void nn_add(const float *a, const float *b, float *y, size_t len, enum nn_act act, float alpha)
 {
     for (size_t i = 0; i < len; i++)
-        y[i] = nn_act_apply(act, alpha, a[i] + b[i]);
+        y[i] = a[i] + b[i];
+    nn_bias_act_inplace(y, len, 0.f, act, alpha);
 }
 
 void nn_wsum(int k, const float *const *xs, const float *w, float *y, size_t len)

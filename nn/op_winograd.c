@@ -166,10 +166,9 @@ static void output_row(const float *restrict m, size_t plane, int tx, float *res
 static void store_row(const float *ev, const float *od, float bias, enum nn_act act, float alpha,
                       float *y, int wo)
 {
-    for (int j = 0; j < wo; j++) {
-        float v = (j & 1) ? od[j >> 1] : ev[j >> 1];
-        y[j] = nn_act_apply(act, alpha, v + bias);
-    }
+    for (int j = 0; j < wo; j++)
+        y[j] = (j & 1) ? od[j >> 1] : ev[j >> 1];
+    nn_bias_act_inplace(y, (size_t)wo, bias, act, alpha);
 }
 
 /* y = A^T m A for every tile, plus bias and activation; edge tiles are clipped. */

@@ -157,10 +157,9 @@ static void atrans(const float *restrict m0, const float *restrict m1, const flo
 static void store_row(const float *ph, int tx, float bias, enum nn_act act, float alpha,
                       float *y, int wo)
 {
-    for (int j = 0; j < wo; j++) {
-        float v = ph[(size_t)(j & 3) * tx + (j >> 2)];
-        y[j] = nn_act_apply(act, alpha, v + bias);
-    }
+    for (int j = 0; j < wo; j++)
+        y[j] = ph[(size_t)(j & 3) * tx + (j >> 2)];
+    nn_bias_act_inplace(y, (size_t)wo, bias, act, alpha);
 }
 
 /* y = A^T m A for every tile, plus bias and activation; edge tiles are clipped. */

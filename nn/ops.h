@@ -19,6 +19,36 @@ static inline float nn_act_apply(enum nn_act act, float alpha, float v)
     return v;
 }
 
+/* y[i] = act(y[i] + bias): the switch stays outside the loops so each vectorises. */
+static inline void nn_bias_act_inplace(float *y, size_t n, float bias, enum nn_act act,
+                                       float alpha)
+{
+    switch (act) {
+    case NN_ACT_NONE:
+        for (size_t i = 0; i < n; i++)
+            y[i] += bias;
+        break;
+    case NN_ACT_RELU:
+        for (size_t i = 0; i < n; i++) {
+            float v = y[i] + bias;
+            y[i] = v > 0.f ? v : 0.f;
+        }
+        break;
+    case NN_ACT_RELU6:
+        for (size_t i = 0; i < n; i++) {
+            float v = y[i] + bias;
+            y[i] = v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
+        }
+        break;
+    case NN_ACT_LEAKY:
+        for (size_t i = 0; i < n; i++) {
+            float v = y[i] + bias;
+            y[i] = v > 0.f ? v : alpha * v;
+        }
+        break;
+    }
+}
+
 struct nn_conv_geom {
     int n, cin, h, w;       /* input */
     int cout, ho, wo;       /* output */
