@@ -46,4 +46,39 @@ int nn_graph_infer_shapes(const struct nn_graph *g, int batch, struct nn_shape *
 /* Output spatial size of a conv/pool window; 0 or less when the window does not fit. */
 int nn_window_out(int in, int k, int stride, int pad0, int pad1, int dil, int ceil_mode);
 
+/* ---- model files: model.c (metadata), model_json.c (the two JSON sections),
+ * model_io.c (the container). Bounds are documented in docs/model-format.md. ---- */
+
+/* A model file may be at most 1 GiB: the loader reads it whole, and a two-stream
+ * network for a small board is a few tens of MB. */
+#define NN_MODEL_FILE_MAX (1ull << 30)
+/* JSON sections: jansson needs about 20 bytes of memory per byte of JSON text at worst,
+ * so these caps keep a hostile section to ~20 MB (meta) and ~80 MB (graph). 1024
+ * classes take under 70 KB; a 4096-node graph with 20-character names about 1.5 MB. */
+#define NN_MODEL_META_JSON_MAX (1u << 20)
+#define NN_MODEL_GRAPH_JSON_MAX (4u << 20)
+/* Metadata bounds: frame side, stacked motion fields per segment, frames per second. */
+#define NN_MODEL_MAX_SIDE 4096
+#define NN_MODEL_MAX_MOTION_LEN 16
+#define NN_MODEL_MAX_FPS 240
+
+/* Checks metadata as loading does, so nn_model_save never writes what loading rejects. */
+int nn_model_meta_check(const struct nn_meta *m, struct err_msg *em);
+/* 1 when s is well-formed UTF-8 (RFC 3629: no overlongs, surrogates or code points
+ * past U+10FFFF), as JSON strings must be. */
+int nn_model_utf8_ok(const char *s);
+
+/* The JSON text of the "meta" and "graph" sections: malloc'd, *len bytes, NUL-terminated. */
+int nn_model_meta_to_json(const struct nn_meta *m, char **text, size_t *len,
+                          struct err_msg *em);
+int nn_model_graph_to_json(const struct nn_graph *g, char **text, size_t *len,
+                           struct err_msg *em);
+/* Parses a "meta" section into m (whose classes it allocates; m is untouched on error). */
+int nn_model_meta_from_json(const char *text, size_t len, struct nn_meta *m,
+                            struct err_msg *em);
+/* Adds the inputs, nodes and outputs of a "graph" section to g, which already holds
+ * the parameter tensors, through the public builder. */
+int nn_model_graph_from_json(const char *text, size_t len, struct nn_graph *g,
+                             struct err_msg *em);
+
 #endif

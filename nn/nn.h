@@ -223,10 +223,12 @@ struct nn_model {
 };
 
 /* An empty model with default metadata (no classes, 112x112, ImageNet mean/std,
- * motion none, K=1, fusion 1/1, 25 fps). */
+ * motion none, K=1, fusion 1/1, 25 fps). Its graph is a new empty one to build into;
+ * nn_model_free frees it, so free it first when replacing it. */
 struct nn_model *nn_model_new(void);
 void nn_model_free(struct nn_model *m);
-/* Replaces the class names; returns 0, ERR_RANGE or ERR_NOMEM. */
+/* Replaces the class names (each non-empty, under NN_CLASS_NAME_MAX bytes, UTF-8, no
+ * two alike); returns 0, ERR_RANGE, ERR_INVAL (names NULL) or ERR_NOMEM. */
 int nn_model_set_classes(struct nn_model *m, int n, const char *const *names,
                          struct err_msg *em);
 
@@ -234,7 +236,8 @@ int nn_model_set_classes(struct nn_model *m, int n, const char *const *names,
  * is returned and em names the problem (path, section, reason). */
 int nn_model_load(const char *path, struct nn_model **out, struct err_msg *em);
 int nn_model_load_mem(const void *buf, size_t len, struct nn_model **out, struct err_msg *em);
-/* Writes atomically: a temporary file in the same folder, fsync, rename. */
+/* Writes atomically: a temporary file in the same folder, fsync, rename. Refuses what
+ * loading would refuse, and BatchNorms folded by nn_graph_fold_bn: save before folding. */
 int nn_model_save(const struct nn_model *m, const char *path, struct err_msg *em);
 
 /* OpenBLAS: see blas.c. */
