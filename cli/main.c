@@ -27,17 +27,34 @@ static const struct cli_cmd commands[] = {
      cmd_not_implemented},
     {"eval", "evaluate a model on a labelled video folder",
      "usage: actiond eval -m MODEL -d DATASET [--json]\n", cmd_not_implemented},
-    {"infer", "recognise actions in a file or stream, one JSON line per window",
-     "usage: actiond infer -m MODEL FILE|URL [--window S] [--stride S] [--top K] [--json]\n",
+    {"infer", "recognise actions in a file or stream, or run raw tensors through a model",
+     "usage: actiond infer -m MODEL FILE|URL [--window S] [--stride S] [--top K] [--json]\n"
+     "       actiond infer -m MODEL --input [NAME=]FILE.npy ... --output [NAME=]FILE.npy ...\n"
+     "  --input [NAME=]FILE.npy   a float32 tensor for input NAME (by position without NAME);\n"
+     "                            dimension 0 is the batch\n"
+     "  --output [NAME=]FILE.npy  where to write output NAME (by position without NAME)\n"
+     "  --ref                     run the scalar reference kernels (slow; for checking)\n"
+     "  --threads N               OpenBLAS threads (default 1)\n"
+     "Video and stream input land with the video issue; tensors work now.\n",
      cmd_not_implemented},
     {"import", "convert ONNX models into an actiond model file",
-     "usage: actiond import MODEL.onnx [--motion MOTION.onnx] -o OUT\n", cmd_not_implemented},
+     "usage: actiond import MODEL.onnx [--motion MOTION.onnx] -o OUT\n"
+     "  --motion MOTION.onnx   a second classifier: the two become one two-stream model\n"
+     "  -o, --output OUT       the actiond model file to write\n", cmd_not_implemented},
     {"export", "write an actiond model as ONNX",
      "usage: actiond export MODEL -o OUT.onnx\n", cmd_not_implemented},
     {"info", "print a model's layers, parameters and FLOPs",
-     "usage: actiond info MODEL [--json]\n", cmd_not_implemented},
+     "usage: actiond info MODEL [--json]\n", cli_cmd_info},
     {"bench", "measure a model's latency and throughput on this machine",
-     "usage: actiond bench -m MODEL [--threads N] [--iters N] [--json]\n", cmd_not_implemented},
+     "usage: actiond bench (-m MODEL | --arch resnet18|vgg-small [--size N]) [--batch N]\n"
+     "                     [--threads N] [--iters N] [--warmup N] [--json]\n"
+     "       actiond bench --sgemm [--threads N] [--json]\n"
+     "  --arch NAME      a built-in architecture with random weights, 3xNxN input\n"
+     "  --batch N        clips per run (default 1)\n"
+     "  --threads N      OpenBLAS threads (default 1)\n"
+     "  --iters N        timed runs (default 20); median, p90 and min are reported\n"
+     "  --sgemm          the SGEMM rate of the OpenBLAS kernel in use (1024^3)\n",
+     cli_cmd_bench},
     {"synth", "write a labelled synthetic action data set as H.264 files",
      "usage: actiond synth -o DIR [--clips N] [--seed S]\n", cmd_not_implemented},
 };
