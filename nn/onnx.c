@@ -365,27 +365,27 @@ static int use_value(struct imp *c, const struct onode *n, int k, struct build *
     return 0;
 }
 
-static float *decode_floats(const struct tref *t, const struct onode *n, struct err_msg *em)
+static int decode_floats(const struct tref *t, const struct onode *n, float **out,
+                         struct err_msg *em)
 {
     /* Every float takes at least 4 bytes of the message: never allocate beyond that. */
-    if (t->dtype != DT_FLOAT || (uint64_t)t->elems * 4 > t->msg.len) {
-        err_set(em, t->dtype != DT_FLOAT ? ERR_UNSUPPORTED : ERR_FORMAT,
-                "%s: tensor '" SPAN_FMT "' has data type %d and %zu bytes (float32 needed)",
-                n->label, SPAN_ARG(t->name), t->dtype, t->msg.len);
-        return NULL;
-    }
+    if (t->dtype != DT_FLOAT)
+        return err_set(em, ERR_UNSUPPORTED,
+                       "%s: tensor '" SPAN_FMT "' has data type %d (float32 needed)", n->label,
+                       SPAN_ARG(t->name), t->dtype);
+    if ((uint64_t)t->elems * 4 > t->msg.len)
+        return err_set(em, ERR_FORMAT, "%s: tensor '" SPAN_FMT "' holds too few bytes",
+                       n->label, SPAN_ARG(t->name));
     float *v = malloc((size_t)t->elems * sizeof(float));
-    if (!v) {
-        err_set(em, ERR_NOMEM, "%s: out of memory", n->label);
-        return NULL;
-    }
+    if (!v)
+        return err_set(em, ERR_NOMEM, "%s: out of memory", n->label);
     if (tensor_floats(t, v)) {
         free(v);
-        err_set(em, ERR_FORMAT, "%s: tensor '" SPAN_FMT "': data does not match its shape",
-                n->label, SPAN_ARG(t->name));
-        return NULL;
+        return err_set(em, ERR_FORMAT, "%s: tensor '" SPAN_FMT "': data does not match its shape",
+                       n->label, SPAN_ARG(t->name));
     }
-    return v;
+    *out = v;
+    return 0;
 }
 
 /* Adds initializer t to the graph in the layout the node needs. */
@@ -403,16 +403,18 @@ static int add_param(struct imp *c, const struct onode *n, struct tref *t, enum 
     if (s.ndim < 1)
         return err_set(em, ERR_UNSUPPORTED, "%s: parameter '" SPAN_FMT "' is a scalar",
                        n->label, SPAN_ARG(t->name));
-    float *v = decode_floats(t, n, em), *w = v;
-    if (!v)
-        return ERR_FORMAT;
+    float *v = NULL, *w;
+    int rc = decode_floats(t, n, &v, em);
+    if (rc)
+        return rc;
+    w = v;
     if (mode == P_TRANSPOSE) {
         w = malloc((size_t)t->elems * sizeof(float));
         for (int64_t i = 0; w && i < t->elems; i++)
             w[(i % s.d[0]) * s.d[1] + i / s.d[0]] = v[i];
         s = (struct nn_shape){2, {s.d[1], s.d[0]}};
     }
-    int rc = w ? nn_graph_add_tensor(c->g, name, &s, w, em) : ERR_NOMEM;
+    rc = w ? nn_graph_add_tensor(c->g, name, &s, w, em) : ERR_NOMEM;
     if (w != v)
         free(w);
     free(v);
@@ -1427,7 +1429,7 @@ static int export_node(struct exp *x, const struct nn_node *n, struct err_msg *e
 {
     const char *in = x->vname[n->in[0]], *out = x->g->values[n->out].name;
     x->vname[n->out] = out;
-    for (int i = 0; i < n->n_params; i++)
+    for (int i = 0; i < n->n_params && !(n->op == NN_OP_BATCHNORM && n->folded); i++)
         x->used[n->param[i]] = 1;
     switch (n->op) {
     case NN_OP_CONV: put_conv(x, n->name, in, out, param_of(x, n, 0), param_of(x, n, 1), &n->a);
