@@ -42,7 +42,7 @@ struct span {
 
 static int span_is(struct span s, const char *str)
 {
-    return s.len == strlen(str) && memcmp(s.p, str, s.len) == 0;
+    return s.len == strlen(str) && (s.len == 0 || memcmp(s.p, str, s.len) == 0);
 }
 
 static int span_eq(struct span a, struct span b)
@@ -94,15 +94,16 @@ static void map_name(const struct imp *c, struct span raw, char out[NN_NAME_MAX]
         snprintf(out, NN_NAME_MAX, "%s", c->input_name);
         return;
     }
-    size_t plen = strlen(c->prefix), keep = raw.len;
-    int clean = memchr(raw.p, 0, raw.len) == NULL;
-    if (plen + raw.len >= NN_NAME_MAX || !clean)
-        keep = NN_NAME_MAX - 1 - plen - 9;
+    size_t plen = strlen(c->prefix), keep = raw.len, room = NN_NAME_MAX - 1 - plen - 9;
+    int clean = raw.len == 0 || memchr(raw.p, 0, raw.len) == NULL;
+    int shorten = plen + raw.len >= NN_NAME_MAX || !clean;
+    if (shorten && keep > room)
+        keep = room;
     memcpy(out, c->prefix, plen);
     for (size_t i = 0; i < keep; i++)
         out[plen + i] = raw.p[i] ? (char)raw.p[i] : '?';
     out[plen + keep] = '\0';
-    if (keep < raw.len || !clean) {
+    if (shorten) {
         uint32_t h = 2166136261u; /* FNV-1a */
         for (size_t i = 0; i < raw.len; i++)
             h = (h ^ raw.p[i]) * 16777619u;

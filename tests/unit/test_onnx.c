@@ -345,6 +345,34 @@ static void test_export_import_round_trip(void **state)
     nn_model_free(m);
 }
 
+/* With ACTIOND_ONNX_DUMP=DIR, leaves the exported model, an input and our output there so
+ * tests/ort/check.js can run the same file in ONNX Runtime (not needed by make check). */
+static void dump_for_ort(const struct nn_model *m)
+{
+    const char *dir = getenv("ACTIOND_ONNX_DUMP");
+    if (!dir)
+        return;
+    char path[PATH_MAX];
+    struct err_msg em = {{0}};
+    struct nn_plan *p = NULL;
+    struct nn_ctx *c = NULL;
+    uint64_t rng = 17;
+    assert_int_equal(nn_plan_new(m->graph, 3, &p, NULL), 0);
+    assert_int_equal(nn_ctx_new(p, &c), 0);
+    struct nn_shape is = nn_plan_input_shape(p, 0), os = nn_plan_output_shape(p, 0);
+    for (int64_t i = 0; i < nn_shape_elems(&is); i++)
+        nn_ctx_input(c, 0)[i] = tl_uniform(&rng, -2, 2);
+    nn_run(c);
+    snprintf(path, sizeof path, "%.*s/all_ops.onnx", PATH_MAX - 32, dir);
+    assert_int_equal(nn_onnx_export(m, path, &em), 0);
+    snprintf(path, sizeof path, "%.*s/all_ops.input.npy", PATH_MAX - 32, dir);
+    assert_int_equal(nn_npy_write(path, &is, nn_ctx_input(c, 0), &em), 0);
+    snprintf(path, sizeof path, "%.*s/all_ops.output.npy", PATH_MAX - 32, dir);
+    assert_int_equal(nn_npy_write(path, &os, nn_ctx_output(c, 0), &em), 0);
+    nn_ctx_free(c);
+    nn_plan_free(p);
+}
+
 static void test_export_import_file(void **state)
 {
     (void)state;
@@ -353,6 +381,7 @@ static void test_export_import_file(void **state)
     snprintf(path, sizeof path, "%s/m.onnx", dir);
     struct nn_model *m = all_ops_model(), *back = NULL;
     struct err_msg em = {{0}};
+    dump_for_ort(m);
     assert_int_equal(nn_onnx_export(m, path, &em), 0);
     assert_int_equal(nn_onnx_import(path, &back, &em), 0);
     expect_same_outputs(m->graph, back->graph, 1);
@@ -584,14 +613,14 @@ static void test_import_refusals(void **state)
 
 static void mutate(uint8_t *buf, size_t *len, size_t cap, uint64_t *rng)
 {
-    int kind = tl_int(rng, 0, 3), count = tl_int(rng, 1, 8);
-    if (kind == 0 || *len < 2) { /* flip bytes */
+    int kind = tl_int(rng, 0, 9), count = tl_int(rng, 1, 8);
+    if (kind <= 4 || *len < 2) { /* flip bits: half the mutants */
         for (int i = 0; i < count && *len; i++)
             buf[tl_rand(rng) % *len] ^= (uint8_t)(1u << tl_int(rng, 0, 7));
-    } else if (kind == 1) { /* overwrite with random bytes, often varint-ish */
+    } else if (kind <= 6) { /* overwrite bytes */
         for (int i = 0; i < count; i++)
             buf[tl_rand(rng) % *len] = (uint8_t)(tl_rand(rng) & 0xff);
-    } else if (kind == 2 && *len + (size_t)count <= cap) { /* insert */
+    } else if (kind <= 8 && *len + (size_t)count <= cap) { /* insert */
         size_t at = tl_rand(rng) % *len;
         memmove(buf + at + count, buf + at, *len - at);
         for (int i = 0; i < count; i++)
@@ -610,12 +639,16 @@ static void test_fuzz_import_mutations(void **state)
     uint8_t *orig = export_mem(m, &len);
     size_t cap = len + 64;
     uint8_t *buf = malloc(cap);
-    uint64_t rng = 0x5eed;
-    int ok = 0;
-    for (int it = 0; it < 6000; it++) {
+    uint64_t rng = getenv("ACTIOND_FUZZ_SEED") ? strtoull(getenv("ACTIOND_FUZZ_SEED"), NULL, 0)
+                                               : 0x5eed;
+    int ok = 0, iters = 6000;
+    const char *env = getenv("ACTIOND_FUZZ_ITERS"); /* longer runs by hand */
+    if (env && atoi(env) > 0)
+        iters = atoi(env);
+    for (int it = 0; it < iters; it++) {
         size_t n = len;
         memcpy(buf, orig, len);
-        int rounds = tl_int(&rng, 1, 3);
+        int rounds = tl_int(&rng, 1, 2);
         for (int r = 0; r < rounds; r++)
             mutate(buf, &n, cap, &rng);
         /* An exact-size copy lets ASan catch any read past the end. */
@@ -641,7 +674,7 @@ static void test_fuzz_import_mutations(void **state)
         nn_plan_free(p);
         nn_model_free(got);
     }
-    fprintf(stderr, "fuzz: 6000 mutants, %d imported\n", ok);
+    fprintf(stderr, "fuzz: %d mutants, %d imported\n", iters, ok);
     struct nn_model *back = import_mem(orig, len);
     nn_model_free(back);
     free(buf);
@@ -768,7 +801,7 @@ static void test_npy_malformed(void **state)
     assert_int_equal(npy_try(1, "{'descr': '<f4', 'fortran_order': False, 'shape': "
                                 "(65536, 65536, 65536, 65536), }", 4, &em), ERR_FORMAT);
     /* header length past the end of the buffer, and a bad magic */
-    uint8_t buf[64];
+    uint8_t buf[128];
     size_t n = make_npy(buf, 1, good, 0);
     buf[8] = 0xff;
     struct nn_shape s;
