@@ -637,6 +637,15 @@ static void test_fuzz_import_mutations(void **state)
     struct nn_model *m = all_ops_model();
     size_t len = 0;
     uint8_t *orig = export_mem(m, &len);
+    const char *base = getenv("ACTIOND_FUZZ_FILE"); /* another valid ONNX file to mutate */
+    FILE *bf = base ? fopen(base, "rb") : NULL;
+    if (bf) {
+        uint8_t *tmp = malloc(1 << 20);
+        len = fread(tmp, 1, 1 << 20, bf);
+        fclose(bf);
+        free(orig);
+        orig = tmp;
+    }
     size_t cap = len + 64;
     uint8_t *buf = malloc(cap);
     uint64_t rng = getenv("ACTIOND_FUZZ_SEED") ? strtoull(getenv("ACTIOND_FUZZ_SEED"), NULL, 0)
