@@ -19,7 +19,7 @@ enum { NODE_INPUT = 1, NODE_OUTPUT = 2, NODE_NAME = 3, NODE_OP = 4, NODE_ATTR = 
        NODE_DOMAIN = 7 };
 enum { ATTR_NAME = 1, ATTR_F = 2, ATTR_I = 3, ATTR_S = 4, ATTR_T = 5, ATTR_INTS = 8,
        ATTR_TYPE = 20 };
-enum { AT_FLOAT = 1, AT_INT = 2, AT_TENSOR = 4, AT_INTS = 7 };
+enum { AT_FLOAT = 1, AT_INT = 2, AT_INTS = 7 };
 enum { TENSOR_DIMS = 1, TENSOR_DTYPE = 2, TENSOR_FLOATS = 4, TENSOR_INT64S = 7, TENSOR_NAME = 8,
        TENSOR_RAW = 9, TENSOR_LOCATION = 14 };
 enum { DT_FLOAT = 1, DT_INT64 = 7 };
@@ -825,66 +825,79 @@ static int import_node(struct imp *c, struct span msg, int index, struct err_msg
     return rc < 0 ? rc : 0;
 }
 
-/* The declared shape of a graph input: float32, 1..4 dims, all but the batch fixed. */
+/* The first length-delimited field num of a message (empty when absent); -1 if malformed. */
+static int sub_field(struct span msg, uint32_t num, struct span *out)
+{
+    struct pb_reader r = {msg.p, msg.p + msg.len, 0};
+    struct pb_field f;
+    int rc;
+    *out = (struct span){NULL, 0};
+    while ((rc = pb_next(&r, &f)) == 1)
+        if (f.num == num && f.wire == PB_LEN && !out->p)
+            *out = (struct span){f.data, f.len};
+    return rc < 0 ? -1 : 0;
+}
+
+/* The first varint field num of a message, or def. */
+static int64_t varint_field(struct span msg, uint32_t num, int64_t def)
+{
+    struct pb_reader r = {msg.p, msg.p + msg.len, 0};
+    struct pb_field f;
+    while (pb_next(&r, &f) == 1)
+        if (f.num == num && f.wire == PB_VARINT)
+            return (int64_t)f.u;
+    return def;
+}
+
+/* One dimension of an input: the batch (first) may be symbolic, the others are sizes. */
+static int input_dim(struct span dim, int first, int *out)
+{
+    int64_t v = varint_field(dim, DIM_VALUE, -1);
+    if (first)
+        v = 1;
+    if (!int_in(v, 1, NN_MAX_DIM))
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* The declared shape of a graph input (ValueInfo > TypeProto > Tensor > Shape > Dims):
+ * float32, 1..4 dims, all but the batch fixed. */
 static int parse_input_shape(struct span vi, struct nn_shape *s, struct err_msg *em)
 {
-    struct pb_reader r = {vi.p, vi.p + vi.len, 2}, rt, rtt, rs, rd;
-    struct pb_field f, g, h, k, m;
-    int elem = 0, rc;
+    struct span type, tensor, shape;
     memset(s, 0, sizeof *s);
+    if (sub_field(vi, VI_TYPE, &type) || sub_field(type, TYPE_TENSOR, &tensor) ||
+        sub_field(tensor, TT_SHAPE, &shape))
+        return bad(em, "an input type");
+    int64_t elem = varint_field(tensor, TT_ELEM, 0);
+    struct pb_reader r = {shape.p, shape.p + shape.len, 0};
+    struct pb_field f;
+    int rc;
     while ((rc = pb_next(&r, &f)) == 1) {
-        if (f.num != VI_TYPE || pb_sub(&r, &f, &rt))
+        if (f.num != SHAPE_DIM || f.wire != PB_LEN)
             continue;
-        while ((rc = pb_next(&rt, &g)) == 1) {
-            if (g.num != TYPE_TENSOR || pb_sub(&rt, &g, &rtt))
-                continue;
-            while ((rc = pb_next(&rtt, &h)) == 1) {
-                if (h.num == TT_ELEM && h.wire == PB_VARINT)
-                    elem = (int)(h.u & 0xffff);
-                if (h.num != TT_SHAPE || pb_sub(&rtt, &h, &rs))
-                    continue;
-                while ((rc = pb_next(&rs, &k)) == 1) {
-                    if (k.num != SHAPE_DIM || pb_sub(&rs, &k, &rd))
-                        continue;
-                    if (s->ndim >= NN_MAX_DIMS)
-                        return err_set(em, ERR_UNSUPPORTED, "input with more than %d dims",
-                                       NN_MAX_DIMS);
-                    int64_t v = s->ndim == 0 ? 1 : -1;
-                    while ((rc = pb_next(&rd, &m)) == 1)
-                        if (m.num == DIM_VALUE && m.wire == PB_VARINT && s->ndim > 0)
-                            v = (int64_t)m.u;
-                    if (rc < 0)
-                        return bad(em, "an input shape");
-                    if (!int_in(v, 1, NN_MAX_DIM))
-                        return err_set(em, ERR_UNSUPPORTED,
-                                       "input dimension %d is not a fixed size", s->ndim);
-                    s->d[s->ndim++] = (int)v;
-                }
-                if (rc < 0)
-                    return bad(em, "an input shape");
-            }
-            if (rc < 0)
-                return bad(em, "an input type");
-        }
-        if (rc < 0)
-            return bad(em, "an input type");
+        if (s->ndim >= NN_MAX_DIMS)
+            return err_set(em, ERR_UNSUPPORTED, "input with more than %d dims", NN_MAX_DIMS);
+        if (input_dim((struct span){f.data, f.len}, s->ndim == 0, &s->d[s->ndim]))
+            return err_set(em, ERR_UNSUPPORTED, "input dimension %d is not a fixed size",
+                           s->ndim);
+        s->ndim++;
     }
     if (rc < 0)
-        return bad(em, "an input");
+        return bad(em, "an input shape");
     if (elem != DT_FLOAT || s->ndim < 1)
-        return err_set(em, ERR_UNSUPPORTED, "input of data type %d with %d dims (float32 needed)",
-                       elem, s->ndim);
+        return err_set(em, ERR_UNSUPPORTED,
+                       "input of data type %lld with %d dims (float32 needed)", (long long)elem,
+                       s->ndim);
     return 0;
 }
 
 static struct span vi_name(struct span vi)
 {
-    struct pb_reader r = {vi.p, vi.p + vi.len, 2};
-    struct pb_field f;
-    while (pb_next(&r, &f) == 1)
-        if (f.num == VI_NAME && f.wire == PB_LEN)
-            return (struct span){f.data, f.len};
-    return (struct span){NULL, 0};
+    struct span name;
+    sub_field(vi, VI_NAME, &name);
+    return name;
 }
 
 /* The graph message split by field; counted first so arrays fit exactly. */

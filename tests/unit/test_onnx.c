@@ -952,8 +952,10 @@ static void test_pytorch_two_stream(void **state)
     assert_int_equal(m->meta.motion_len, 2);
 
     struct nn_shape rs, ms, rl, ml;
-    float *xr = load_npy(p, "ts-rgb-v1", "input", &rs), *xm = load_npy(p, "ts-motion-v1", "input", &ms);
-    float *lr = load_npy(p, "ts-rgb-v1", "logits", &rl), *lm = load_npy(p, "ts-motion-v1", "logits", &ml);
+    float *xr = load_npy(p, "ts-rgb-v1", "input", &rs);
+    float *xm = load_npy(p, "ts-motion-v1", "input", &ms);
+    float *lr = load_npy(p, "ts-rgb-v1", "logits", &rl);
+    float *lm = load_npy(p, "ts-motion-v1", "logits", &ml);
     assert_int_equal(nn_graph_fold_bn(g, NULL), 0);
     struct nn_plan *plan = NULL;
     struct nn_ctx *c = NULL;
