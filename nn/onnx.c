@@ -252,6 +252,7 @@ struct attr {
     float f;
     struct span s, t;
     int has_i, has_f, has_t;
+    int64_t type; /* proto2 writers may leave out a zero i or f, but not the type */
 };
 
 static int find_attr(const struct onode *n, const char *name, struct attr *a,
@@ -276,6 +277,8 @@ static int find_attr(const struct onode *n, const char *name, struct attr *a,
                 cur.s = (struct span){f.data, f.len};
             else if (f.num == ATTR_T && f.wire == PB_LEN)
                 cur.t = (struct span){f.data, f.len}, cur.has_t = 1;
+            else if (f.num == ATTR_TYPE && f.wire == PB_VARINT)
+                cur.type = (int64_t)f.u;
         }
         if (rc < 0)
             return err_set(em, ERR_FORMAT, "%s: malformed attribute", n->label);
@@ -295,7 +298,7 @@ static int attr_int(const struct onode *n, const char *name, int64_t def, int64_
     int rc = find_attr(n, name, &a, em);
     if (rc)
         return rc;
-    if (a.found && !a.has_i)
+    if (a.found && !a.has_i && a.type != AT_INT)
         return err_set(em, ERR_FORMAT, "%s: attribute '%s' is not an int", n->label, name);
     *v = a.found ? a.i : def;
     return 0;
@@ -308,7 +311,7 @@ static int attr_float(const struct onode *n, const char *name, float def, float 
     int rc = find_attr(n, name, &a, em);
     if (rc)
         return rc;
-    if (a.found && !a.has_f)
+    if (a.found && !a.has_f && a.type != AT_FLOAT)
         return err_set(em, ERR_FORMAT, "%s: attribute '%s' is not a float", n->label, name);
     *v = a.found ? a.f : def;
     return 0;
@@ -412,7 +415,7 @@ static int add_param(struct imp *c, const struct onode *n, struct tref *t, enum 
     if (mode == P_TRANSPOSE) {
         w = malloc((size_t)t->elems * sizeof(float));
         for (int64_t i = 0; w && i < t->elems; i++)
-            w[(i % s.d[0]) * s.d[1] + i / s.d[0]] = v[i];
+            w[(i % s.d[1]) * s.d[0] + i / s.d[1]] = v[i]; /* [r][c] -> [c][r] */
         s = (struct nn_shape){2, {s.d[1], s.d[0]}};
     }
     rc = w ? nn_graph_add_tensor(c->g, name, &s, w, em) : ERR_NOMEM;

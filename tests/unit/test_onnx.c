@@ -475,6 +475,64 @@ static int mini_import(struct pb_buf *b, size_t graph, struct err_msg *em)
     return rc;
 }
 
+/* Runs a [1,4] -> [1,out] model made by mini_* on x = 1, 2, 3, 4. */
+static void mini_run(struct pb_buf *b, size_t graph, float *y, int out)
+{
+    int dims[2] = {1, 4};
+    mini_value(b, 11, "x", 2, dims);
+    mini_value(b, 12, "y", 2, dims);
+    pb_end(b, graph);
+    struct nn_model *m = import_mem(b->data, b->len);
+    pb_buf_fini(b);
+    struct nn_plan *p = NULL;
+    struct nn_ctx *c = NULL;
+    assert_int_equal(nn_plan_new(m->graph, 1, &p, NULL), 0);
+    assert_int_equal(nn_ctx_new(p, &c), 0);
+    assert_int_equal(nn_plan_output_shape(p, 0).d[1], out);
+    for (int i = 0; i < 4; i++)
+        nn_ctx_input(c, 0)[i] = (float)(i + 1);
+    nn_run(c);
+    memcpy(y, nn_ctx_output(c, 0), (size_t)out * sizeof(float));
+    nn_ctx_free(c);
+    nn_plan_free(p);
+    nn_model_free(m);
+}
+
+/* MatMul and Gemm(transB=0) weights are [in, out] and get transposed; Gemm(transB=1) ones
+ * are [out, in] already. Non-square, so a wrong transpose cannot pass. */
+static void test_import_weight_layouts(void **state)
+{
+    (void)state;
+    float w[12], bias[3] = {100, 200, 300}, y[3];
+    int64_t d43[2] = {4, 3}, d34[2] = {3, 4}, d13[2] = {1, 3};
+    for (int i = 0; i < 12; i++)
+        w[i] = (float)(i * i % 7 - 3);
+    const char *in3[3] = {"x", "w", "b"};
+    for (int form = 0; form < 3; form++) {
+        struct pb_buf b = {0};
+        size_t g = mini_begin(&b, 13);
+        mini_init(&b, "w", 1, 2, form == 2 ? d34 : d43, w, 12);
+        mini_init(&b, "b", 1, 2, d13, bias, 3); /* a [1, out] bias */
+        size_t n = mini_node(&b, "fc", form == 0 ? "MatMul" : "Gemm", form == 0 ? 2 : 3, in3,
+                             "y");
+        if (form == 2) {
+            size_t a = pb_begin(&b, 5);
+            pb_put_string(&b, 1, "transB");
+            pb_put_varint_field(&b, 3, 1);
+            pb_put_varint_field(&b, 20, 2);
+            pb_end(&b, a);
+        }
+        pb_end(&b, n);
+        mini_run(&b, g, y, 3);
+        for (int j = 0; j < 3; j++) {
+            float want = form == 0 ? 0 : bias[j];
+            for (int i = 0; i < 4; i++)
+                want += (float)(i + 1) * (form == 2 ? w[j * 4 + i] : w[i * 3 + j]);
+            assert_float_equal(y[j], want, 1e-5);
+        }
+    }
+}
+
 static void test_unsupported_op_named(void **state)
 {
     (void)state;
@@ -1042,6 +1100,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pbwire_malformed),
         cmocka_unit_test(test_export_import_round_trip),
         cmocka_unit_test(test_export_import_file),
+        cmocka_unit_test(test_import_weight_layouts),
         cmocka_unit_test(test_unsupported_op_named),
         cmocka_unit_test(test_import_refusals),
         cmocka_unit_test(test_fuzz_import_mutations),
