@@ -660,6 +660,24 @@ static void test_import_refusals(void **state)
     assert_true(mini_import(&b, g, &em) < 0);
     assert_non_null(strstr(em.text, "ghost"));
 
+    /* Softmax before opset 13 flattened from its axis on: fine on [N, C], refused when the
+     * axis is not the last one */
+    const char *x = "x";
+    g = mini_begin(&b, 11);
+    pb_end(&b, mini_node(&b, "sm", "Softmax", 1, &x, "y"));
+    assert_int_equal(mini_import(&b, g, &em), 0);
+    g = mini_begin(&b, 12);
+    pb_end(&b, mini_node(&b, "sm", "Softmax", 1, &x, "y"));
+    int in4[4] = {1, 2, 3, 3};
+    mini_value(&b, 11, "x", 4, in4);
+    mini_value(&b, 12, "y", 4, in4);
+    pb_end(&b, g);
+    struct nn_model *sm = NULL;
+    assert_int_equal(nn_onnx_import_mem(b.data, b.len, &sm, &em), ERR_UNSUPPORTED);
+    assert_null(sm);
+    assert_non_null(strstr(em.text, "opset<13"));
+    pb_buf_fini(&b);
+
     /* not protobuf at all */
     struct nn_model *m = NULL;
     assert_int_equal(nn_onnx_import_mem("hello world", 11, &m, &em), ERR_FORMAT);
