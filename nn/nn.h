@@ -251,4 +251,29 @@ const char *nn_blas_core(void);
  * 1 when several workers each run their own clip. */
 void nn_blas_set_threads(int n);
 
+/* ---- NumPy .npy (format 1.0/2.0, dtype '<f4', C order, up to NN_MAX_DIMS dims) ---- */
+
+int nn_npy_read(const char *path, struct nn_shape *shape, float **data, struct err_msg *em);
+/* On success *data is malloc'd (free it); on error nothing is returned. */
+int nn_npy_read_mem(const void *buf, size_t len, struct nn_shape *shape, float **data,
+                    struct err_msg *em);
+/* Writes format 1.0; a 0-d shape is not allowed. */
+int nn_npy_write(const char *path, const struct nn_shape *shape, const float *data,
+                 struct err_msg *em);
+
+/* ---- ONNX (docs/onnx.md: the op subset, opset 11-17, the mapping and its limits) ---- */
+
+/* Imports one ONNX model as a single-input model (meta defaults from nn_model_new). */
+int nn_onnx_import_mem(const void *buf, size_t len, struct nn_model **out, struct err_msg *em);
+int nn_onnx_import(const char *path, struct nn_model **out, struct err_msg *em);
+/* Two single-stream classifiers (rgb, motion) as one two-stream model: inputs "rgb" and
+ * "motion", each stream ends in Softmax, fused by WeightedSum (meta.fusion), then BatchMean
+ * (TSN consensus) -> output "scores". Names are prefixed "rgb/" and "motion/". */
+int nn_onnx_import_two_stream(const char *rgb_path, const char *motion_path,
+                              struct nn_model **out, struct err_msg *em);
+/* Writes the graph as ONNX (opset 13): WeightedSum -> Mul/Add with constants, BatchMean ->
+ * ReduceMean(axes=[0], keepdims=1), TuckerConv -> three Conv nodes, folded BN nodes skipped. */
+int nn_onnx_export(const struct nn_model *m, const char *path, struct err_msg *em);
+int nn_onnx_export_mem(const struct nn_model *m, void **buf, size_t *len, struct err_msg *em);
+
 #endif
