@@ -36,13 +36,13 @@ static const struct cli_cmd commands[] = {
      "  --ref                     run the scalar reference kernels (slow; for checking)\n"
      "  --threads N               OpenBLAS threads (default 1)\n"
      "Video and stream input land with the video issue; tensors work now.\n",
-     cmd_not_implemented},
+     cli_cmd_infer},
     {"import", "convert ONNX models into an actiond model file",
      "usage: actiond import MODEL.onnx [--motion MOTION.onnx] -o OUT\n"
      "  --motion MOTION.onnx   a second classifier: the two become one two-stream model\n"
-     "  -o, --output OUT       the actiond model file to write\n", cmd_not_implemented},
+     "  -o, --output OUT       the actiond model file to write\n", cli_cmd_import},
     {"export", "write an actiond model as ONNX",
-     "usage: actiond export MODEL -o OUT.onnx\n", cmd_not_implemented},
+     "usage: actiond export MODEL -o OUT.onnx\n", cli_cmd_export},
     {"info", "print a model's layers, parameters and FLOPs",
      "usage: actiond info MODEL [--json]\n", cli_cmd_info},
     {"bench", "measure a model's latency and throughput on this machine",

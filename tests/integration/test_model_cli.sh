@@ -25,4 +25,44 @@ expect_match "garbage: names the file" 'garbage.adm' "$ERR"
 : >"$TMP/empty.adm"
 expect_status "info of an empty file fails" 1 "$ACTIOND" info "$TMP/empty.adm"
 expect_status "info without a file is a usage error" 2 "$ACTIOND" info
+
+# A tiny PyTorch model through import, info, infer and export.
+if /usr/bin/python3 "$(dirname "$0")/../python/make_resnet18.py" "$TMP" --arch tiny --size 48 \
+    --name tiny >"$TMP/py.log" 2>&1; then
+    ok "PyTorch model generated"
+else
+    not_ok "PyTorch model generated: $(tail -1 "$TMP/py.log")"
+fi
+expect_status "import" 0 "$ACTIOND" import "$TMP/tiny.onnx" -o "$TMP/tiny.adm"
+expect_status "info" 0 "$ACTIOND" info "$TMP/tiny.adm"
+expect_match "info totals" '^total: [0-9]+ params' "$OUT"
+expect_status "info --json" 0 "$ACTIOND" info "$TMP/tiny.adm" --json
+for k in params flops inputs classes layers openblas_core; do
+    expect_match "info --json has $k" "\"$k\":" "$OUT"
+done
+expect_status "infer tensors" 0 "$ACTIOND" infer -m "$TMP/tiny.adm" --input "$TMP/tiny.input.npy" \
+    --output "$TMP/out.npy"
+err=$(/usr/bin/python3 -c 'import numpy as np, sys
+a = np.load(sys.argv[1]).astype("f8"); b = np.load(sys.argv[2]).astype("f8")
+print(np.linalg.norm(a - b) / np.linalg.norm(b))' "$TMP/out.npy" "$TMP/tiny.logits.npy" 2>&1)
+if /usr/bin/python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 1e-4 else 1)" "$err" 2>/dev/null; then
+    ok "infer matches PyTorch (relative L2 $err)"
+else
+    not_ok "infer matches PyTorch: $err"
+fi
+expect_status "infer --ref" 0 "$ACTIOND" infer -m "$TMP/tiny.adm" --ref \
+    --input "input=$TMP/tiny.input.npy" --output "$TMP/ref.npy"
+expect_status "infer with a wrong input name" 1 "$ACTIOND" infer -m "$TMP/tiny.adm" \
+    --input "nope=$TMP/tiny.input.npy" --output "$TMP/x.npy"
+expect_match "wrong input named" "no input 'nope'" "$ERR"
+expect_status "infer with a garbage .npy" 1 "$ACTIOND" infer -m "$TMP/tiny.adm" \
+    --input "$TMP/garbage.adm" --output "$TMP/x.npy"
+expect_lines "garbage npy: one line" 1 "$ERR"
+expect_status "infer without --output" 2 "$ACTIOND" infer -m "$TMP/tiny.adm" --input "$TMP/tiny.input.npy"
+expect_status "infer on video is not there yet" 2 "$ACTIOND" infer -m "$TMP/tiny.adm" clip.mp4
+expect_status "export" 0 "$ACTIOND" export "$TMP/tiny.adm" -o "$TMP/re.onnx"
+expect_status "re-import of the export" 0 "$ACTIOND" import "$TMP/re.onnx" -o "$TMP/re.adm"
+expect_status "import of garbage fails" 1 "$ACTIOND" import "$TMP/garbage.adm" -o "$TMP/g.adm"
+expect_lines "garbage onnx: one line" 1 "$ERR"
+expect_status "import without -o" 2 "$ACTIOND" import "$TMP/tiny.onnx"
 finish
