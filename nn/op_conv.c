@@ -180,8 +180,15 @@ static void conv_depthwise(const struct nn_conv_geom *g, const float *x, const f
         }
 }
 
+int nn_conv_packs(const struct nn_conv_geom *g)
+{
+    int k = (g->cin / g->group) * g->kh * g->kw;
+    return g->group == 1 && !is_pointwise(g) && !is_depthwise(g) &&
+           band_rows(g) == g->ho && nn_gemm_packed_wanted(g->cout, g->ho * g->wo, k);
+}
+
 void nn_conv_fast(const struct nn_conv_geom *g, const float *x, const float *w, const float *b,
-                  float *y, float *scratch)
+                  float *y, float *scratch, const float *packed)
 {
     if (is_depthwise(g)) {
         conv_depthwise(g, x, w, b, y);
@@ -212,8 +219,11 @@ void nn_conv_fast(const struct nn_conv_geom *g, const float *x, const float *w, 
                 int oy1 = oy + rows < g->ho ? oy + rows : g->ho;
                 int cols = (oy1 - oy) * g->wo;
                 im2col(g, cin_g, xg, scratch, oy, oy1);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout_g, cols, k, 1.f, wg,
-                            k, scratch, cols, 0.f, yg + (size_t)oy * g->wo, (int)hw_out);
+                if (packed) /* one band, one group: see nn_conv_packs */
+                    nn_gemm_packed(cout_g, cols, k, packed, scratch, cols, yg, (int)hw_out);
+                else
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout_g, cols, k, 1.f,
+                                wg, k, scratch, cols, 0.f, yg + (size_t)oy * g->wo, (int)hw_out);
                 /* while the band is still in cache */
                 bias_act_band(g, b ? b + (size_t)grp * cout_g : NULL, yg + (size_t)oy * g->wo,
                               cout_g, hw_out, (size_t)cols);

@@ -191,18 +191,50 @@ static void transform_output(const struct nn_conv_geom *g, const float *m, const
     }
 }
 
+int nn_wino_packs(const struct nn_conv_geom *g)
+{
+    return nn_gemm_packed_wanted(g->cout, tiles_y(g) * tiles_x(g), g->cin);
+}
+
+size_t nn_wino_weight_floats(const struct nn_conv_geom *g)
+{
+    size_t per = nn_wino_packs(g) ? nn_gemm_packed_floats(g->cout, g->cin)
+                                  : (size_t)g->cout * g->cin;
+    return WT * per;
+}
+
+void nn_wino_prepare(const struct nn_conv_geom *g, const float *w, float *u, float *tmp)
+{
+    if (!nn_wino_packs(g)) {
+        nn_wino_weights(w, g->cout, g->cin, u);
+        return;
+    }
+    size_t plane = (size_t)g->cout * g->cin, per = nn_gemm_packed_floats(g->cout, g->cin);
+    nn_wino_weights(w, g->cout, g->cin, tmp);
+    for (int e = 0; e < WT; e++)
+        nn_gemm_pack_a(tmp + (size_t)e * plane, g->cout, g->cin, u + (size_t)e * per);
+}
+
 void nn_conv_wino(const struct nn_conv_geom *g, const float *x, const float *u, const float *b,
                   float *y, float *scratch)
 {
     size_t nt = (size_t)tiles_y(g) * tiles_x(g);
     float *v = scratch, *m = scratch + (size_t)WT * g->cin * nt;
     float *rows = m + (size_t)WT * g->cout * nt;
+    int packed = nn_wino_packs(g);
+    size_t per = nn_wino_weight_floats(g) / WT;
     for (int n = 0; n < g->n; n++) {
         transform_input(g, x + (size_t)n * g->cin * g->h * g->w, v, rows);
-        for (int e = 0; e < WT; e++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->cout, (int)nt, g->cin, 1.f,
-                        u + (size_t)e * g->cout * g->cin, g->cin, v + (size_t)e * g->cin * nt,
-                        (int)nt, 0.f, m + (size_t)e * g->cout * nt, (int)nt);
+        for (int e = 0; e < WT; e++) {
+            if (packed)
+                nn_gemm_packed(g->cout, (int)nt, g->cin, u + (size_t)e * per,
+                               v + (size_t)e * g->cin * nt, (int)nt, m + (size_t)e * g->cout * nt,
+                               (int)nt);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->cout, (int)nt, g->cin,
+                            1.f, u + (size_t)e * per, g->cin, v + (size_t)e * g->cin * nt,
+                            (int)nt, 0.f, m + (size_t)e * g->cout * nt, (int)nt);
+        }
         transform_output(g, m, b, y + (size_t)n * g->cout * g->ho * g->wo, rows);
     }
 }

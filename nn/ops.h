@@ -60,8 +60,11 @@ struct nn_conv_geom {
 /* Convolution: x[n,cin,h,w] * w[cout,cin/group,kh,kw] + b -> y[n,cout,ho,wo]. b may be NULL. */
 void nn_conv_ref(const struct nn_conv_geom *g, const float *x, const float *w, const float *b,
                  float *y);
+/* packed: the weights packed by nn_gemm_pack_a when nn_conv_packs(g), else NULL. */
 void nn_conv_fast(const struct nn_conv_geom *g, const float *x, const float *w, const float *b,
-                  float *y, float *scratch);
+                  float *y, float *scratch, const float *packed);
+/* Whether the fast conv wants its weights packed for nn_gemm_packed (small maps). */
+int nn_conv_packs(const struct nn_conv_geom *g);
 /* Floats of scratch nn_conv_fast needs. */
 size_t nn_conv_scratch(const struct nn_conv_geom *g);
 
@@ -70,6 +73,12 @@ int nn_wino_applies(const struct nn_conv_geom *g);
 /* u[16][cout][cin] from w[cout][cin][3][3]; done once per plan. */
 void nn_wino_weights(const float *w, int cout, int cin, float *u);
 size_t nn_wino_scratch(const struct nn_conv_geom *g);
+/* The weights nn_conv_wino takes: transformed, and packed for nn_gemm_packed when
+ * nn_wino_packs(g) (few tiles); nn_wino_weight_floats(g) floats. */
+int nn_wino_packs(const struct nn_conv_geom *g);
+size_t nn_wino_weight_floats(const struct nn_conv_geom *g);
+/* tmp: 16 * cout * cin floats of scratch. */
+void nn_wino_prepare(const struct nn_conv_geom *g, const float *w, float *u, float *tmp);
 void nn_conv_wino(const struct nn_conv_geom *g, const float *x, const float *u, const float *b,
                   float *y, float *scratch);
 
@@ -78,6 +87,15 @@ void nn_wino4_weights(const float *w, int cout, int cin, float *u);
 size_t nn_wino4_scratch(const struct nn_conv_geom *g);
 void nn_conv_wino4(const struct nn_conv_geom *g, const float *x, const float *u, const float *b,
                    float *y, float *scratch);
+
+/* C[m][n] = A[m][k] B[k][n] with A packed once (op_gemm_packed.c), for thin B. */
+#define NN_GEMM_PACKED_MAX_N 64
+/* Whether this CPU and shape should take the packed kernel rather than OpenBLAS. */
+int nn_gemm_packed_wanted(int m, int n, int k);
+size_t nn_gemm_packed_floats(int m, int k);
+void nn_gemm_pack_a(const float *a, int m, int k, float *ap);
+void nn_gemm_packed(int m, int n, int k, const float *ap, const float *b, int ldb, float *c,
+                    int ldc);
 
 struct nn_pool_geom {
     int n, c, h, w, ho, wo, kh, kw, sh, sw, pt, pl, dh, dw;

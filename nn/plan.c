@@ -20,6 +20,7 @@ struct nn_plan {
     float *alpha;
     float **wino;            /* per node: Winograd weights of its 3x3 conv, or NULL */
     unsigned char *wino_m;   /* per node: Winograd output tile, 2 or 4 */
+    float **packed;          /* per node: conv weights packed for nn_gemm_packed, or NULL */
     size_t scratch_off;      /* floats */
     size_t total;            /* floats */
 };
@@ -46,6 +47,10 @@ void nn_plan_free(struct nn_plan *p)
             free(p->wino[k]);
     free(p->wino);
     free(p->wino_m);
+    if (p->packed)
+        for (int k = 0; k < p->g->n_nodes; k++)
+            free(p->packed[k]);
+    free(p->packed);
     free(p);
 }
 
@@ -247,8 +252,23 @@ static int winograd_tile(const struct nn_conv_geom *g)
     return (tiles >= WINO_SMALL_MAP_TILES || bytes <= WINO_SMALL_MAP_MAX_BYTES) ? 2 : 0;
 }
 
-/* Transforms the weights of every conv that runs by Winograd, once per plan. */
-static int prepare_winograd(struct nn_plan *p)
+/* Packs the weights of a conv whose fast path wants them packed. */
+static int prepare_packed(struct nn_plan *p, int k, const struct nn_conv_geom *cg, const float *w)
+{
+    if (!nn_conv_packs(cg))
+        return 0;
+    int kk = cg->cin * cg->kh * cg->kw;
+    p->packed[k] = aligned_alloc(ARENA_ALIGN,
+                                 arena_size_of(nn_gemm_packed_floats(cg->cout, kk) * sizeof(float)));
+    if (!p->packed[k])
+        return ERR_NOMEM;
+    nn_gemm_pack_a(w, cg->cout, kk, p->packed[k]);
+    return 0;
+}
+
+/* Transforms or packs, once per plan, the weights of every conv whose fast kernel
+ * wants them in another layout. */
+static int prepare_weights(struct nn_plan *p)
 {
     const struct nn_graph *g = p->g;
     for (int k = 0; k < g->n_nodes; k++) {
@@ -265,16 +285,27 @@ static int prepare_winograd(struct nn_plan *p)
             continue;
         }
         int m = winograd_tile(&cg);
-        if (!m)
+        if (!m) {
+            int rc = n->op == NN_OP_CONV ? prepare_packed(p, k, &cg, w) : 0;
+            if (rc)
+                return rc;
             continue;
-        p->wino[k] = malloc(sizeof(float) * (m == 4 ? 36 : 16) * (size_t)cg.cout * cg.cin);
+        }
+        cg.n = 1;
+        size_t floats = m == 4 ? 36 * (size_t)cg.cout * cg.cin : nn_wino_weight_floats(&cg);
+        p->wino[k] = aligned_alloc(ARENA_ALIGN, arena_size_of(floats * sizeof(float)));
         if (!p->wino[k])
             return ERR_NOMEM;
         p->wino_m[k] = (unsigned char)m;
-        if (m == 4)
+        if (m == 4) {
             nn_wino4_weights(w, cg.cout, cg.cin, p->wino[k]);
-        else
-            nn_wino_weights(w, cg.cout, cg.cin, p->wino[k]);
+        } else {
+            float *tmp = malloc(sizeof(float) * 16 * (size_t)cg.cout * cg.cin);
+            if (!tmp)
+                return ERR_NOMEM;
+            nn_wino_prepare(&cg, w, p->wino[k], tmp);
+            free(tmp);
+        }
     }
     return 0;
 }
@@ -296,9 +327,10 @@ int nn_plan_new(const struct nn_graph *g, int batch, struct nn_plan **out, struc
         p->alpha = calloc(nn, sizeof *p->alpha);
         p->wino = calloc(nn, sizeof *p->wino);
         p->wino_m = calloc(nn, 1);
+        p->packed = calloc(nn, sizeof *p->packed);
     }
     if (!p || !users || !p->shapes || !p->root || !p->offset || !p->skip || !p->act ||
-        !p->alpha || !p->wino || !p->wino_m) {
+        !p->alpha || !p->wino || !p->wino_m || !p->packed) {
         free(users);
         nn_plan_free(p);
         return err_set(em, ERR_NOMEM, "out of memory planning the graph");
@@ -307,7 +339,7 @@ int nn_plan_new(const struct nn_graph *g, int batch, struct nn_plan **out, struc
     if (rc == 0) {
         count_users(g, users);
         mark_aliases(p, users);
-        rc = prepare_winograd(p);
+        rc = prepare_weights(p);
         if (rc == 0)
             rc = assign_memory(p);
         if (rc)
@@ -483,7 +515,7 @@ static void run_conv(struct nn_ctx *c, const struct nn_node *n, int k)
                      val(c, n->out), c->ws + p->scratch_off);
     else
         nn_conv_fast(&g, val(c, n->in[0]), tdata(c, n, 0), tdata(c, n, 1), val(c, n->out),
-                     c->ws + p->scratch_off);
+                     c->ws + p->scratch_off, p->packed[k]);
 }
 
 static void conv_any(const struct nn_ctx *c, const struct nn_conv_geom *g, const float *x,
@@ -492,7 +524,7 @@ static void conv_any(const struct nn_ctx *c, const struct nn_conv_geom *g, const
     if (c->kernels == NN_KERNELS_REF)
         nn_conv_ref(g, x, w, b, y);
     else
-        nn_conv_fast(g, x, w, b, y, scratch);
+        nn_conv_fast(g, x, w, b, y, scratch, NULL);
 }
 
 static void run_tucker(struct nn_ctx *c, const struct nn_node *n, int k)

@@ -8,6 +8,7 @@
 
 #include "nn_testlib.h"
 #include "nn/graph.h" /* nn_window_out */
+#include "nn/ops.h"   /* nn_gemm_packed */
 
 #include <pthread.h>
 #include <stdio.h>
@@ -164,6 +165,67 @@ static void test_add_relu_fusion(void **state)
     nn_ctx_free(c);
     nn_plan_free(p);
     nn_graph_free(g);
+}
+
+/* The packed-weight GEMM against a double-precision loop: ragged row panels, every tile
+ * width, K across block boundaries. */
+static void test_gemm_packed_matches_ref(void **state)
+{
+    (void)state;
+    uint64_t rng = 2024;
+    for (int t = 0; t < 30; t++) {
+        int m = tl_int(&rng, 1, 100), n = tl_int(&rng, 1, 64), k = tl_int(&rng, 1, 600);
+        float *a = malloc(sizeof(float) * (size_t)m * k), *b = malloc(sizeof(float) * (size_t)k * n);
+        float *c = malloc(sizeof(float) * (size_t)m * n), *want = malloc(sizeof(float) * (size_t)m * n);
+        float *ap = aligned_alloc(64, sizeof(float) * nn_gemm_packed_floats(m, k) + 64);
+        for (int i = 0; i < m * k; i++)
+            a[i] = tl_uniform(&rng, -1, 1);
+        for (int i = 0; i < k * n; i++)
+            b[i] = tl_uniform(&rng, -1, 1);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                double acc = 0;
+                for (int x = 0; x < k; x++)
+                    acc += (double)a[i * k + x] * b[x * n + j];
+                want[i * n + j] = (float)acc;
+            }
+        nn_gemm_pack_a(a, m, k, ap);
+        nn_gemm_packed(m, n, k, ap, b, n, c, n);
+        double e = tl_rel_l2(c, want, (size_t)m * n);
+        if (!(e < TOL))
+            fprintf(stderr, "packed gemm %dx%dx%d: relative error %g\n", m, n, k, e);
+        assert_true(e < TOL);
+        free(a);
+        free(b);
+        free(c);
+        free(want);
+        free(ap);
+    }
+}
+
+/* Small maps take the packed path when the CPU has it: fast against reference. */
+static void test_small_map_convs_match_ref(void **state)
+{
+    (void)state;
+    uint64_t rng = 77;
+    const int cfg[3][4] = {{64, 40, 3, 2}, {96, 64, 3, 1}, {72, 33, 1, 2}}; /* cin cout k stride */
+    for (int t = 0; t < 3; t++) {
+        struct nn_graph *g = nn_graph_new();
+        struct nn_shape xs = tl_shape(4, 1, cfg[t][0], 14, 14);
+        nn_graph_add_input(g, "x", &xs, NULL);
+        tl_tensor(g, "w", tl_shape(4, cfg[t][1], cfg[t][0], cfg[t][2], cfg[t][2]), &rng);
+        tl_tensor(g, "b", tl_shape(1, cfg[t][1], 0, 0, 0), &rng);
+        struct nn_node_desc d = node("conv", NN_OP_CONV, "x", "y");
+        d.n_params = 2;
+        d.params[0] = "w";
+        d.params[1] = "b";
+        d.attrs.stride[0] = d.attrs.stride[1] = cfg[t][3];
+        d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = cfg[t][2] / 2;
+        assert_true(nn_graph_add_node(g, &d, NULL) >= 0);
+        nn_graph_add_output(g, "y", NULL);
+        compare_kernels(g, 2, "small-map conv");
+        nn_graph_free(g);
+    }
 }
 
 static void test_conv_ref_known_values(void **state)
@@ -790,6 +852,8 @@ int main(void)
         cmocka_unit_test(test_conv_fast_matches_ref_random),
         cmocka_unit_test(test_winograd_matches_ref),
         cmocka_unit_test(test_add_relu_fusion),
+        cmocka_unit_test(test_gemm_packed_matches_ref),
+        cmocka_unit_test(test_small_map_convs_match_ref),
         cmocka_unit_test(test_conv_ref_known_values),
         cmocka_unit_test(test_tucker_equals_three_convs),
         cmocka_unit_test(test_gemm_fast_matches_ref),
