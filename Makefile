@@ -109,8 +109,9 @@ check: deps
 check-run: tests
 	ACTIOND=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) tests/run
 
+# install-deps is idempotent and quick when everything is there.
 deps:
-	@$(PKG_CONFIG) --exists $(REQ_PKGS) $(TEST_PKGS) 2>/dev/null || scripts/install-deps
+	@scripts/install-deps
 
 demo: deps
 	@$(MAKE) --no-print-directory $(BIN)

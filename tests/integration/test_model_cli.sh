@@ -61,6 +61,16 @@ expect_lines "garbage npy: one line" 1 "$ERR"
 expect_status "infer without --output" 2 "$ACTIOND" infer -m "$TMP/tiny.adm" --input "$TMP/tiny.input.npy"
 expect_status "infer on video is not there yet" 2 "$ACTIOND" infer -m "$TMP/tiny.adm" clip.mp4
 expect_status "export" 0 "$ACTIOND" export "$TMP/tiny.adm" -o "$TMP/re.onnx"
+ort="$(dirname "$0")/../../bench/node_modules"
+if [ -d "$ort/onnxruntime-node" ]; then
+    cp "$TMP/re.onnx" "$TMP/exp.onnx"
+    cp "$TMP/tiny.input.npy" "$TMP/exp.input.npy"
+    cp "$TMP/out.npy" "$TMP/exp.output.npy"
+    expect_status "ONNX Runtime runs the export and agrees" 0 \
+        env NODE_PATH="$ort" node "$(dirname "$0")/../ort/check.js" "$TMP/exp"
+else
+    not_ok "ONNX Runtime is installed (scripts/install-deps)"
+fi
 expect_status "re-import of the export" 0 "$ACTIOND" import "$TMP/re.onnx" -o "$TMP/re.adm"
 expect_status "import of garbage fails" 1 "$ACTIOND" import "$TMP/garbage.adm" -o "$TMP/g.adm"
 expect_lines "garbage onnx: one line" 1 "$ERR"
