@@ -18,6 +18,9 @@ struct cli_cmd {
     int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
 };
 
+/* The subcommands that have landed; each returns a cli_exit status. */
+int cli_cmd_serve(int argc, char **argv);
+
 /* Prints "actiond: <cmd>: <message>" and returns CLI_EXIT_USAGE, for bad flags. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
