@@ -310,18 +310,26 @@ const char *config_type_name(enum config_type t)
 }
 
 static int md_row(FILE *out, const char *key, const char *type, const char *def,
-                  const char *bounds, bool reloadable, const char *help)
+                  const char *bounds, const char *reload, const char *help)
 {
-    int n = fprintf(out, "| `%s` | %s | %s | %s | %s | %s |\n", key, type, def, bounds,
-                    reloadable ? "yes" : "no", help);
+    int n = fprintf(out, "| `%s` | %s | %s | %s | %s | %s |\n", key, type, def, bounds, reload,
+                    help);
     return n < 0 ? ERR_IO : 0;
+}
+
+/* A plain section holds no value of its own: its keys each say whether they reload. */
+static const char *reload_doc(const struct config_key *k)
+{
+    if (k->type == CONFIG_T_SECTION && !config_key_in_stream(k))
+        return "—";
+    return (k->flags & CONFIG_KEY_RELOADABLE) ? "yes" : "no";
 }
 
 /* A secret is one row of the table but three keys in the file. */
 static int md_secret_rows(FILE *out, const struct config_key *k, const char *bounds)
 {
     char key[96], help[256];
-    bool r = k->flags & CONFIG_KEY_RELOADABLE;
+    const char *r = (k->flags & CONFIG_KEY_RELOADABLE) ? "yes" : "no";
     snprintf(help, sizeof help, "%s Given inline here, or (better) by one of the next two keys.",
              k->help);
     int rc = md_row(out, k->path, "secret", k->def_doc, bounds, r, help);
@@ -351,8 +359,8 @@ int config_schema_write_markdown(FILE *out)
         if (k->type == CONFIG_T_SECRET)
             rc = md_secret_rows(out, k, bounds);
         else
-            rc = md_row(out, k->path, config_type_name(k->type), def, bounds,
-                        k->flags & CONFIG_KEY_RELOADABLE, k->help);
+            rc = md_row(out, k->path, config_type_name(k->type), def, bounds, reload_doc(k),
+                        k->help);
     }
     return rc;
 }
