@@ -13,9 +13,12 @@
 #define NAME_MAX_SHOWN 64
 #define DISP_MAX 160
 
-/* Where a key was given in the current mapping scope; line 0: not given. */
+/* Where a key was given in the current mapping scope; line 0: not given. Messages about
+ * the value point at the value; "first at line" names the key's line (a block mapping's
+ * value starts on the next one). */
 struct seen {
-    size_t line, col;
+    size_t line, col; /* the value */
+    size_t key_line;
     enum config_secret_form form;
 };
 
@@ -369,13 +372,14 @@ static void given_twice(struct parse *p, const struct config_key *k, const struc
 {
     static const char *const suffix[] = {"", "_file", "_env"};
     if (form == first->form) {
-        report(p, CONFIG_DIAG_ERROR, at, disp, "given twice (first at line %zu)", first->line);
+        report(p, CONFIG_DIAG_ERROR, at, disp, "given twice (first at line %zu)",
+               first->key_line);
         return;
     }
     const char *leaf = strrchr(k->path, '.');
     report(p, CONFIG_DIAG_ERROR, at, disp,
            "secret already given as '%s%s' at line %zu; give it one way only",
-           leaf ? leaf + 1 : k->path, suffix[first->form], first->line);
+           leaf ? leaf + 1 : k->path, suffix[first->form], first->key_line);
 }
 
 /* One "key: value" pair of the mapping at prefix; kev is the key's event. */
@@ -411,7 +415,8 @@ static void parse_entry(struct parse *p, const char *prefix, const char *disp, v
         given_twice(p, k, seen, form, path, at);
         skip_node(p, &vev);
     } else {
-        *seen = (struct seen){at.line, at.col, form};
+        struct pos v = pos_of(vev.start_mark);
+        *seen = (struct seen){v.line, v.col, at.line, form};
         parse_value(p, k, form, base, path, &vev);
     }
     yaml_event_delete(&vev);
