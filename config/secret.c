@@ -63,7 +63,8 @@ static int read_secret_fd(int fd, const char *path, char *buf, size_t cap, size_
 
 int config_secret_from_file(const char *path, char **out, bool *world_readable, char *why)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO would otherwise hang open() until a writer came. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return fail(why, "cannot open %s: %s", path, strerror(errno));
     struct stat st;

@@ -13,13 +13,15 @@
 
 static int open_checked(const char *path, struct stat *st, struct config_diags *d)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO would otherwise hang open() until a writer came; on a regular
+     * file it changes nothing. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
         config_diag_add(d, CONFIG_DIAG_ERROR, "%s: cannot open: %s", path, strerror(e));
         return e == ENOENT ? ERR_NOTFOUND : ERR_IO;
     }
-    if (fstat(fd, st) != 0 || !(S_ISREG(st->st_mode) || S_ISFIFO(st->st_mode))) {
+    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
         config_diag_add(d, CONFIG_DIAG_ERROR, "%s: not a regular file", path);
         close(fd);
         return ERR_IO;
@@ -33,7 +35,7 @@ static int open_checked(const char *path, struct stat *st, struct config_diags *
     return fd;
 }
 
-/* Reads at most one byte past the limit, so a file that grew (or a pipe) is caught too. */
+/* Reads at most one byte past the limit, so a file that grew since fstat is caught too. */
 static int read_bounded(int fd, const char *path, struct config_source *src,
                         struct config_diags *d)
 {

@@ -959,6 +959,16 @@ static void test_secret_file_errors_do_not_leak(void **state)
              CONFIG_SECRET_MAX);
     expect_only_error(f, yaml, want);
     expect_not_leaked(f, "kkkkkkkk");
+    /* A FIFO would block open() until a writer came: refused without waiting. */
+    snprintf(tok, sizeof tok, "%s/fifo", f->dir);
+    assert_int_equal(mkfifo(tok, 0600), 0);
+    snprintf(yaml, sizeof yaml, MIN_YAML "http:\n  token_file: %s\n", tok);
+    snprintf(want, sizeof want, "3:15: key 'http.token_file': %s is not a regular file", tok);
+    expect_only_error(f, yaml, want);
+    struct config *c = NULL;
+    assert_int_equal(config_load_diags(tok, &c, &f->d), ERR_IO);
+    snprintf(want, sizeof want, "%s: not a regular file", tok);
+    assert_string_equal(f->d.item[0].text, want);
     snprintf(yaml, sizeof yaml, MIN_YAML "http:\n  token_file: %s/absent\n", f->dir);
     snprintf(want, sizeof want,
              "3:15: key 'http.token_file': cannot open %s/absent: No such file or directory",
