@@ -189,8 +189,10 @@ static void echo(const char *s, char *out, size_t n)
     size_t i = 0;
     for (; s[i] && i < ECHO_MAX && i + 4 < n; i++)
         out[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
-    if (s[i] && i + 4 < n)
-        memcpy(out + i, "...", 3), i += 3;
+    if (s[i] && i + 4 < n) {
+        memcpy(out + i, "...", 3);
+        i += 3;
+    }
     out[i] = '\0';
 }
 
@@ -333,45 +335,57 @@ static int set_enum(const struct config_key *k, int *field, const char *s, char 
     return fail(why, "must be %s, not '%s'", b, e);
 }
 
+static bool out_of_bounds(const struct config_key *k, double v)
+{
+    return v < k->min || v > k->max;
+}
+
+/* Malformed text and a value out of bounds are told apart: the fixes differ. */
 static int set_number(const struct config_key *k, void *field, const char *s, char *why)
 {
-    long long i;
-    double d;
-    int64_t ms;
-    uint64_t bytes;
+    long long i = 0;
+    double d = 0;
+    int64_t ms = 0;
+    uint64_t bytes = 0;
+    int rc;
     switch (k->type) {
     case CONFIG_T_INT:
-        if (config_parse_int(s, &i) == ERR_INVAL)
-            return fail_bad(why, "a whole number", s);
-        if (config_parse_int(s, &i) != 0 || (double)i < k->min || (double)i > k->max)
-            return fail_bounds(k, why);
-        *(int *)field = (int)i;
-        return 0;
+        rc = config_parse_int(s, &i);
+        d = (double)i;
+        break;
     case CONFIG_T_DOUBLE:
-        if (config_parse_double(s, &d) == ERR_INVAL)
-            return fail_bad(why, "a number", s);
-        if (config_parse_double(s, &d) != 0 || d < k->min || d > k->max)
-            return fail_bounds(k, why);
-        *(double *)field = d;
-        return 0;
+        rc = config_parse_double(s, &d);
+        break;
     case CONFIG_T_DURATION:
-        if (config_parse_duration_ms(s, &ms) == ERR_INVAL)
-            return fail_bad(why, "a duration such as 500ms, 10s, 2m or 1h", s);
-        if (config_parse_duration_ms(s, &ms) != 0 || (double)ms < k->min || (double)ms > k->max)
-            return fail_bounds(k, why);
-        *(int64_t *)field = ms;
-        return 0;
+        rc = config_parse_duration_ms(s, &ms);
+        d = (double)ms;
+        break;
     case CONFIG_T_SIZE:
-        if (config_parse_size(s, &bytes) == ERR_INVAL)
-            return fail_bad(why, "a size such as 512KiB, 64MiB or 1GB", s);
-        if (config_parse_size(s, &bytes) != 0 || (double)bytes < k->min ||
-            (double)bytes > k->max)
-            return fail_bounds(k, why);
-        *(uint64_t *)field = bytes;
-        return 0;
+        rc = config_parse_size(s, &bytes);
+        d = (double)bytes;
+        break;
     default:
         return fail(why, "internal: %s is not a number", k->path);
     }
+    static const char *const expected[CONFIG_T_COUNT] = {
+        [CONFIG_T_INT] = "a whole number",
+        [CONFIG_T_DOUBLE] = "a number",
+        [CONFIG_T_DURATION] = "a duration such as 500ms, 10s, 2m or 1h",
+        [CONFIG_T_SIZE] = "a size such as 512KiB, 64MiB or 1GB",
+    };
+    if (rc == ERR_INVAL)
+        return fail_bad(why, expected[k->type], s);
+    if (rc || out_of_bounds(k, d))
+        return fail_bounds(k, why);
+    if (k->type == CONFIG_T_INT)
+        *(int *)field = (int)i;
+    else if (k->type == CONFIG_T_DOUBLE)
+        *(double *)field = d;
+    else if (k->type == CONFIG_T_DURATION)
+        *(int64_t *)field = ms;
+    else
+        *(uint64_t *)field = bytes;
+    return 0;
 }
 
 int config_value_set(const struct config_key *k, void *base, const char *s, const char *dir,
