@@ -18,7 +18,7 @@ static const struct cli_cmd commands[] = {
      "usage: actiond serve [-c FILE] [--check]\n"
      "  -c, --config FILE   configuration file (default /etc/actiond/actiond.yaml)\n"
      "      --check         validate the configuration and exit (0 valid, 78 invalid)\n",
-     cmd_not_implemented},
+     cli_cmd_serve},
     {"compress", "prune and Tucker-decompose a model, then fine-tune it",
      "usage: actiond compress -m MODEL -d DATASET -o OUT [--report FILE]\n", cmd_not_implemented},
     {"train", "train a two-stream model on a labelled video folder",

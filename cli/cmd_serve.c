@@ -1,0 +1,84 @@
+/* cmd_serve.c — `actiond serve`: argument parsing, and `--check`, which validates the
+ * configuration and exits. The daemon itself lands with daemon/. */
+#include "cli/cli.h"
+#include "common/err.h"
+#include "config/config.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct serve_args {
+    const char *config;
+    bool check;
+    bool dump_schema; /* hidden: prints the key table docs/config.md is made from */
+};
+
+static int serve_parse_args(int argc, char **argv, struct serve_args *a)
+{
+    a->config = CONFIG_DEFAULT_PATH;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (strcmp(s, "--check") == 0) {
+            a->check = true;
+        } else if (strcmp(s, "--dump-schema") == 0) {
+            a->dump_schema = true;
+        } else if (strcmp(s, "-c") == 0 || strcmp(s, "--config") == 0) {
+            if (i + 1 >= argc)
+                return cli_usage_error("serve", "%s needs a file", s);
+            a->config = argv[++i];
+        } else if (strncmp(s, "--config=", 9) == 0) {
+            a->config = s + 9;
+        } else {
+            return cli_usage_error("serve", "unknown argument '%s'", s);
+        }
+    }
+    if (a->config[0] == '\0')
+        return cli_usage_error("serve", "the configuration file name is empty");
+    return CLI_EXIT_OK;
+}
+
+/* Every problem one line on stderr, compiler style; the verdict on stdout. */
+static int serve_check(const char *path)
+{
+    struct config_diags *d = malloc(sizeof *d);
+    if (!d) {
+        fprintf(stderr, "actiond: serve: out of memory\n");
+        return CLI_EXIT_FAIL;
+    }
+    struct config *cfg = NULL;
+    int rc = config_load_diags(path, &cfg, d);
+    for (size_t i = 0; i < d->count; i++)
+        fprintf(stderr, "%s\n", d->item[i].text);
+    size_t unseen = d->errors + d->warnings - d->count;
+    if (unseen)
+        fprintf(stderr, "%s: %zu more messages not shown\n", path, unseen);
+    int status = CLI_EXIT_OK;
+    if (rc == 0) {
+        printf("%s: ok, %zu stream%s\n", path, cfg->n_streams, cfg->n_streams == 1 ? "" : "s");
+    } else if (rc == ERR_NOMEM) {
+        fprintf(stderr, "actiond: serve: %s: out of memory\n", path);
+        status = CLI_EXIT_FAIL;
+    } else {
+        status = CLI_EXIT_CONFIG;
+    }
+    config_free(cfg);
+    free(d);
+    return status;
+}
+
+int cli_cmd_serve(int argc, char **argv)
+{
+    struct serve_args a = {0};
+    int rc = serve_parse_args(argc, argv, &a);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    if (a.dump_schema)
+        return config_schema_write_markdown(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    if (a.check)
+        return serve_check(a.config);
+    /* No stub may claim success: until daemon/ lands, serving is a usage error. */
+    fprintf(stderr, "actiond: serve: the daemon is not implemented yet\n");
+    return CLI_EXIT_USAGE;
+}
