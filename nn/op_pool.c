@@ -72,20 +72,8 @@ void nn_maxpool_ref(const struct nn_pool_geom *g, const float *x, float *y)
         const float *xp = x + (size_t)p * g->h * g->w;
         float *yp = y + (size_t)p * g->ho * g->wo;
         for (int oy = 0; oy < g->ho; oy++)
-            for (int ox = 0; ox < g->wo; ox++) {
-                float m = -FLT_MAX;
-                for (int ky = 0; ky < g->kh; ky++) {
-                    int iy = oy * g->sh - g->pt + ky * g->dh;
-                    if (iy < 0 || iy >= g->h)
-                        continue;
-                    for (int kx = 0; kx < g->kw; kx++) {
-                        int ix = ox * g->sw - g->pl + kx * g->dw;
-                        if (ix >= 0 && ix < g->w && xp[iy * g->w + ix] > m)
-                            m = xp[iy * g->w + ix];
-                    }
-                }
-                yp[oy * g->wo + ox] = m;
-            }
+            for (int ox = 0; ox < g->wo; ox++)
+                yp[oy * g->wo + ox] = max_window(g, xp, oy, ox);
     }
 }
 

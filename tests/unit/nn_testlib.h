@@ -35,6 +35,21 @@ static inline struct nn_shape tl_shape(int ndim, int a, int b, int c, int d)
     return s;
 }
 
+/* A one-input node with ONNX-default attributes; callers set the rest. */
+static inline struct nn_node_desc tl_node(const char *name, enum nn_op op, const char *in,
+                                          const char *out)
+{
+    struct nn_node_desc d;
+    memset(&d, 0, sizeof d);
+    d.name = name;
+    d.op = op;
+    d.n_in = 1;
+    d.in[0] = in;
+    d.out = out;
+    nn_attrs_default(&d.attrs);
+    return d;
+}
+
 /* Adds a tensor of random values in [-1, 1). */
 static inline int tl_tensor(struct nn_graph *g, const char *name, struct nn_shape s, uint64_t *rng)
 {

@@ -15,18 +15,6 @@
 
 #define TOL 1e-5
 
-static struct nn_node_desc node(const char *name, enum nn_op op, const char *in, const char *out)
-{
-    struct nn_node_desc d;
-    memset(&d, 0, sizeof d);
-    d.name = name;
-    d.op = op;
-    d.n_in = 1;
-    d.in[0] = in;
-    d.out = out;
-    nn_attrs_default(&d.attrs);
-    return d;
-}
 
 static void compare_kernels(const struct nn_graph *g, int batch, const char *what)
 {
@@ -62,7 +50,7 @@ static void test_conv_fast_matches_ref_random(void **state)
         int bias = tl_int(&rng, 0, 1);
         if (bias)
             tl_tensor(g, "b", tl_shape(1, cout, 0, 0, 0), &rng);
-        struct nn_node_desc d = node("conv", NN_OP_CONV, "x", "y");
+        struct nn_node_desc d = tl_node("conv", NN_OP_CONV, "x", "y");
         d.n_params = 1 + bias;
         d.params[0] = "w";
         d.params[1] = "b";
@@ -76,7 +64,7 @@ static void test_conv_fast_matches_ref_random(void **state)
         int act = tl_int(&rng, 0, 3);
         if (act) {
             enum nn_op ops[] = {NN_OP_RELU, NN_OP_RELU6, NN_OP_LEAKYRELU};
-            struct nn_node_desc r = node("act", ops[act - 1], "y", "z");
+            struct nn_node_desc r = tl_node("act", ops[act - 1], "y", "z");
             r.attrs.alpha = 0.1f;
             assert_true(nn_graph_add_node(g, &r, NULL) >= 0);
             out = "z";
@@ -106,13 +94,13 @@ static void test_winograd_matches_ref(void **state)
         nn_graph_add_input(g, "x", &xs, NULL);
         tl_tensor(g, "w", tl_shape(4, c + 8, c, 3, 3), &rng);
         tl_tensor(g, "b", tl_shape(1, c + 8, 0, 0, 0), &rng);
-        struct nn_node_desc d = node("conv", NN_OP_CONV, "x", "y");
+        struct nn_node_desc d = tl_node("conv", NN_OP_CONV, "x", "y");
         d.n_params = 2;
         d.params[0] = "w";
         d.params[1] = "b";
         d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = (t == 2 || t == 4) ? 0 : 1;
         assert_true(nn_graph_add_node(g, &d, NULL) >= 0);
-        struct nn_node_desc r = node("relu", NN_OP_RELU, "y", "z");
+        struct nn_node_desc r = tl_node("relu", NN_OP_RELU, "y", "z");
         assert_true(nn_graph_add_node(g, &r, NULL) >= 0);
         nn_graph_add_output(g, "z", NULL);
         compare_kernels(g, t % 3 + 1, "winograd conv");
@@ -125,7 +113,7 @@ static void test_winograd_matches_ref(void **state)
     tl_tensor(g, "ui", tl_shape(4, 128, 32, 1, 1), &rng);
     tl_tensor(g, "core", tl_shape(4, 128, 128, 3, 3), &rng);
     tl_tensor(g, "uo", tl_shape(4, 48, 128, 1, 1), &rng);
-    struct nn_node_desc d = node("t", NN_OP_TUCKERCONV, "x", "y");
+    struct nn_node_desc d = tl_node("t", NN_OP_TUCKERCONV, "x", "y");
     d.n_params = 3;
     d.params[0] = "ui";
     d.params[1] = "core";
@@ -145,10 +133,10 @@ static void test_add_relu_fusion(void **state)
     struct nn_shape s = tl_shape(2, 1, 4, 0, 0);
     nn_graph_add_input(g, "a", &s, NULL);
     nn_graph_add_input(g, "b", &s, NULL);
-    struct nn_node_desc ad = node("add", NN_OP_ADD, "a", "s");
+    struct nn_node_desc ad = tl_node("add", NN_OP_ADD, "a", "s");
     ad.n_in = 2;
     ad.in[1] = "b";
-    struct nn_node_desc r = node("relu", NN_OP_RELU6, "s", "y");
+    struct nn_node_desc r = tl_node("relu", NN_OP_RELU6, "s", "y");
     assert_true(nn_graph_add_node(g, &ad, NULL) >= 0);
     assert_true(nn_graph_add_node(g, &r, NULL) >= 0);
     nn_graph_add_output(g, "y", NULL);
@@ -215,7 +203,7 @@ static void test_small_map_convs_match_ref(void **state)
         nn_graph_add_input(g, "x", &xs, NULL);
         tl_tensor(g, "w", tl_shape(4, cfg[t][1], cfg[t][0], cfg[t][2], cfg[t][2]), &rng);
         tl_tensor(g, "b", tl_shape(1, cfg[t][1], 0, 0, 0), &rng);
-        struct nn_node_desc d = node("conv", NN_OP_CONV, "x", "y");
+        struct nn_node_desc d = tl_node("conv", NN_OP_CONV, "x", "y");
         d.n_params = 2;
         d.params[0] = "w";
         d.params[1] = "b";
@@ -236,7 +224,7 @@ static void test_conv_ref_known_values(void **state)
     nn_graph_add_input(g, "x", &xs, NULL);
     float ones[4] = {1, 1, 1, 1};
     nn_graph_add_tensor(g, "w", &ws, ones, NULL);
-    struct nn_node_desc d = node("c", NN_OP_CONV, "x", "y");
+    struct nn_node_desc d = tl_node("c", NN_OP_CONV, "x", "y");
     d.n_params = 1;
     d.params[0] = "w";
     assert_true(nn_graph_add_node(g, &d, NULL) >= 0);
@@ -278,7 +266,7 @@ static void test_tucker_equals_three_convs(void **state)
     }
     nn_graph_add_input(a, "x", &xs, NULL);
     nn_graph_add_input(b, "x", &xs, NULL);
-    struct nn_node_desc t = node("t", NN_OP_TUCKERCONV, "x", "y");
+    struct nn_node_desc t = tl_node("t", NN_OP_TUCKERCONV, "x", "y");
     t.n_params = 4;
     for (int i = 0; i < 4; i++)
         t.params[i] = names[i];
@@ -287,14 +275,14 @@ static void test_tucker_equals_three_convs(void **state)
     assert_true(nn_graph_add_node(a, &t, NULL) >= 0);
     nn_graph_add_output(a, "y", NULL);
 
-    struct nn_node_desc c1 = node("c1", NN_OP_CONV, "x", "m1");
+    struct nn_node_desc c1 = tl_node("c1", NN_OP_CONV, "x", "m1");
     c1.n_params = 1;
     c1.params[0] = "ui";
-    struct nn_node_desc c2 = node("c2", NN_OP_CONV, "m1", "m2");
+    struct nn_node_desc c2 = tl_node("c2", NN_OP_CONV, "m1", "m2");
     c2.n_params = 1;
     c2.params[0] = "core";
     c2.attrs = t.attrs;
-    struct nn_node_desc c3 = node("c3", NN_OP_CONV, "m2", "y");
+    struct nn_node_desc c3 = tl_node("c3", NN_OP_CONV, "m2", "y");
     c3.n_params = 2;
     c3.params[0] = "uo";
     c3.params[1] = "bias";
@@ -329,7 +317,7 @@ static struct nn_graph *gemm_graph(int in, int out, int bias, uint64_t *rng)
     nn_graph_add_input(g, "x", &xs, NULL);
     tl_tensor(g, "w", tl_shape(2, out, in, 0, 0), rng);
     tl_tensor(g, "b", tl_shape(1, out, 0, 0, 0), rng);
-    struct nn_node_desc d = node("fc", NN_OP_GEMM, "x", "y");
+    struct nn_node_desc d = tl_node("fc", NN_OP_GEMM, "x", "y");
     d.n_params = 1 + bias;
     d.params[0] = "w";
     d.params[1] = "b";
@@ -356,7 +344,7 @@ static float *run_pool(enum nn_op op, const struct nn_attrs *a, const float *x, 
     struct nn_graph *g = nn_graph_new();
     struct nn_shape xs = tl_shape(4, 1, 1, h, w);
     nn_graph_add_input(g, "x", &xs, NULL);
-    struct nn_node_desc d = node("p", op, "x", "y");
+    struct nn_node_desc d = tl_node("p", op, "x", "y");
     d.attrs = *a;
     assert_true(nn_graph_add_node(g, &d, NULL) >= 0);
     nn_graph_add_output(g, "y", NULL);
@@ -434,7 +422,7 @@ static void test_maxpool_fast_matches_ref(void **state)
         struct nn_shape xs = tl_shape(4, 1, tl_int(&rng, 1, 5), tl_int(&rng, span, 19),
                                       tl_int(&rng, span, 19));
         nn_graph_add_input(g, "x", &xs, NULL);
-        struct nn_node_desc d = node("pool", NN_OP_MAXPOOL, "x", "y");
+        struct nn_node_desc d = tl_node("pool", NN_OP_MAXPOOL, "x", "y");
         d.attrs.kernel[0] = d.attrs.kernel[1] = k;
         d.attrs.stride[0] = d.attrs.stride[1] = tl_int(&rng, 1, 3);
         d.attrs.dilation[0] = d.attrs.dilation[1] = dil;
@@ -466,14 +454,14 @@ static void test_fusion_tail_known_values(void **state)
     struct nn_shape s = tl_shape(2, 1, 3, 0, 0);
     nn_graph_add_input(g, "a", &s, NULL);
     nn_graph_add_input(g, "b", &s, NULL);
-    struct nn_node_desc sa = node("sa", NN_OP_SOFTMAX, "a", "pa");
-    struct nn_node_desc sb = node("sb", NN_OP_SOFTMAX, "b", "pb");
-    struct nn_node_desc f = node("fuse", NN_OP_WSUM, "pa", "f");
+    struct nn_node_desc sa = tl_node("sa", NN_OP_SOFTMAX, "a", "pa");
+    struct nn_node_desc sb = tl_node("sb", NN_OP_SOFTMAX, "b", "pb");
+    struct nn_node_desc f = tl_node("fuse", NN_OP_WSUM, "pa", "f");
     f.n_in = 2;
     f.in[1] = "pb";
     f.attrs.weights[0] = 0.25f;
     f.attrs.weights[1] = 0.75f;
-    struct nn_node_desc m = node("mean", NN_OP_BATCHMEAN, "f", "y");
+    struct nn_node_desc m = tl_node("mean", NN_OP_BATCHMEAN, "f", "y");
     assert_true(nn_graph_add_node(g, &sa, NULL) >= 0);
     assert_true(nn_graph_add_node(g, &sb, NULL) >= 0);
     assert_true(nn_graph_add_node(g, &f, NULL) >= 0);
@@ -509,13 +497,13 @@ static void test_concat_add_known_values(void **state)
     struct nn_shape s1 = tl_shape(4, 1, 1, 1, 2), s2 = tl_shape(4, 1, 2, 1, 2);
     nn_graph_add_input(g, "a", &s1, NULL);
     nn_graph_add_input(g, "b", &s2, NULL);
-    struct nn_node_desc c = node("cat", NN_OP_CONCAT, "a", "ab");
+    struct nn_node_desc c = tl_node("cat", NN_OP_CONCAT, "a", "ab");
     c.n_in = 2;
     c.in[1] = "b";
-    struct nn_node_desc ad = node("add", NN_OP_ADD, "ab", "y");
+    struct nn_node_desc ad = tl_node("add", NN_OP_ADD, "ab", "y");
     ad.n_in = 2;
     ad.in[1] = "ab";
-    struct nn_node_desc fl = node("flat", NN_OP_FLATTEN, "y", "z");
+    struct nn_node_desc fl = tl_node("flat", NN_OP_FLATTEN, "y", "z");
     assert_true(nn_graph_add_node(g, &c, NULL) >= 0);
     assert_true(nn_graph_add_node(g, &ad, NULL) >= 0);
     assert_true(nn_graph_add_node(g, &fl, NULL) >= 0);
@@ -557,14 +545,14 @@ static void test_bn_fold_preserves_output(void **state)
         var[i] = tl_uniform(&rng, 0.1f, 2.f);
     struct nn_shape vs = tl_shape(1, 8, 0, 0, 0);
     nn_graph_add_tensor(g, "var", &vs, var, NULL);
-    struct nn_node_desc c = node("conv", NN_OP_CONV, "x", "c");
+    struct nn_node_desc c = tl_node("conv", NN_OP_CONV, "x", "c");
     c.n_params = 1;
     c.params[0] = "w";
     c.attrs.pad[0] = c.attrs.pad[1] = c.attrs.pad[2] = c.attrs.pad[3] = 1;
-    struct nn_node_desc b = node("bn", NN_OP_BATCHNORM, "c", "b");
+    struct nn_node_desc b = tl_node("bn", NN_OP_BATCHNORM, "c", "b");
     b.n_params = 4;
     memcpy(b.params, bn_names, sizeof bn_names);
-    struct nn_node_desc r = node("relu", NN_OP_RELU, "b", "y");
+    struct nn_node_desc r = tl_node("relu", NN_OP_RELU, "b", "y");
     assert_true(nn_graph_add_node(g, &c, NULL) >= 0);
     assert_true(nn_graph_add_node(g, &b, NULL) >= 0);
     assert_true(nn_graph_add_node(g, &r, NULL) >= 0);
@@ -598,7 +586,7 @@ static void test_plan_reuses_memory(void **state)
     for (int i = 0; i < 10; i++) {
         snprintf(out, sizeof out, "v%d", i);
         snprintf(name, sizeof name, "c%d", i);
-        struct nn_node_desc d = node(name, NN_OP_CONV, in, out);
+        struct nn_node_desc d = tl_node(name, NN_OP_CONV, in, out);
         d.n_params = 1;
         d.params[0] = "w";
         d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = 1;
@@ -782,7 +770,7 @@ static void test_graph_errors(void **state)
     longname[99] = '\0';
     assert_int_equal(nn_graph_add_tensor(g, longname, &xs, NULL, &em), ERR_RANGE);
 
-    struct nn_node_desc d = node("c", NN_OP_CONV, "nope", "y");
+    struct nn_node_desc d = tl_node("c", NN_OP_CONV, "nope", "y");
     assert_int_equal(nn_graph_add_node(g, &d, &em), ERR_NOTFOUND);
     assert_non_null(strstr(em.text, "'nope'"));
     d.in[0] = "x";
@@ -811,7 +799,7 @@ static void test_graph_errors(void **state)
     nn_graph_add_input(g, "x", &small, NULL);
     struct nn_shape w5 = tl_shape(4, 1, 1, 5, 5);
     nn_graph_add_tensor(g, "w", &w5, NULL, NULL);
-    d = node("c", NN_OP_CONV, "x", "y");
+    d = tl_node("c", NN_OP_CONV, "x", "y");
     d.n_params = 1;
     d.params[0] = "w";
     nn_graph_add_node(g, &d, NULL);

@@ -21,18 +21,6 @@
 
 /* ---- a small two-stream model ---- */
 
-static struct nn_node_desc node(const char *name, enum nn_op op, const char *in, const char *out)
-{
-    struct nn_node_desc d;
-    memset(&d, 0, sizeof d);
-    d.name = name;
-    d.op = op;
-    d.n_in = 1;
-    d.in[0] = in;
-    d.out = out;
-    nn_attrs_default(&d.attrs);
-    return d;
-}
 
 static void add(struct nn_graph *g, struct nn_node_desc d)
 {
@@ -86,59 +74,59 @@ static struct nn_graph *two_stream_graph(void)
     bn_tensors(g, "mot.bn", 6, &rng);
     tl_tensor(g, "mot.fc.w", tl_shape(2, 5, 6, 0, 0), &rng);
 
-    struct nn_node_desc d = node("rgb.conv", NN_OP_CONV, "rgb", "r1");
+    struct nn_node_desc d = tl_node("rgb.conv", NN_OP_CONV, "rgb", "r1");
     params(&d, 2, "rgb.conv.w", "rgb.conv.b", NULL, NULL);
     d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = 1;
     add(g, d);
-    d = node("rgb.bn", NN_OP_BATCHNORM, "r1", "r2");
+    d = tl_node("rgb.bn", NN_OP_BATCHNORM, "r1", "r2");
     params(&d, 4, "rgb.bn.g", "rgb.bn.b", "rgb.bn.m", "rgb.bn.v");
     add(g, d);
-    add(g, node("rgb.relu", NN_OP_RELU, "r2", "r3"));
-    d = node("rgb.pool", NN_OP_MAXPOOL, "r3", "r4");
+    add(g, tl_node("rgb.relu", NN_OP_RELU, "r2", "r3"));
+    d = tl_node("rgb.pool", NN_OP_MAXPOOL, "r3", "r4");
     d.attrs.kernel[0] = d.attrs.kernel[1] = d.attrs.stride[0] = d.attrs.stride[1] = 2;
     add(g, d);
-    add(g, node("rgb.gap", NN_OP_GLOBALAVGPOOL, "r4", "r5"));
-    add(g, node("rgb.flat", NN_OP_FLATTEN, "r5", "r6"));
-    d = node("rgb.fc", NN_OP_GEMM, "r6", "r7");
+    add(g, tl_node("rgb.gap", NN_OP_GLOBALAVGPOOL, "r4", "r5"));
+    add(g, tl_node("rgb.flat", NN_OP_FLATTEN, "r5", "r6"));
+    d = tl_node("rgb.fc", NN_OP_GEMM, "r6", "r7");
     params(&d, 2, "rgb.fc.w", "rgb.fc.b", NULL, NULL);
     add(g, d);
-    add(g, node("rgb.prob", NN_OP_SOFTMAX, "r7", "p_rgb"));
+    add(g, tl_node("rgb.prob", NN_OP_SOFTMAX, "r7", "p_rgb"));
 
-    d = node("mot.conv", NN_OP_CONV, "motion", "m1");
+    d = tl_node("mot.conv", NN_OP_CONV, "motion", "m1");
     params(&d, 1, "mot.conv.w", NULL, NULL, NULL);
     d.attrs.stride[0] = d.attrs.stride[1] = 2;
     d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = 1;
     add(g, d);
-    d = node("mot.bn", NN_OP_BATCHNORM, "m1", "m2");
+    d = tl_node("mot.bn", NN_OP_BATCHNORM, "m1", "m2");
     params(&d, 4, "mot.bn.g", "mot.bn.b", "mot.bn.m", "mot.bn.v");
     d.attrs.eps = 1e-3f;
     add(g, d);
-    d = node("mot.act", NN_OP_LEAKYRELU, "m2", "m3");
+    d = tl_node("mot.act", NN_OP_LEAKYRELU, "m2", "m3");
     d.attrs.alpha = 0.2f;
     add(g, d);
-    d = node("mot.pool", NN_OP_AVGPOOL, "m3", "m4");
+    d = tl_node("mot.pool", NN_OP_AVGPOOL, "m3", "m4");
     d.attrs.kernel[0] = d.attrs.kernel[1] = 3;
     d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = 1;
     d.attrs.count_include_pad = 1;
     add(g, d);
-    add(g, node("mot.gap", NN_OP_GLOBALAVGPOOL, "m4", "m5"));
-    d = node("mot.flat", NN_OP_RESHAPE, "m5", "m6");
+    add(g, tl_node("mot.gap", NN_OP_GLOBALAVGPOOL, "m4", "m5"));
+    d = tl_node("mot.flat", NN_OP_RESHAPE, "m5", "m6");
     d.attrs.shape_ndim = 2;
     d.attrs.shape[0] = 0;
     d.attrs.shape[1] = -1;
     add(g, d);
-    d = node("mot.fc", NN_OP_GEMM, "m6", "m7");
+    d = tl_node("mot.fc", NN_OP_GEMM, "m6", "m7");
     params(&d, 1, "mot.fc.w", NULL, NULL, NULL);
     add(g, d);
-    add(g, node("mot.prob", NN_OP_SOFTMAX, "m7", "p_mot"));
+    add(g, tl_node("mot.prob", NN_OP_SOFTMAX, "m7", "p_mot"));
 
-    d = node("fuse", NN_OP_WSUM, "p_rgb", "fused");
+    d = tl_node("fuse", NN_OP_WSUM, "p_rgb", "fused");
     d.n_in = 2;
     d.in[1] = "p_mot";
     d.attrs.weights[0] = 0.6f;
     d.attrs.weights[1] = 0.4f;
     add(g, d);
-    add(g, node("consensus", NN_OP_BATCHMEAN, "fused", "scores"));
+    add(g, tl_node("consensus", NN_OP_BATCHMEAN, "fused", "scores"));
     assert_int_equal(nn_graph_add_output(g, "scores", NULL), 0);
     assert_int_equal(nn_graph_add_output(g, "p_rgb", NULL), 0);
     struct err_msg em = {{0}};
@@ -657,7 +645,7 @@ static void test_all_attributes_round_trip(void **state)
     tl_tensor(g, "ui", tl_shape(4, 3, 4, 1, 1), &rng);
     tl_tensor(g, "core", tl_shape(4, 2, 3, 3, 3), &rng);
     tl_tensor(g, "uo", tl_shape(4, 4, 2, 1, 1), &rng);
-    struct nn_node_desc d = node("tucker", NN_OP_TUCKERCONV, "x", "t");
+    struct nn_node_desc d = tl_node("tucker", NN_OP_TUCKERCONV, "x", "t");
     params(&d, 3, "ui", "core", "uo", NULL);
     d.attrs.stride[0] = 2;
     d.attrs.dilation[1] = 2;
@@ -666,7 +654,7 @@ static void test_all_attributes_round_trip(void **state)
     d.attrs.ranks[0] = 3;
     d.attrs.ranks[1] = 2;
     add(g, d);
-    d = node("odd", NN_OP_DROPOUT, "t", "u"); /* Dropout ignores every attribute */
+    d = tl_node("odd", NN_OP_DROPOUT, "t", "u"); /* Dropout ignores every attribute */
     d.attrs.kernel[0] = 3;
     d.attrs.kernel[1] = 5;
     d.attrs.group = 4;

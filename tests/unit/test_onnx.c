@@ -129,18 +129,6 @@ static void test_pbwire_malformed(void **state)
 
 /* ---- a hand-built graph with every op ---- */
 
-static struct nn_node_desc node(const char *name, enum nn_op op, const char *in, const char *out)
-{
-    struct nn_node_desc d;
-    memset(&d, 0, sizeof d);
-    d.name = name;
-    d.op = op;
-    d.n_in = 1;
-    d.in[0] = in;
-    d.out = out;
-    nn_attrs_default(&d.attrs);
-    return d;
-}
 
 static void add(struct nn_graph *g, struct nn_node_desc d)
 {
@@ -191,13 +179,13 @@ static struct nn_model *all_ops_model(void)
     tl_tensor(g, "fc1.b", tl_shape(1, 5, 0, 0, 0), &rng);
     tl_tensor(g, "fc2.w", tl_shape(2, 5, 16, 0, 0), &rng);
 
-    struct nn_node_desc d = node("conv1", NN_OP_CONV, "x", "c1");
+    struct nn_node_desc d = tl_node("conv1", NN_OP_CONV, "x", "c1");
     d.n_params = 2;
     d.params[0] = "c1.w";
     d.params[1] = "c1.b";
     pad_all(&d, 1);
     add(g, d);
-    d = node("bn1", NN_OP_BATCHNORM, "c1", "b1");
+    d = tl_node("bn1", NN_OP_BATCHNORM, "c1", "b1");
     d.n_params = 4;
     d.params[0] = "bn.scale";
     d.params[1] = "bn.bias";
@@ -205,20 +193,20 @@ static struct nn_model *all_ops_model(void)
     d.params[3] = "bn.var";
     d.attrs.eps = 1e-3f;
     add(g, d);
-    add(g, node("relu1", NN_OP_RELU, "b1", "r1"));
-    d = node("dw", NN_OP_CONV, "r1", "dw1");
+    add(g, tl_node("relu1", NN_OP_RELU, "b1", "r1"));
+    d = tl_node("dw", NN_OP_CONV, "r1", "dw1");
     d.n_params = 1;
     d.params[0] = "dw.w";
     d.attrs.group = 8;
     d.attrs.dilation[0] = d.attrs.dilation[1] = 2;
     pad_all(&d, 2);
     add(g, d);
-    add(g, node("relu6", NN_OP_RELU6, "dw1", "d1"));
-    d = node("res", NN_OP_ADD, "r1", "a1");
+    add(g, tl_node("relu6", NN_OP_RELU6, "dw1", "d1"));
+    d = tl_node("res", NN_OP_ADD, "r1", "a1");
     d.n_in = 2;
     d.in[1] = "d1";
     add(g, d);
-    d = node("tucker", NN_OP_TUCKERCONV, "a1", "t1");
+    d = tl_node("tucker", NN_OP_TUCKERCONV, "a1", "t1");
     d.n_params = 4;
     d.params[0] = "t.ui";
     d.params[1] = "t.core";
@@ -227,49 +215,49 @@ static struct nn_model *all_ops_model(void)
     d.attrs.stride[0] = d.attrs.stride[1] = 2;
     pad_all(&d, 1);
     add(g, d);
-    d = node("leaky", NN_OP_LEAKYRELU, "t1", "l1");
+    d = tl_node("leaky", NN_OP_LEAKYRELU, "t1", "l1");
     d.attrs.alpha = 0.2f;
     add(g, d);
-    d = node("maxpool", NN_OP_MAXPOOL, "a1", "m1");
+    d = tl_node("maxpool", NN_OP_MAXPOOL, "a1", "m1");
     d.attrs.kernel[0] = d.attrs.kernel[1] = 3;
     d.attrs.stride[0] = d.attrs.stride[1] = 2;
     d.attrs.pad[0] = d.attrs.pad[1] = 1;
     d.attrs.ceil_mode = 1;
     add(g, d);
-    d = node("cat", NN_OP_CONCAT, "l1", "k1");
+    d = tl_node("cat", NN_OP_CONCAT, "l1", "k1");
     d.n_in = 2;
     d.in[1] = "m1";
     add(g, d);
-    d = node("avgpool", NN_OP_AVGPOOL, "k1", "p1");
+    d = tl_node("avgpool", NN_OP_AVGPOOL, "k1", "p1");
     d.attrs.kernel[0] = d.attrs.kernel[1] = 3;
     pad_all(&d, 1);
     add(g, d);
-    add(g, node("drop", NN_OP_DROPOUT, "p1", "dr"));
-    add(g, node("gap", NN_OP_GLOBALAVGPOOL, "dr", "gp"));
-    d = node("reshape", NN_OP_RESHAPE, "gp", "f1");
+    add(g, tl_node("drop", NN_OP_DROPOUT, "p1", "dr"));
+    add(g, tl_node("gap", NN_OP_GLOBALAVGPOOL, "dr", "gp"));
+    d = tl_node("reshape", NN_OP_RESHAPE, "gp", "f1");
     d.attrs.shape_ndim = 2;
     d.attrs.shape[0] = 0;
     d.attrs.shape[1] = -1;
     add(g, d);
-    add(g, node("flatten", NN_OP_FLATTEN, "gp", "f2"));
-    d = node("fc1", NN_OP_GEMM, "f1", "z1");
+    add(g, tl_node("flatten", NN_OP_FLATTEN, "gp", "f2"));
+    d = tl_node("fc1", NN_OP_GEMM, "f1", "z1");
     d.n_params = 2;
     d.params[0] = "fc1.w";
     d.params[1] = "fc1.b";
     add(g, d);
-    d = node("fc2", NN_OP_GEMM, "f2", "z2");
+    d = tl_node("fc2", NN_OP_GEMM, "f2", "z2");
     d.n_params = 1;
     d.params[0] = "fc2.w";
     add(g, d);
-    add(g, node("sm1", NN_OP_SOFTMAX, "z1", "s1"));
-    add(g, node("sm2", NN_OP_SOFTMAX, "z2", "s2"));
-    d = node("fusion", NN_OP_WSUM, "s1", "fu");
+    add(g, tl_node("sm1", NN_OP_SOFTMAX, "z1", "s1"));
+    add(g, tl_node("sm2", NN_OP_SOFTMAX, "z2", "s2"));
+    d = tl_node("fusion", NN_OP_WSUM, "s1", "fu");
     d.n_in = 2;
     d.in[1] = "s2";
     d.attrs.weights[0] = 0.3f;
     d.attrs.weights[1] = 1.7f;
     add(g, d);
-    add(g, node("consensus", NN_OP_BATCHMEAN, "fu", "scores"));
+    add(g, tl_node("consensus", NN_OP_BATCHMEAN, "fu", "scores"));
     assert_int_equal(nn_graph_add_output(g, "scores", NULL), 0);
     struct err_msg em = {{0}};
     int rc = nn_graph_check(g, &em);
