@@ -120,11 +120,14 @@ demo: deps
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/actiond/models \
+	    $(DESTDIR)$(PREFIX)/share/doc/actiond \
 	    $(DESTDIR)$(SYSCONFDIR)/actiond $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/actiond
 	for m in models/*.adm; do [ -e "$$m" ] && install -m 644 "$$m" $(DESTDIR)$(PREFIX)/share/actiond/models/ || true; done
 	install -m 644 config/actiond.yaml $(DESTDIR)$(SYSCONFDIR)/actiond/actiond.yaml.example
-	sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' systemd/actiond.service.in \
+	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/actiond/
+	sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g; s|@DOCDIR@|$(PREFIX)/share/doc/actiond|g' \
+	    systemd/actiond.service.in \
 	    > $(DESTDIR)$(PREFIX)/lib/systemd/system/actiond.service
 	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/actiond.service
 
