@@ -125,7 +125,8 @@ install: $(BIN)
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/actiond
 	for m in models/*.adm; do [ -e "$$m" ] && install -m 644 "$$m" $(DESTDIR)$(PREFIX)/share/actiond/models/ || true; done
 	install -m 644 config/actiond.yaml $(DESTDIR)$(SYSCONFDIR)/actiond/actiond.yaml.example
-	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/actiond/
+	install -m 644 README.md $(filter-out docs/README.md,$(wildcard docs/*.md)) \
+	    $(DESTDIR)$(PREFIX)/share/doc/actiond/
 	sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g; s|@DOCDIR@|$(PREFIX)/share/doc/actiond|g' \
 	    systemd/actiond.service.in \
 	    > $(DESTDIR)$(PREFIX)/lib/systemd/system/actiond.service
