@@ -109,7 +109,8 @@ check-run: tests
 	ACTIOND=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) tests/run
 
 deps:
-	@$(PKG_CONFIG) --exists $(REQ_PKGS) $(TEST_PKGS) 2>/dev/null || scripts/install-deps
+	@{ $(PKG_CONFIG) --exists $(REQ_PKGS) $(TEST_PKGS) && command -v ffprobe; } >/dev/null 2>&1 \
+	    || scripts/install-deps
 
 demo: deps
 	@$(MAKE) --no-print-directory $(BIN)
