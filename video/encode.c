@@ -107,11 +107,21 @@ static int stream_setup(struct video_writer *w, struct err_msg *em)
     return 0;
 }
 
+static const char *container_for(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    if (dot && strcmp(dot, ".ts") == 0)
+        return "mpegts";
+    if (dot && strcmp(dot, ".mkv") == 0)
+        return "matroska";
+    return "mp4";
+}
+
 static int writer_start(struct video_writer *w, const struct video_writer_opts *o, struct err_msg *em)
 {
-    int rc = avformat_alloc_output_context2(&w->fc, NULL, "mp4", w->path);
+    int rc = avformat_alloc_output_context2(&w->fc, NULL, container_for(w->path), w->path);
     if (rc < 0 || !w->fc)
-        return av_fail(em, ERR_UNSUPPORTED, w->path, "no MP4 muxer", rc);
+        return av_fail(em, ERR_UNSUPPORTED, w->path, "no muxer", rc);
     /* No library version strings in the file: the same input gives the same bytes. */
     w->fc->flags |= AVFMT_FLAG_BITEXACT;
     if ((rc = encoder_open(w, o, em)) < 0 || (rc = stream_setup(w, em)) < 0)

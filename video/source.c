@@ -4,11 +4,15 @@
 
 #include <errno.h>
 #include <libavcodec/avcodec.h>
+#include <libavdevice/avdevice.h>
 #include <libavformat/avformat.h>
-#include <libavutil/motion_vector.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* How much of a network stream libavformat may read to learn its parameters. */
+#define NET_ANALYZE_US 1000000
 
 struct video_source {
     AVFormatContext *fc;
@@ -35,13 +39,19 @@ void video_source_opts_default(struct video_source_opts *o)
                                     .stall_timeout_ms = VIDEO_DEFAULT_TIMEOUT_MS};
 }
 
-/* libavformat polls this during every blocking read or connect. */
-static int interrupt_cb(void *opaque)
+static int interrupt_due(const struct video_source *s)
 {
-    struct video_source *s = opaque;
     if (s->stop && *s->stop)
         return 1;
     return s->deadline_ns && clock_mono_ns() > s->deadline_ns;
+}
+
+/* libavformat polls this during every blocking read or connect. Demuxers pass the interruption
+ * on in their own words (RTSP as bad data, MPEG-TS as the end), so callers ask interrupt_due()
+ * again when a call fails. */
+static int interrupt_cb(void *opaque)
+{
+    return interrupt_due(opaque);
 }
 
 static void set_deadline(struct video_source *s, uint64_t from_ns, int ms)
@@ -63,16 +73,62 @@ static int interrupted(struct video_source *s, int timeout_code, const char *wha
     return err_set(em, timeout_code, "%s: %s", s->url, what);
 }
 
-static int open_input(struct video_source *s, struct err_msg *em)
+static void register_devices(void)
+{
+    avdevice_register_all();
+}
+
+/* Demuxer options for the kind of source: RTSP transport, device size and rate. Our interrupt
+ * callback bounds every network wait; a protocol's own timeout (rw_timeout) would fire first and
+ * reach us disguised as the end of the stream, so only RTSP's socket timeout is set, at twice
+ * ours, as a backstop for calls that do not poll the callback. */
+static int demuxer_options(const struct video_source *s, const struct video_source_opts *o,
+                           AVDictionary **d)
+{
+    int rc = 0;
+    if (strncmp(s->url, "rtsp://", 7) == 0 || strncmp(s->url, "rtsps://", 8) == 0) {
+        int ms = s->open_timeout_ms > s->stall_timeout_ms ? s->open_timeout_ms : s->stall_timeout_ms;
+        rc |= av_dict_set(d, "rtsp_transport", o->rtsp_transport ? o->rtsp_transport : "tcp", 0);
+        rc |= av_dict_set_int(d, "timeout", (int64_t)ms * 2000, 0);
+    }
+    if (o->video_size)
+        rc |= av_dict_set(d, "video_size", o->video_size, 0);
+    if (o->framerate > 0)
+        rc |= av_dict_set_int(d, "framerate", o->framerate, 0);
+    return rc < 0 ? ERR_NOMEM : 0;
+}
+
+static const AVInputFormat *input_format_for(const char *url, const struct video_source_opts *o)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    const char *name = o->input_format;
+    if (!name && strncmp(url, "/dev/video", 10) == 0)
+        name = "v4l2";
+    if (!name)
+        return NULL;
+    pthread_once(&once, register_devices);
+    return av_find_input_format(name);
+}
+
+static int open_input(struct video_source *s, const struct video_source_opts *o, struct err_msg *em)
 {
     s->fc = avformat_alloc_context();
     if (!s->fc)
         return err_set(em, ERR_NOMEM, "%s: out of memory", s->url);
     s->fc->interrupt_callback = (AVIOInterruptCB){interrupt_cb, s};
+    const AVInputFormat *fmt = input_format_for(s->url, o);
+    if (o->input_format && !fmt)
+        return err_set(em, ERR_UNSUPPORTED, "%s: no input format '%s'", s->url, o->input_format);
+    AVDictionary *opts = NULL;
+    if (demuxer_options(s, o, &opts) < 0) {
+        av_dict_free(&opts);
+        return err_set(em, ERR_NOMEM, "%s: out of memory", s->url);
+    }
     set_deadline(s, clock_mono_ns(), s->open_timeout_ms);
-    int rc = avformat_open_input(&s->fc, s->url, NULL, NULL);
+    int rc = avformat_open_input(&s->fc, s->url, fmt, &opts);
+    av_dict_free(&opts);
     char b[AV_ERROR_MAX_STRING_SIZE];
-    if (rc == AVERROR_EXIT)
+    if (rc == AVERROR_EXIT || (rc < 0 && interrupt_due(s)))
         return interrupted(s, ERR_TIMEOUT, "no answer while opening", em);
     if (rc == AVERROR(ENOENT))
         return err_set(em, ERR_NOTFOUND, "%s: no such file", s->url);
@@ -86,8 +142,12 @@ static int open_input(struct video_source *s, struct err_msg *em)
     if (rc < 0)
         return err_set(em, rc == AVERROR_INVALIDDATA ? ERR_FORMAT : ERR_IO, "%s: cannot open: %s",
                        s->url, av_text(rc, b, sizeof b));
+    /* A live stream has no end to read to: one second of it tells the codec and the rate, and
+     * the default five would delay every (re)connect. */
+    if (!local)
+        s->fc->max_analyze_duration = NET_ANALYZE_US;
     rc = avformat_find_stream_info(s->fc, NULL);
-    if (rc == AVERROR_EXIT)
+    if (rc == AVERROR_EXIT || (rc < 0 && interrupt_due(s)))
         return interrupted(s, ERR_TIMEOUT, "no answer while probing", em);
     if (rc < 0)
         return err_set(em, ERR_FORMAT, "%s: cannot read stream info: %s", s->url,
@@ -167,6 +227,12 @@ static int source_opts_check(const char *url, const struct video_source_opts *o,
                        VIDEO_MAX_DECODER_THREADS);
     if (o->open_timeout_ms < 1 || o->stall_timeout_ms < 1)
         return err_set(em, ERR_RANGE, "%s: timeouts must be positive", url);
+    if (o->rtsp_transport && strcmp(o->rtsp_transport, "tcp") && strcmp(o->rtsp_transport, "udp"))
+        return err_set(em, ERR_INVAL, "%s: rtsp transport '%s' is neither tcp nor udp", url,
+                       o->rtsp_transport);
+    if (o->framerate < 0 || o->framerate > VIDEO_MAX_FPS)
+        return err_set(em, ERR_RANGE, "%s: framerate %d outside 0..%d", url, o->framerate,
+                       VIDEO_MAX_FPS);
     return 0;
 }
 
@@ -188,7 +254,7 @@ int video_source_open(const char *url, const struct video_source_opts *o, struct
     s->frame = av_frame_alloc();
     if (!s->pkt || !s->frame)
         rc = err_set(em, ERR_NOMEM, "%s: out of memory", url);
-    if (rc == 0 && (rc = open_input(s, em)) == 0 && (rc = find_video(s, em)) == 0)
+    if (rc == 0 && (rc = open_input(s, o, em)) == 0 && (rc = find_video(s, em)) == 0)
         rc = open_decoder(s, o, em);
     if (rc < 0) {
         video_source_close(s);
@@ -249,7 +315,7 @@ static int feed(struct video_source *s, struct err_msg *em)
     set_deadline(s, s->last_frame_ns, s->stall_timeout_ms);
     av_packet_unref(s->pkt);
     int rc = av_read_frame(s->fc, s->pkt);
-    if (rc == AVERROR_EXIT)
+    if (rc == AVERROR_EXIT || (rc < 0 && interrupt_due(s)))
         return interrupted(s, ERR_STALL, "no frame within the stall timeout", em);
     if (rc == AVERROR_EOF || (rc < 0 && avio_feof(s->fc->pb))) {
         s->draining = 1;

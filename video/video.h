@@ -37,9 +37,15 @@ struct video_source_opts {
     int stall_timeout_ms;      /* no frame for this long while reading: ERR_STALL */
     int export_mvs;            /* ask the decoder for motion vectors (motion kind mv) */
     const volatile sig_atomic_t *stop; /* if set and non-zero, blocking calls return ERR_EOF */
+    const char *rtsp_transport; /* rtsp://: "tcp" (NULL: the default, survives NAT and loss)
+                                 * or "udp" */
+    const char *input_format;  /* a libavformat demuxer ("v4l2", "mpegts"); NULL probes, and
+                                * /dev/video* means "v4l2" */
+    const char *video_size;    /* devices: "640x480"; NULL = the device's default */
+    int framerate;             /* devices: frames per second; 0 = the device's default */
 };
 
-/* One thread, software decoding, 10 s timeouts, no motion vectors. */
+/* One thread, software decoding, 10 s timeouts, no motion vectors, RTSP over TCP. */
 void video_source_opts_default(struct video_source_opts *o);
 
 /* A decoded picture, valid until the next video_source_read or video_source_close. */
@@ -174,6 +180,7 @@ struct video_writer_opts {
     int crf;           /* x264 constant rate factor 0..51; 0 = the default 23 */
 };
 
+/* The container follows the name: .ts MPEG-TS (streamable), .mkv Matroska, anything else MP4. */
 int video_writer_open(const char *path, const struct video_writer_opts *o, struct video_writer **out,
                       struct err_msg *em);
 /* Encodes one yuv420p frame (BT.601, limited range): planes Y, U, V with their strides. */

@@ -8,11 +8,17 @@
 
 #include "video/video.h"
 
+#include <arpa/inet.h>
 #include <libavutil/pixfmt.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* Small clips, written once for the suite by the synth API. */
@@ -58,20 +64,28 @@ static unsigned char *read_all(const char *path, size_t *n)
     return buf;
 }
 
-static int synth_one(const char *path, int cls, int clean)
+/* The walker crosses at exactly this speed: 2 pixels per frame at 25 fps. */
+#define WALK_PX_S 50.0f
+
+static int synth_clip(const char *path, int cls, int clean, int dir, double seconds)
 {
     struct video_synth_opts o;
     video_synth_opts_default(&o);
     o.width = CLIP_W;
     o.height = CLIP_H;
-    o.seconds = 1.0;
-    struct video_synth_clip c = {.cls = cls, .seed = 11, .direction = 1, .figure_height = 60,
-                                 .speed_px_s = 50.0f, .clean = clean};
+    o.seconds = seconds;
+    struct video_synth_clip c = {.cls = cls, .seed = 11, .direction = dir, .figure_height = 60,
+                                 .speed_px_s = WALK_PX_S, .clean = clean};
     struct err_msg em = {{0}};
     int rc = video_synth_clip_write(path, &c, &o, &em);
     if (rc < 0)
         fprintf(stderr, "synth: %s\n", err_text(&em, rc));
     return rc;
+}
+
+static int synth_one(const char *path, int cls, int clean)
+{
+    return synth_clip(path, cls, clean, 1, 1.0);
 }
 
 /* The bad files: cut in half (the MP4 index is at the end), random bytes, nothing, the codec's
@@ -521,6 +535,281 @@ static void test_clip_window_due(void **state)
     assert_string_equal(video_motion_name(VIDEO_MOTION_MV), "mv");
 }
 
+/* ---- codec motion vectors ---- */
+
+/* Mean x and y motion over the pixels that move, from an mv clip of a whole file. */
+static void mv_mean(const char *path, double fps, double *mx, double *my, int64_t *nsamples)
+{
+    struct video_source_opts so;
+    video_source_opts_default(&so);
+    so.export_mvs = 1;
+    struct video_source *s = NULL;
+    assert_int_equal(video_source_open(path, &so, &s, NULL), 0);
+    struct video_sampler_opts o = {.width = CLIP_W / 2, .height = CLIP_H / 2, .fps = fps,
+                                   .capacity = 128, .std = {1, 1, 1}, .motion_mv = 1};
+    struct video_sampler *sm = NULL;
+    assert_int_equal(video_sampler_new(&o, &sm, NULL), 0);
+    assert_int_equal(video_sampler_read_all(sm, s, NULL), 0);
+    int64_t n = video_sampler_count(sm);
+    /* One segment per step pair over the whole clip, skipping sample 0 (no motion before it). */
+    struct video_clip_opts co = {.segments = (int)((n - 1) / 2), .length = 2, .motion = VIDEO_MOTION_MV};
+    struct video_clip *c = NULL;
+    assert_int_equal(video_clip_new(&co, o.width, o.height, &c, NULL), 0);
+    assert_int_equal(video_clip_fill(c, sm, 1, n - 1, NULL, NULL), 0);
+    size_t plane = (size_t)o.width * (size_t)o.height;
+    double sx = 0, sy = 0;
+    long cnt = 0;
+    for (int k = 0; k < co.segments; k++)
+        for (int l = 0; l < co.length; l++) {
+            const float *fx_ = c->motion + ((size_t)k * 2 * co.length + 2 * (size_t)l) * plane;
+            const float *fy_ = fx_ + plane;
+            for (size_t p = 0; p < plane; p++)
+                if (fabsf(fx_[p]) + fabsf(fy_[p]) > 0.05f) {
+                    sx += fx_[p];
+                    sy += fy_[p];
+                    cnt++;
+                }
+        }
+    assert_true(cnt > 50);
+    *mx = sx / (double)cnt;
+    *my = sy / (double)cnt;
+    *nsamples = n;
+    video_clip_free(c);
+    video_sampler_free(sm);
+    video_source_close(s);
+}
+
+static void test_mv_follows_a_figure_moving_right_and_left(void **state)
+{
+    (void)state;
+    char left[128];
+    path_in(left, sizeof left, "walk-left.mp4");
+    assert_int_equal(synth_clip(left, VIDEO_SYNTH_WALK, 1, -1, 1.0), 0);
+    /* 2 px per frame at the clip's size is 1 px per frame at half size: the body moves that,
+     * the swinging limbs more or less, so the mean lands near 1. */
+    double want = WALK_PX_S / 25.0 / 2.0, mx, my;
+    int64_t n;
+    mv_mean(fx.walk, 25.0, &mx, &my, &n);
+    assert_int_equal(n, 25);
+    assert_true(mx > 0.5 * want && mx < 1.6 * want);
+    assert_true(fabs(my) < 0.3 * want);
+    mv_mean(left, 25.0, &mx, &my, &n);
+    assert_true(mx < -0.5 * want && mx > -1.6 * want);
+    /* At 10 samples per second a field spans 2.5 frames on average: the displacement between
+     * samples, not per frame. */
+    mv_mean(fx.walk, 10.0, &mx, &my, &n);
+    assert_int_equal(n, 10);
+    /* Accumulating over frames spreads a field over more half-covered blocks: ~0.55x here. */
+    assert_true(mx > 0.4 * 2.5 * want && mx < 1.6 * 2.5 * want);
+    unlink(left);
+}
+
+static void test_mv_iframe_repeats_the_last_field(void **state)
+{
+    (void)state;
+    char path[128];
+    path_in(path, sizeof path, "walk-long.mp4");
+    assert_int_equal(synth_clip(path, VIDEO_SYNTH_WALK, 1, 1, 2.4), 0);
+    struct video_source_opts so;
+    video_source_opts_default(&so);
+    so.export_mvs = 1;
+    struct video_source *s = NULL;
+    assert_int_equal(video_source_open(path, &so, &s, NULL), 0);
+    struct video_sampler_opts o = {.width = 64, .height = 48, .fps = 25, .capacity = 128,
+                                   .std = {1, 1, 1}, .motion_mv = 1};
+    struct video_sampler *sm = NULL;
+    assert_int_equal(video_sampler_new(&o, &sm, NULL), 0);
+    struct video_frame f;
+    int keys[64], n = 0;
+    while (n < 64 && video_source_read(s, &f, NULL) == 0) {
+        keys[n++] = f.key;
+        assert_true(video_sampler_push(sm, &f, NULL) == 1);
+    }
+    assert_int_equal(n, 60);
+    assert_true(keys[0] && keys[50] && !keys[49] && !keys[51]); /* GOP of 2 s at 25 fps */
+    struct video_clip_opts co = {.segments = 1, .length = 1, .motion = VIDEO_MOTION_MV};
+    struct video_clip *c = NULL;
+    assert_int_equal(video_clip_new(&co, 64, 48, &c, NULL), 0);
+    float *prev = malloc(2 * 64 * 48 * sizeof(float));
+    assert_int_equal(video_clip_fill(c, sm, 48, 2, NULL, NULL), 0); /* field of sample 49 */
+    memcpy(prev, c->motion, 2 * 64 * 48 * sizeof(float));
+    assert_int_equal(video_clip_fill(c, sm, 49, 2, NULL, NULL), 0); /* field of sample 50 */
+    assert_memory_equal(prev, c->motion, 2 * 64 * 48 * sizeof(float));
+    double any = 0;
+    for (int i = 0; i < 64 * 48; i++)
+        any += fabsf(prev[i]);
+    assert_true(any > 1.0);
+    free(prev);
+    video_clip_free(c);
+    video_sampler_free(sm);
+    video_source_close(s);
+    unlink(path);
+}
+
+/* ---- streams: RTSP/TCP on 127.0.0.1 only ---- */
+
+/* A socket listening on a free loopback port; it answers nothing unless a test makes it. */
+static int listen_loopback(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+        fail_msg("cannot listen on 127.0.0.1");
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static int open_url(const char *url, struct video_source_opts *o, struct err_msg *em,
+                    double *seconds)
+{
+    struct video_source *s = NULL;
+    uint64_t t0 = clock_mono_ns();
+    int rc = video_source_open(url, o, &s, em);
+    *seconds = clock_elapsed_s(t0, clock_mono_ns());
+    video_source_close(s);
+    return rc;
+}
+
+static void test_rtsp_nothing_listening(void **state)
+{
+    (void)state;
+    int port;
+    close(listen_loopback(&port)); /* a port that was free a moment ago */
+    char url[64];
+    snprintf(url, sizeof url, "rtsp://127.0.0.1:%d/cam", port);
+    const char *transports[] = {"tcp", "udp"};
+    for (int i = 0; i < 2; i++) {
+        struct video_source_opts o;
+        video_source_opts_default(&o);
+        o.rtsp_transport = transports[i];
+        struct err_msg em = {{0}};
+        double secs;
+        assert_int_equal(open_url(url, &o, &em, &secs), ERR_IO);
+        assert_non_null(strstr(em.text, url));
+        assert_non_null(strstr(em.text, "refused"));
+        assert_true(secs < 2.0);
+    }
+}
+
+static void test_rtsp_silent_server_times_out(void **state)
+{
+    (void)state;
+    int port, fd = listen_loopback(&port); /* connects, never answers */
+    char url[64];
+    snprintf(url, sizeof url, "rtsp://127.0.0.1:%d/cam", port);
+    struct video_source_opts o;
+    video_source_opts_default(&o);
+    o.open_timeout_ms = 300;
+    struct err_msg em = {{0}};
+    double secs;
+    assert_int_equal(open_url(url, &o, &em, &secs), ERR_TIMEOUT);
+    assert_non_null(strstr(em.text, url));
+    assert_true(secs >= 0.25 && secs < 3.0);
+    /* The stop flag ends the same wait at once, and says so. */
+    volatile sig_atomic_t stop = 1;
+    o.open_timeout_ms = 5000;
+    o.stop = &stop;
+    memset(&em, 0, sizeof em);
+    assert_int_equal(open_url(url, &o, &em, &secs), ERR_EOF);
+    assert_non_null(strstr(em.text, "stopped"));
+    assert_true(secs < 2.0);
+    close(fd);
+}
+
+struct feeder {
+    int fd;
+    const unsigned char *data;
+    size_t n;
+    atomic_int done;
+};
+
+/* Sends the first part of a stream, then keeps the connection open and silent. */
+static void *feeder_run(void *arg)
+{
+    struct feeder *f = arg;
+    int c = accept(f->fd, NULL, NULL);
+    if (c < 0)
+        return NULL;
+    size_t off = 0;
+    while (off < f->n) {
+        ssize_t w = send(c, f->data + off, f->n - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    for (int i = 0; i < 100 && !atomic_load(&f->done); i++)
+        poll(NULL, 0, 50);
+    close(c);
+    return NULL;
+}
+
+static void test_stream_that_goes_silent_stalls(void **state)
+{
+    (void)state;
+    char ts[128];
+    path_in(ts, sizeof ts, "walk.ts");
+    assert_int_equal(synth_clip(ts, VIDEO_SYNTH_WALK, 1, 1, 3.0), 0);
+    size_t n;
+    unsigned char *data = read_all(ts, &n);
+    assert_non_null(data);
+    struct feeder f = {.data = data, .n = n * 6 / 10};
+    int port;
+    f.fd = listen_loopback(&port);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, feeder_run, &f), 0);
+    char url[64];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    struct video_source_opts o;
+    video_source_opts_default(&o);
+    o.input_format = "mpegts";
+    o.stall_timeout_ms = 300;
+    struct video_source *s = NULL;
+    struct err_msg em = {{0}};
+    int rc = video_source_open(url, &o, &s, &em);
+    if (rc < 0)
+        fail_msg("%s", err_text(&em, rc));
+    struct video_frame fr;
+    int frames = 0;
+    uint64_t t0 = clock_mono_ns();
+    while ((rc = video_source_read(s, &fr, &em)) == 0)
+        frames++;
+    double secs = clock_elapsed_s(t0, clock_mono_ns());
+    assert_int_equal(rc, ERR_STALL);
+    assert_non_null(strstr(em.text, url));
+    assert_true(frames >= 10 && frames < 75);
+    assert_true(secs < 3.0);
+    video_source_close(s);
+    atomic_store(&f.done, 1);
+    pthread_join(th, NULL);
+    close(f.fd);
+    free(data);
+    unlink(ts);
+}
+
+static void test_source_option_errors(void **state)
+{
+    (void)state;
+    struct video_source_opts o;
+    video_source_opts_default(&o);
+    struct err_msg em = {{0}};
+    double secs;
+    o.rtsp_transport = "sctp";
+    assert_int_equal(open_url("rtsp://127.0.0.1:1/x", &o, &em, &secs), ERR_INVAL);
+    video_source_opts_default(&o);
+    o.input_format = "no-such-demuxer";
+    assert_int_equal(open_url(fx.walk, &o, &em, &secs), ERR_UNSUPPORTED);
+    video_source_opts_default(&o);
+    o.framerate = 1000;
+    assert_int_equal(open_url(fx.walk, &o, &em, &secs), ERR_RANGE);
+    /* A camera that is not there: libavdevice's V4L2 input, chosen by the name. */
+    video_source_opts_default(&o);
+    memset(&em, 0, sizeof em);
+    assert_int_equal(open_url("/dev/video99", &o, &em, &secs), ERR_NOTFOUND);
+    assert_non_null(strstr(em.text, "/dev/video99"));
+}
+
 /* ---- bad input ---- */
 
 /* Opens and reads to the end; returns the first error and its message. */
@@ -630,6 +919,12 @@ int main(void)
         cmocka_unit_test(test_diff_of_moving_figure_is_not_zero),
         cmocka_unit_test(test_clip_segments_centred_and_random),
         cmocka_unit_test(test_clip_window_due),
+        cmocka_unit_test(test_mv_follows_a_figure_moving_right_and_left),
+        cmocka_unit_test(test_mv_iframe_repeats_the_last_field),
+        cmocka_unit_test(test_rtsp_nothing_listening),
+        cmocka_unit_test(test_rtsp_silent_server_times_out),
+        cmocka_unit_test(test_stream_that_goes_silent_stalls),
+        cmocka_unit_test(test_source_option_errors),
         cmocka_unit_test(test_bad_truncated_mp4),
         cmocka_unit_test(test_bad_random_bytes),
         cmocka_unit_test(test_bad_zero_length),
