@@ -29,4 +29,7 @@ int cli_cmd_serve(int argc, char **argv);
 /* Prints "actiond: <cmd>: <message>" and returns CLI_EXIT_USAGE, for bad flags. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Subcommands, one file each (cli/cmd_NAME.c); argv[0] is the subcommand's name. */
+int cli_cmd_synth(int argc, char **argv);
+
 #endif

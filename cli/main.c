@@ -56,7 +56,21 @@ static const struct cli_cmd commands[] = {
      "  --sgemm          the SGEMM rate of the OpenBLAS kernel in use (1024^3)\n",
      cli_cmd_bench},
     {"synth", "write a labelled synthetic action data set as H.264 files",
-     "usage: actiond synth -o DIR [--clips N] [--seed S]\n", cmd_not_implemented},
+     "usage: actiond synth -o DIR [--classes N] [--clips-per-class N] [--seed S] [--size WxH]\n"
+     "                    [--fps F] [--seconds S] [--test-fraction X] [--threads N]\n"
+     "       actiond synth --sequence FILE.mp4 [--sequence-seconds S] [--seed S] [--size WxH] ...\n"
+     "  -o, --output DIR        write DIR/Class/Class_NNN.mp4, classInd.txt, trainlist.txt, testlist.txt\n"
+     "      --classes N         the first N of: bend jack jump pjump run side skip walk wave1 wave2 (10)\n"
+     "      --clips-per-class N clips of each class (40)\n"
+     "      --seed S            the same seed writes byte-identical files (1)\n"
+     "      --size WxH          frame size, even sides (320x240)\n"
+     "      --fps F             frames per second (25)\n"
+     "      --seconds S         length of each clip (3)\n"
+     "      --test-fraction X   share of each class listed in testlist.txt (0.2)\n"
+     "      --threads N         clips encoded at once (2)\n"
+     "      --sequence FILE.mp4 one long clip of several actions, timeline in FILE.csv\n"
+     "      --sequence-seconds S  its length (30)\n",
+     cli_cmd_synth},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -1,0 +1,274 @@
+/* video.h — the public door of video/: sources (decode), the sampler, clips of RGB frames and
+ * motion fields, an H.264 MP4 writer and the synthetic action data set. video/ depends on common/
+ * and FFmpeg only; it hands float planes to callers, never nn/ types. */
+#ifndef ACTIOND_VIDEO_VIDEO_H
+#define ACTIOND_VIDEO_VIDEO_H
+
+#include "common/common.h"
+
+#include <signal.h>
+#include <stdint.h>
+
+/* Bounds on every size that reaches video/ from a user or a file: enough for 1080p at 60 fps,
+ * small enough that one frame's buffers can never ask for absurd memory. */
+#define VIDEO_MIN_SIDE 16
+#define VIDEO_MAX_WIDTH 1920
+#define VIDEO_MAX_HEIGHT 1080
+#define VIDEO_MAX_FPS 60
+
+/* FFmpeg's own log output follows ours: quiet unless debug, because video/ reports every
+ * failure itself through err_msg. Process-wide (FFmpeg's setting is); call from main. */
+void video_log_setup(enum log_level level);
+
+/* ---- sources: a file or stream, demuxed by libavformat, decoded by libavcodec ---- */
+
+#define VIDEO_MAX_DECODER_THREADS 16
+/* Undecodable packets in a row before a source gives up: a camera's burst of loss is a few
+ * dozen packets, a file of garbage is thousands. */
+#define VIDEO_MAX_CORRUPT_RUN 256
+#define VIDEO_DEFAULT_TIMEOUT_MS 10000
+
+struct video_source_opts {
+    int threads;               /* decoder threads, 1..VIDEO_MAX_DECODER_THREADS */
+    const char *hw_decoder;    /* a libavcodec decoder name ("h264_v4l2m2m"); NULL = software.
+                                * When it cannot open, the source logs a warning and decodes in
+                                * software. */
+    int open_timeout_ms;       /* opening (connect, probe) gives up after this: ERR_TIMEOUT */
+    int stall_timeout_ms;      /* no frame for this long while reading: ERR_STALL */
+    int export_mvs;            /* ask the decoder for motion vectors (motion kind mv) */
+    const volatile sig_atomic_t *stop; /* if set and non-zero, blocking calls return ERR_EOF */
+    const char *rtsp_transport; /* rtsp://: "tcp" (NULL: the default, survives NAT and loss)
+                                 * or "udp" */
+    const char *input_format;  /* a libavformat demuxer ("v4l2", "mpegts"); NULL probes, and
+                                * /dev/video* means "v4l2" */
+    const char *video_size;    /* devices: "640x480"; NULL = the device's default */
+    int framerate;             /* devices: frames per second; 0 = the device's default */
+};
+
+/* One thread, software decoding, 10 s timeouts, no motion vectors, RTSP over TCP. */
+void video_source_opts_default(struct video_source_opts *o);
+
+/* A decoded picture, valid until the next video_source_read or video_source_close. */
+struct video_frame {
+    int width, height;
+    int format;               /* an AVPixelFormat */
+    const uint8_t *data[4];
+    int linesize[4];
+    int64_t pts_us;           /* presentation time from the start of the stream */
+    int key;                  /* an I-frame */
+    const void *av;           /* the AVFrame behind it (side data); NULL for frames made by hand */
+};
+
+struct video_source_info {
+    int width, height;
+    double fps;               /* the stream's average rate; 0 when the container does not say */
+    double duration_s;        /* 0 when unknown (live streams) */
+    char codec[32];           /* "h264" */
+    char decoder[32];         /* the decoder in use: "h264" or a hardware one */
+};
+
+struct video_source_stats {
+    int64_t packets;          /* video packets read */
+    int64_t frames;           /* frames delivered */
+    int64_t corrupt;          /* packets skipped: flagged corrupt or refused by the decoder */
+    int64_t damaged;          /* frames delivered with errors the decoder concealed */
+};
+
+struct video_source;
+
+/* Errors: ERR_NOTFOUND (no such file), ERR_FORMAT (not a readable container or stream),
+ * ERR_UNSUPPORTED (no video stream, or no decoder for its codec), ERR_TIMEOUT, ERR_IO. */
+int video_source_open(const char *url, const struct video_source_opts *o, struct video_source **out,
+                      struct err_msg *em);
+/* 0 and a frame; ERR_EOF at the end of the stream; ERR_STALL when no frame came for
+ * stall_timeout_ms; ERR_FORMAT after VIDEO_MAX_CORRUPT_RUN undecodable packets in a row;
+ * ERR_IO when reading fails. Corrupt packets on their own are skipped and counted. */
+int video_source_read(struct video_source *s, struct video_frame *f, struct err_msg *em);
+void video_source_info(const struct video_source *s, struct video_source_info *info);
+void video_source_stats(const struct video_source *s, struct video_source_stats *st);
+void video_source_close(struct video_source *s);
+
+/* ---- the sampler: frames at the model's rate and size, kept in a ring ---- */
+
+/* Samples kept at once: a minute at 16 fps, far above any clip window. */
+#define VIDEO_MAX_RING 1024
+#define VIDEO_MAX_MODEL_SIDE 1024
+
+struct video_sampler_opts {
+    int width, height;        /* the model's input size, VIDEO_MIN_SIDE/2..VIDEO_MAX_MODEL_SIDE */
+    double fps;               /* samples per second, (0, VIDEO_MAX_FPS] */
+    int capacity;             /* samples kept, 1..VIDEO_MAX_RING */
+    float mean[3], std[3];    /* per channel, on x/255: plane = (x/255 - mean) / std */
+    int motion_mv;            /* also keep each sample's motion-vector field (needs export_mvs) */
+};
+
+struct video_sampler;
+
+int video_sampler_new(const struct video_sampler_opts *o, struct video_sampler **out,
+                      struct err_msg *em);
+void video_sampler_free(struct video_sampler *s);
+/* Forgets samples and timing, for a new stream (a reconnect). */
+void video_sampler_reset(struct video_sampler *s);
+/* Offers a decoded frame. Sampling times are t0 + k/fps from the first frame's t0; a frame is
+ * taken when its timestamp reaches the next sampling time (1 ms tolerance), and the next time is
+ * the first one after it — so 25 -> 10 fps takes frames 0, 3, 5, 8, 10 ... by timestamp, and a
+ * gap in the stream skips sampling times instead of bunching samples. 1 taken, 0 skipped. */
+int video_sampler_push(struct video_sampler *s, const struct video_frame *f, struct err_msg *em);
+/* Pushes every frame of src until its end: 0 at ERR_EOF, or the source's error. */
+int video_sampler_read_all(struct video_sampler *s, struct video_source *src, struct err_msg *em);
+/* Samples taken since the last reset; sample i is kept while i >= count - capacity. */
+int64_t video_sampler_count(const struct video_sampler *s);
+/* Sample i as packed RGB24 at model size and its timestamp; NULL when it is not kept. */
+const uint8_t *video_sampler_rgb(const struct video_sampler *s, int64_t i, int64_t *pts_us);
+/* Sample i as normalised planes out[3][H][W]; ERR_RANGE when it is not kept. */
+int video_sampler_planes(const struct video_sampler *s, int64_t i, float *out);
+
+/* ---- clips: K segments x (one RGB frame + L motion fields), TSN-style ---- */
+
+#define VIDEO_MAX_SEGMENTS 32
+#define VIDEO_MAX_MOTION_LEN 16
+
+/* How motion is made. Each of the L steps between consecutive samples gives 2 channels:
+ * - DIFF: the temporal difference of luma d = Y(t+1) - Y(t), Y = (0.299R + 0.587G + 0.114B)/255,
+ *   split into its positive and negative parts: channel 2l = max(d, 0), 2l+1 = max(-d, 0), so
+ *   both lie in [0, 1]; a brightening and a darkening edge stay apart, which a single signed
+ *   channel squashed by a ReLU would not.
+ * - MV: codec motion vectors, channel 2l = x, 2l+1 = y, pixels per sample at model size. */
+enum video_motion { VIDEO_MOTION_DIFF, VIDEO_MOTION_MV, VIDEO_MOTION_COUNT };
+
+const char *video_motion_name(enum video_motion m);
+/* VIDEO_MOTION_COUNT when the name is not a kind. */
+enum video_motion video_motion_from_name(const char *name);
+
+struct video_clip_opts {
+    int segments;             /* K, 1..VIDEO_MAX_SEGMENTS */
+    int length;               /* L, 1..VIDEO_MAX_MOTION_LEN */
+    enum video_motion motion;
+};
+
+/* Plain float arrays a caller hands to the network's two inputs. */
+struct video_clip {
+    int segments, length, width, height;
+    enum video_motion kind;   /* what motion holds */
+    float *rgb;               /* [K][3][H][W], normalised with the sampler's mean/std */
+    float *motion;            /* [K][2L][H][W] */
+    int64_t first, count;     /* the window: sample indices [first, first + count) */
+    int64_t start_us, end_us; /* timestamps of the window's first and last samples */
+};
+
+int video_clip_new(const struct video_clip_opts *o, int width, int height, struct video_clip **out,
+                   struct err_msg *em);
+void video_clip_free(struct video_clip *c);
+/* Fills c from the window of samples [first, first + n) (all still kept, n >= L + 1): the window
+ * splits into K equal segments and each gives a snippet of L + 1 consecutive samples, centred in
+ * its segment, or at a uniformly random place in it drawn from *rng when rng is not NULL (for
+ * training); the RGB frame is the snippet's sample L/2, motion step l goes from sample l to l+1. */
+int video_clip_fill(struct video_clip *c, const struct video_sampler *s, int64_t first, int64_t n,
+                    uint64_t *rng, struct err_msg *em);
+/* For a sliding window of `window` samples moved by `stride`: 1 (and *first) when the sample
+ * count has just completed a window, else 0. */
+int video_clip_window_due(int64_t count, int64_t window, int64_t stride, int64_t *first);
+
+/* ---- H.264 MP4 writer: encodes like a camera (main profile, no B-frames, fixed GOP). ---- */
+
+struct video_writer;
+
+struct video_writer_opts {
+    int width, height; /* even, VIDEO_MIN_SIDE..VIDEO_MAX_* */
+    int fps;           /* 1..VIDEO_MAX_FPS */
+    int gop;           /* frames between I-frames; 0 = 2 s worth */
+    int crf;           /* x264 constant rate factor 0..51; 0 = the default 23 */
+};
+
+/* The container follows the name: .ts MPEG-TS (streamable), .mkv Matroska, anything else MP4. */
+int video_writer_open(const char *path, const struct video_writer_opts *o, struct video_writer **out,
+                      struct err_msg *em);
+/* Encodes one yuv420p frame (BT.601, limited range): planes Y, U, V with their strides. */
+int video_writer_write(struct video_writer *w, const uint8_t *const planes[3], const int strides[3],
+                       struct err_msg *em);
+/* Flushes the encoder and writes the MP4 index; the file is complete only after this. */
+int video_writer_finish(struct video_writer *w, struct err_msg *em);
+/* Frees everything; a writer not finished leaves an incomplete file. NULL is a no-op. */
+void video_writer_free(struct video_writer *w);
+
+/* ---- synth: a labelled action data set in the spirit of the Weizmann set ---- */
+
+#define VIDEO_SYNTH_CLASS_MAP(X) \
+    X(BEND, "bend")              \
+    X(JACK, "jack")              \
+    X(JUMP, "jump")              \
+    X(PJUMP, "pjump")            \
+    X(RUN, "run")                \
+    X(SIDE, "side")              \
+    X(SKIP, "skip")              \
+    X(WALK, "walk")              \
+    X(WAVE1, "wave1")            \
+    X(WAVE2, "wave2")
+
+enum video_synth_class {
+#define VIDEO_SYNTH_ENUM_(name, str) VIDEO_SYNTH_##name,
+    VIDEO_SYNTH_CLASS_MAP(VIDEO_SYNTH_ENUM_)
+#undef VIDEO_SYNTH_ENUM_
+    VIDEO_SYNTH_CLASS_COUNT
+};
+
+/* No actor at all: an empty scene (tests use it for a motion-free clip). */
+#define VIDEO_SYNTH_NONE (-1)
+
+/* Bounds of the synth options: a data set stays below ~10^5 clips and a clip below a minute. */
+#define VIDEO_SYNTH_MAX_CLIPS_PER_CLASS 10000
+#define VIDEO_SYNTH_MAX_SECONDS 60.0
+#define VIDEO_SYNTH_MIN_SECONDS 0.2
+#define VIDEO_SYNTH_MAX_SEQUENCE_SECONDS 600.0
+#define VIDEO_SYNTH_MAX_THREADS 16
+#define VIDEO_SYNTH_MAX_TEST_FRACTION 0.9
+
+struct video_synth_opts {
+    int classes;          /* the first N classes of the table, 1..VIDEO_SYNTH_CLASS_COUNT */
+    int clips_per_class;  /* 1..VIDEO_SYNTH_MAX_CLIPS_PER_CLASS */
+    uint64_t seed;
+    int width, height;    /* even, VIDEO_MIN_SIDE..VIDEO_MAX_* */
+    int fps;              /* 1..VIDEO_MAX_FPS */
+    double seconds;       /* per clip, VIDEO_SYNTH_MIN_SECONDS..VIDEO_SYNTH_MAX_SECONDS */
+    double test_fraction; /* share of each class in testlist.txt, 0..VIDEO_SYNTH_MAX_TEST_FRACTION */
+    int threads;          /* clips encoded at once, 1..VIDEO_SYNTH_MAX_THREADS */
+    int progress;         /* log a progress line every this many clips; 0 = never */
+};
+
+/* 10 classes, 40 clips per class, 320x240, 25 fps, 3 s, 20 % test, 2 threads, seed 1. */
+void video_synth_opts_default(struct video_synth_opts *o);
+/* 0 or ERR_RANGE naming the field out of bounds. */
+int video_synth_opts_check(const struct video_synth_opts *o, struct err_msg *em);
+
+const char *video_synth_class_name(int cls);
+/* The class index for a name, or -1. */
+int video_synth_class_find(const char *name);
+
+/* Writes DIR/Class/Class_NNN.mp4 for every clip, DIR/classInd.txt ("1 bend"), DIR/trainlist.txt
+ * ("bend/bend_000.mp4 1") and DIR/testlist.txt ("bend/bend_004.mp4"). Clip j of a class goes to
+ * the test list when floor((j+1)m/n) > floor(jm/n), m = round(n * test_fraction) kept within
+ * [1, n-1] when n >= 2 and the fraction is not 0: the test clips spread evenly over each class.
+ * Same options and seed give byte-identical files, whatever the thread count. */
+int video_synth_dataset(const char *dir, const struct video_synth_opts *o, struct err_msg *em);
+
+/* One clip, for tests and tools that need control over what moves. */
+struct video_synth_clip {
+    int cls;             /* a class, or VIDEO_SYNTH_NONE */
+    uint64_t seed;       /* everything random in the clip comes from this */
+    int direction;       /* +1 moves/faces right, -1 left, 0 random */
+    float speed_px_s;    /* > 0: the actor travels at exactly this many pixels per second */
+    int figure_height;   /* > 0: the actor's height in pixels */
+    int clean;           /* 1: no noise, shake, pan, flicker or distractors */
+};
+
+int video_synth_clip_write(const char *path, const struct video_synth_clip *c,
+                           const struct video_synth_opts *o, struct err_msg *em);
+
+/* One long clip of one actor doing several actions in turn (2.5-5 s each, never the same twice
+ * running, from the first o->classes classes), with a static camera; `seconds` is its length.
+ * The timeline goes to timeline_path as CSV: a header "start_s,end_s,action", then one row per
+ * action, e.g. "0.000,3.240,walk"; rows tile [0, seconds). */
+int video_synth_sequence(const char *mp4_path, const char *timeline_path,
+                         const struct video_synth_opts *o, double seconds, struct err_msg *em);
+
+#endif
