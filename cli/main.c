@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "common/common.h"
 #include "nn/nn.h"
+#include "video/video.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,18 +30,31 @@ static const struct cli_cmd commands[] = {
      "usage: actiond eval -m MODEL -d DATASET [--json]\n", cmd_not_implemented},
     {"infer", "recognise actions in a file or stream, or run raw tensors through a model",
      "usage: actiond infer -m MODEL FILE|URL [--window S] [--stride S] [--top K] [--json]\n"
+     "                    [--threads N] [--hwdec NAME]\n"
      "       actiond infer -m MODEL --input [NAME=]FILE.npy ... --output [NAME=]FILE.npy ...\n"
+     "  --window S, --stride S    seconds of video per result, and between results (2, 1)\n"
+     "  --top K                   actions listed per window (3)\n"
+     "  --json                    one JSON line per window: start, end, top [{action, score}]\n"
+     "  --hwdec NAME              a hardware decoder (h264_v4l2m2m on a Pi)\n"
      "  --input [NAME=]FILE.npy   a float32 tensor for input NAME (by position without NAME);\n"
      "                            dimension 0 is the batch\n"
      "  --output [NAME=]FILE.npy  where to write output NAME (by position without NAME)\n"
      "  --ref                     run the scalar reference kernels (slow; for checking)\n"
      "  --threads N               OpenBLAS threads (default 1)\n"
-     "Video and stream input land with the video issue; tensors work now.\n",
+     "",
      cli_cmd_infer},
     {"import", "convert ONNX models into an actiond model file",
-     "usage: actiond import MODEL.onnx [--motion MOTION.onnx] -o OUT\n"
+     "usage: actiond import MODEL.onnx [--motion MOTION.onnx] -o OUT [metadata options]\n"
      "  --motion MOTION.onnx   a second classifier: the two become one two-stream model\n"
-     "  -o, --output OUT       the actiond model file to write\n", cli_cmd_import},
+     "  -o, --output OUT       the actiond model file to write\n"
+     "metadata the ONNX file cannot carry:\n"
+     "  --classes a,b,c | --classes @FILE   class names (FILE: one per line)\n"
+     "  --motion-kind none|mv|flow|diff     how the motion input is made\n"
+     "  --motion-len L    motion fields per segment (the motion input has 2L channels)\n"
+     "  --segments K      TSN segments per clip      --fps F   frames per second sampled\n"
+     "  --mean r,g,b --std r,g,b   input normalisation of x/255\n"
+     "  --fusion w_rgb,w_motion    late-fusion weights   --arch NAME   a label\n",
+     cli_cmd_import},
     {"export", "write an actiond model as ONNX",
      "usage: actiond export MODEL -o OUT.onnx\n", cli_cmd_export},
     {"info", "print a model's layers, parameters and FLOPs",
@@ -189,6 +203,7 @@ int main(int argc, char **argv)
             return cli_usage_error(NULL, "unknown option '%s'", argv[i]);
         }
     }
+    video_log_setup(log_get_level()); /* FFmpeg speaks only at debug level */
     if (i >= argc) {
         print_help(stderr);
         return CLI_EXIT_USAGE;

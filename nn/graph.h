@@ -64,6 +64,9 @@ int nn_window_out(int in, int k, int stride, int pad0, int pad1, int dil, int ce
 
 /* Checks metadata as loading does, so nn_model_save never writes what loading rejects. */
 int nn_model_meta_check(const struct nn_meta *m, struct err_msg *em);
+/* The metadata agrees with the graph: class count with output 0's width, motion_len with
+ * the "motion" input's channels. Run on a checked graph. */
+int nn_model_fits(const struct nn_model *m, struct err_msg *em);
 /* 1 when s is well-formed UTF-8 (RFC 3629: no overlongs, surrogates or code points
  * past U+10FFFF), as JSON strings must be. */
 int nn_model_utf8_ok(const char *s);

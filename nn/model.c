@@ -156,6 +156,22 @@ int nn_model_set_classes(struct nn_model *m, int n, const char *const *names,
     return 0;
 }
 
+int nn_model_set_fusion(struct nn_model *m, float w_rgb, float w_motion, struct err_msg *em)
+{
+    if (!isfinite(w_rgb) || !isfinite(w_motion) || w_rgb < 0 || w_motion < 0)
+        return err_set(em, ERR_RANGE, "fusion weights must be finite and not negative");
+    m->meta.fusion[0] = w_rgb;
+    m->meta.fusion[1] = w_motion;
+    for (int k = 0; k < m->graph->n_nodes; k++) {
+        struct nn_node *n = &m->graph->nodes[k];
+        if (n->op == NN_OP_WSUM && n->n_in == 2 && strcmp(n->name, "fusion") == 0) {
+            n->a.weights[0] = w_rgb;
+            n->a.weights[1] = w_motion;
+        }
+    }
+    return 0;
+}
+
 static int finite3(const float *v, int n)
 {
     for (int i = 0; i < n; i++)
@@ -213,4 +229,31 @@ int nn_model_meta_check(const struct nn_meta *m, struct err_msg *em)
     if (!nn_model_utf8_ok(m->arch))
         return err_set(em, ERR_RANGE, "arch is not valid UTF-8");
     return 0;
+}
+
+int nn_model_fits(const struct nn_model *m, struct err_msg *em)
+{
+    const struct nn_graph *g = m->graph;
+    const struct nn_meta *mt = &m->meta;
+    for (int i = 0; i < g->n_inputs; i++) {
+        struct nn_shape s = nn_graph_input_shape(g, i, 1);
+        if (strcmp(nn_graph_input_name(g, i), "motion") == 0 && mt->motion != NN_MOTION_NONE &&
+            s.ndim == 4 && s.d[1] != 2 * mt->motion_len)
+            return err_set(em, ERR_FORMAT, "input 'motion' has %d channels; motion_len %d needs %d",
+                           s.d[1], mt->motion_len, 2 * mt->motion_len);
+    }
+    if (mt->n_classes == 0)
+        return 0;
+    struct nn_shape *shapes = calloc((size_t)g->n_values + 1, sizeof *shapes);
+    if (!shapes)
+        return err_set(em, ERR_NOMEM, "out of memory");
+    int rc = nn_graph_infer_shapes(g, 1, shapes, em);
+    if (rc == 0) {
+        const struct nn_shape *y = &shapes[g->outputs[0]];
+        if (y->ndim != 2 || y->d[1] != mt->n_classes)
+            rc = err_set(em, ERR_FORMAT, "%d class names but output '%s' is not [rows, %d]",
+                         mt->n_classes, nn_graph_output_name(g, 0), mt->n_classes);
+    }
+    free(shapes);
+    return rc;
 }

@@ -334,6 +334,8 @@ static int build_model(const struct sect *s, uint32_t n, struct nn_model *m,
                                   em);
     if (!rc)
         rc = nn_graph_check(m->graph, em);
+    if (!rc)
+        rc = nn_model_fits(m, em);
     return rc ? err_prefix(em, rc, "section 'graph': ") : 0;
 }
 
@@ -530,7 +532,7 @@ static int layout_model(const struct nn_model *m, struct layout *l, struct err_m
     int rc = nn_model_meta_to_json(&m->meta, &l->meta_json, &mlen, em);
     if (rc)
         return err_prefix(em, rc, "meta: ");
-    if ((rc = nn_graph_check(g, em)) ||
+    if ((rc = nn_graph_check(g, em)) || (rc = nn_model_fits(m, em)) ||
         (rc = nn_model_graph_to_json(g, &l->graph_json, &glen, em)))
         return err_prefix(em, rc, "graph: ");
     if ((rc = json_size_ok("meta", mlen, NN_MODEL_META_JSON_MAX, em)) ||

@@ -232,6 +232,10 @@ void nn_model_free(struct nn_model *m);
 int nn_model_set_classes(struct nn_model *m, int n, const char *const *names,
                          struct err_msg *em);
 
+/* Sets the late-fusion weights in the metadata and in the graph's "fusion" node (the
+ * WeightedSum that nn_arch_two_stream and the two-stream import name so). */
+int nn_model_set_fusion(struct nn_model *m, float w_rgb, float w_motion, struct err_msg *em);
+
 /* The model file (docs/model-format.md). Loading checks everything; on error nothing
  * is returned and em names the problem (path, section, reason). */
 int nn_model_load(const char *path, struct nn_model **out, struct err_msg *em);

@@ -59,7 +59,7 @@ expect_status "infer with a garbage .npy" 1 "$ACTIOND" infer -m "$TMP/tiny.adm" 
     --input "$TMP/garbage.adm" --output "$TMP/x.npy"
 expect_lines "garbage npy: one line" 1 "$ERR"
 expect_status "infer without --output" 2 "$ACTIOND" infer -m "$TMP/tiny.adm" --input "$TMP/tiny.input.npy"
-expect_status "infer on video is not there yet" 2 "$ACTIOND" infer -m "$TMP/tiny.adm" clip.mp4
+expect_status "infer on a missing video" 1 "$ACTIOND" infer -m "$TMP/tiny.adm" "$TMP/clip.mp4"
 expect_status "export" 0 "$ACTIOND" export "$TMP/tiny.adm" -o "$TMP/re.onnx"
 ort="$(dirname "$0")/../../bench/node_modules"
 if [ -d "$ort/onnxruntime-node" ]; then

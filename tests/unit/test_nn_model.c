@@ -233,6 +233,20 @@ static unsigned char *sample_bytes(void **state, size_t *len)
     return read_bytes(path, len);
 }
 
+/* The sample without class names, for tests that swap in graphs of other output shapes
+ * (class names must match the width of the first output). */
+static unsigned char *sample_bytes_unnamed(void **state, size_t *len)
+{
+    char path[600];
+    path_in(state, "unnamed.adm", path, sizeof path);
+    struct nn_model *m = sample_model();
+    struct err_msg em = {{0}};
+    if (nn_model_set_classes(m, 0, NULL, &em) || nn_model_save(m, path, &em))
+        fail_msg("%s", em.text);
+    nn_model_free(m);
+    return read_bytes(path, len);
+}
+
 /* Loads from memory and returns the code; em holds the message. */
 static int try_load(const unsigned char *b, size_t len, struct err_msg *em)
 {
@@ -695,7 +709,7 @@ static void test_all_attributes_round_trip(void **state)
 static void test_loader_accepts_full_attribute_set(void **state)
 {
     size_t len, n;
-    unsigned char *b = sample_bytes(state, &len);
+    unsigned char *b = sample_bytes_unnamed(state, &len);
     const char *graph =
         "{\"inputs\":[{\"name\":\"x\",\"shape\":[1,3,8,8]}],"
         "\"nodes\":[{\"name\":\"p\",\"op\":\"MaxPool\",\"in\":[\"x\"],\"out\":\"y\",\"params\":[],"
@@ -1048,7 +1062,7 @@ static void json_cases(const unsigned char *b, const char *section, const struct
 static void test_hostile_graph_json(void **state)
 {
     size_t len;
-    unsigned char *b = sample_bytes(state, &len);
+    unsigned char *b = sample_bytes_unnamed(state, &len);
     static const struct json_case cases[] = {
         {"{" IN_X ",\"nodes\":[" RELU("r", "x", "y") "],\"outputs\":[\"y\"]}", 0, NULL},
         /* a node that reads a value defined after it: a cycle cannot even be written */
@@ -1153,6 +1167,29 @@ static char *replaced(const char *s, const char *from, const char *to)
     strcpy(r + head, to);
     strcat(r, at + strlen(from));
     return r;
+}
+
+/* Class names must match the first output's width, on save and on load. */
+static void test_classes_must_fit_output(void **state)
+{
+    size_t len, n;
+    unsigned char *b = sample_bytes(state, &len);
+    const char *graph = "{" IN_X ",\"nodes\":[" RELU("r", "x", "y") "],\"outputs\":[\"y\"]}";
+    unsigned char *f = with_section(b, "graph", graph, strlen(graph), &n);
+    struct err_msg em;
+    assert_int_equal(try_load(f, n, &em), ERR_FORMAT);
+    assert_non_null(strstr(em.text, "5 class names but output 'y' is not [rows, 5]"));
+    free(f);
+    free(b);
+
+    struct nn_model *m = sample_model();
+    const char *three[3] = {"a", "b", "c"};
+    assert_int_equal(nn_model_set_classes(m, 3, three, &em), 0);
+    char path[600];
+    path_in(state, "misfit.adm", path, sizeof path);
+    assert_int_equal(nn_model_save(m, path, &em), ERR_FORMAT);
+    assert_non_null(strstr(em.text, "3 class names"));
+    nn_model_free(m);
 }
 
 static void test_hostile_meta_json(void **state)
@@ -1536,6 +1573,7 @@ int main(void)
         cmocka_unit_test(test_flipped_byte_everywhere),
         cmocka_unit_test(test_hostile_directory),
         cmocka_unit_test(test_hostile_graph_json),
+        cmocka_unit_test(test_classes_must_fit_output),
         cmocka_unit_test(test_hostile_meta_json),
         cmocka_unit_test(test_folded_bn_refused),
         cmocka_unit_test(test_save_errors),
