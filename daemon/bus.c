@@ -27,6 +27,7 @@ struct daemon_bus_sub {
 
 struct daemon_bus {
     pthread_mutex_t lock;
+    pthread_cond_t idle; /* the last subscriber left */
     struct daemon_bus_sub *subs[DAEMON_BUS_MAX_SUBS];
     unsigned n_subs;
     bool closed;
@@ -39,6 +40,11 @@ int daemon_bus_new(struct daemon_bus **out)
     if (!b)
         return ERR_NOMEM;
     pthread_mutex_init(&b->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->idle, &ca);
+    pthread_condattr_destroy(&ca);
     *out = b;
     return 0;
 }
@@ -47,6 +53,7 @@ void daemon_bus_free(struct daemon_bus *b)
 {
     if (!b)
         return;
+    pthread_cond_destroy(&b->idle);
     pthread_mutex_destroy(&b->lock);
     free(b);
 }
@@ -115,6 +122,8 @@ void daemon_bus_unsubscribe(struct daemon_bus_sub *s)
         }
     }
     unsigned n = sub_drain(s, left);
+    if (b->n_subs == 0)
+        pthread_cond_broadcast(&b->idle);
     pthread_mutex_unlock(&b->lock);
     for (unsigned i = 0; i < n; i++)
         daemon_bus_msg_release(left[i]);
@@ -194,6 +203,19 @@ int daemon_bus_wait(struct daemon_bus_sub *s, int timeout_ms, struct daemon_bus_
         }
         break;
     }
+    pthread_mutex_unlock(&b->lock);
+    return rc;
+}
+
+int daemon_bus_wait_idle(struct daemon_bus *b, int timeout_ms)
+{
+    struct timespec deadline;
+    deadline_after(&deadline, timeout_ms < 0 ? 0 : timeout_ms);
+    int rc = 0;
+    pthread_mutex_lock(&b->lock);
+    while (b->n_subs > 0 && rc == 0)
+        if (pthread_cond_timedwait(&b->idle, &b->lock, &deadline) == ETIMEDOUT)
+            rc = b->n_subs > 0 ? ERR_TIMEOUT : 0;
     pthread_mutex_unlock(&b->lock);
     return rc;
 }

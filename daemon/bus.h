@@ -30,6 +30,10 @@ void daemon_bus_free(struct daemon_bus *b);
 /* Wakes every subscriber with ERR_EOF and refuses new ones: the first step of shutdown. */
 void daemon_bus_close(struct daemon_bus *b);
 
+/* After close: waits up to timeout_ms for every subscriber to have unsubscribed (their last
+ * messages written). 0, or ERR_TIMEOUT. */
+int daemon_bus_wait_idle(struct daemon_bus *b, int timeout_ms);
+
 /* ERR_BUSY (DAEMON_BUS_MAX_SUBS reached), ERR_EOF (closed), ERR_NOMEM. */
 int daemon_bus_subscribe(struct daemon_bus *b, struct daemon_bus_sub **out);
 /* Frees the subscriber and what it had not read. NULL does nothing. */

@@ -342,7 +342,8 @@ static int stream_gap(const struct events *e, struct stream_state *s, const stru
     return stream_flush(e, s);
 }
 
-int events_feed(struct events *e, const struct events_window *w, struct err_msg *em)
+int events_check_window(const struct events *e, const struct events_window *w,
+                        struct err_msg *em)
 {
     int i = stream_index(e, w && w->stream ? w->stream : "");
     if (i < 0)
@@ -351,10 +352,19 @@ int events_feed(struct events *e, const struct events_window *w, struct err_msg 
     int rc = window_check(e, w, em);
     if (rc)
         return rc;
-    struct stream_state *s = e->streams[i];
+    const struct stream_state *s = e->streams[i];
     if (s->seen && w->start_ms < s->last_start_ms)
         return err_set(em, ERR_RANGE, "events: stream '%s': window at %lld ms is older than %lld ms",
                        s->id, (long long)w->start_ms, (long long)s->last_start_ms);
+    return 0;
+}
+
+int events_feed(struct events *e, const struct events_window *w, struct err_msg *em)
+{
+    int rc = events_check_window(e, w, em);
+    if (rc)
+        return rc;
+    struct stream_state *s = e->streams[stream_index(e, w->stream)];
     int first = stream_gap(e, s, w);
     /* Two passes so that within one window every close precedes every open. */
     for (int c = 0; c < e->n_classes; c++) {

@@ -89,6 +89,10 @@ int events_stream_remove(struct events *e, const char *id, struct err_msg *em);
  * a score that is not finite), ERR_RANGE (a window starting before the previous one); a sink
  * error is returned after the whole window was processed. */
 int events_feed(struct events *e, const struct events_window *w, struct err_msg *em);
+/* The checks events_feed makes before it changes anything, alone: for a caller that records
+ * the window elsewhere first. Same errors. */
+int events_check_window(const struct events *e, const struct events_window *w,
+                        struct err_msg *em);
 /* Closes the open events of one stream (NULL: every stream) at the end of its last window,
  * and restarts smoothing: for a stream that stopped, and at shutdown. */
 int events_flush(struct events *e, const char *stream, struct err_msg *em);

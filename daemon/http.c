@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 struct http_server {
     struct MHD_Daemon *mhd;
@@ -366,7 +367,7 @@ int http_server_start(const struct http_opts *o, struct daemon_state *state, str
         return err_set(em, ERR_NOMEM, "http: out of memory");
     }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ERROR_LOG | (o->family == AF_INET6 ? MHD_USE_IPv6 : 0);
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG | (o->family == AF_INET6 ? MHD_USE_IPv6 : 0);
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
@@ -398,8 +399,17 @@ void http_server_stop(struct http_server *s)
 {
     if (!s)
         return;
-    /* Ends every SSE stream first: their threads wait on the bus, and MHD joins them. */
-    daemon_bus_close(daemon_state_bus(s->ctx.state));
+    /* Ends every SSE stream first (their threads wait on the bus) and lets each write what it
+     * still holds, such as the close of an event that shutdown itself closed; MHD_stop_daemon
+     * would cut them mid-write. A client that does not read is cut after the grace period. */
+    struct daemon_bus *bus = daemon_state_bus(s->ctx.state);
+    daemon_bus_close(bus);
+    MHD_socket ls = MHD_quiesce_daemon(s->mhd);
+    if (daemon_bus_wait_idle(bus, HTTP_STOP_GRACE_MS) != 0)
+        log_warn("http: live-event clients still writing after %d ms; closing them",
+                 HTTP_STOP_GRACE_MS);
     MHD_stop_daemon(s->mhd);
+    if (ls != MHD_INVALID_SOCKET)
+        close(ls); /* quiesce handed the listening socket to us */
     server_free(s);
 }

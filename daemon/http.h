@@ -23,6 +23,9 @@ struct err_msg;
 #define HTTP_THREAD_STACK (1024 * 1024)
 /* An SSE comment this often keeps proxies and the idle timeout from closing a quiet stream. */
 #define HTTP_SSE_HEARTBEAT_MS 15000
+/* At stop, live-event clients get this long to receive their last records (well inside the
+ * 5 s a SIGTERM may take). */
+#define HTTP_STOP_GRACE_MS 2000
 /* Server-Sent Events clients retry after this long (the "retry:" field). */
 #define HTTP_SSE_RETRY_MS 3000
 

@@ -162,14 +162,17 @@ int daemon_recorder_window(struct daemon_recorder *r, const struct events_window
                        r->n_classes);
     if (w->start_ms < STORE_TIME_MIN || w->end_ms > STORE_TIME_MAX)
         return err_set(em, ERR_RANGE, "recorder: window times out of range");
-    /* The detector validates first and changes nothing for a bad window; its sink failing
-     * (the store) is not the window's fault, and the window result is still recorded. */
-    r->sink_rc = 0;
-    int rc = events_feed(r->events, w, em);
-    if (rc && !r->sink_rc)
+    /* Checked before anything is stored; then the window result joins the batch before the
+     * detector runs, so an event's commit carries the window that opened or closed it. */
+    int rc = events_check_window(r->events, w, em);
+    if (rc)
         return rc;
     struct err_msg dem;
     int drc = record_detection(r, w, &dem);
+    r->sink_rc = 0;
+    rc = events_feed(r->events, w, em);
+    if (rc && !r->sink_rc)
+        return rc; /* not expected after the check: the detector's own error */
     if (r->sink_rc) {
         note_failure(r, r->sink_rc, &r->sink_em);
         if (em)
