@@ -346,6 +346,7 @@ static void test_routes_and_errors(void **state)
     handle(f, &rq, 400);
     assert_non_null(strstr(error_of(f), "limit"));
     rq = req("/api/v1/events/live");
+    free(f->rs.body); /* http_api_handle fills rs afresh */
     http_api_handle(&f->ctx, &rq, &f->rs);
     assert_true(f->rs.sse);
 }
