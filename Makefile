@@ -73,6 +73,9 @@ LIB := $(BUILD)/libactiond.a
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+# Test-only programs the integration scripts drive (e.g. the HTTP server with fake streams).
+HELPER_SRCS := $(wildcard tests/integration/helpers/*.c)
+HELPER_BINS := $(HELPER_SRCS:tests/integration/helpers/%.c=$(BUILD)/tests/helpers/%)
 
 .SECONDARY:
 .PHONY: all check check-run tests deps demo install uninstall clean distclean
@@ -90,6 +93,13 @@ $(BUILD)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) $(CFLAGS) -c $< -o $@
 
+$(BUILD)/tests/helpers/%.o: tests/integration/helpers/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
@@ -100,7 +110,7 @@ $(BIN): $(CLI_OBJS) $(LIB)
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(TEST_LIBS) $(LDLIBS)
 
-tests: $(BIN) $(UNIT_BINS)
+tests: $(BIN) $(UNIT_BINS) $(HELPER_BINS)
 
 # `check` installs missing packages, then re-reads this Makefile so pkg-config sees them.
 check: deps
@@ -141,4 +151,4 @@ clean:
 
 distclean: clean
 
--include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_BINS:=.d)
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_BINS:=.d) $(HELPER_BINS:=.d)
