@@ -1,8 +1,9 @@
-/* cmd_serve.c — `actiond serve`: argument parsing, and `--check`, which validates the
- * configuration and exits. The daemon itself lands with daemon/. */
+/* cmd_serve.c — `actiond serve`: argument parsing, `--check` (validate the configuration
+ * and exit), and the daemon (daemon_serve) after the same validation. */
 #include "cli/cli.h"
 #include "common/err.h"
 #include "config/config.h"
+#include "daemon/daemon.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -39,8 +40,8 @@ static int serve_parse_args(int argc, char **argv, struct serve_args *a)
     return CLI_EXIT_OK;
 }
 
-/* Every problem one line on stderr, compiler style; the verdict on stdout. */
-static int serve_check(const char *path)
+/* Every problem one line on stderr, compiler style; the verdict on stdout unless quiet. */
+static int serve_check(const char *path, bool quiet)
 {
     struct config_diags *d = malloc(sizeof *d);
     if (!d) {
@@ -49,14 +50,18 @@ static int serve_check(const char *path)
     }
     struct config *cfg = NULL;
     int rc = config_load_diags(path, &cfg, d);
+    /* quiet: warnings are left to the daemon's own load, which logs them */
     for (size_t i = 0; i < d->count; i++)
-        fprintf(stderr, "%s\n", d->item[i].text);
+        if (!quiet || d->item[i].kind == CONFIG_DIAG_ERROR)
+            fprintf(stderr, "%s\n", d->item[i].text);
     size_t unseen = d->errors + d->warnings - d->count;
     if (unseen)
         fprintf(stderr, "%s: %zu more messages not shown\n", path, unseen);
     int status = CLI_EXIT_OK;
-    if (rc == 0) {
+    if (rc == 0 && !quiet) {
         printf("%s: ok, %zu stream%s\n", path, cfg->n_streams, cfg->n_streams == 1 ? "" : "s");
+    } else if (rc == 0) {
+        /* valid; nothing to say */
     } else if (rc == ERR_NOMEM) {
         fprintf(stderr, "actiond: serve: %s: out of memory\n", path);
         status = CLI_EXIT_FAIL;
@@ -77,8 +82,15 @@ int cli_cmd_serve(int argc, char **argv)
     if (a.dump_schema)
         return config_schema_write_markdown(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
     if (a.check)
-        return serve_check(a.config);
-    /* No stub may claim success: until daemon/ lands, serving is a usage error. */
-    fprintf(stderr, "actiond: serve: the daemon is not implemented yet\n");
-    return CLI_EXIT_USAGE;
+        return serve_check(a.config, false);
+    /* A config that does not validate is reported in full, as --check does, and exits 78. */
+    int status = serve_check(a.config, true);
+    if (status != CLI_EXIT_OK)
+        return status;
+    struct err_msg em = {{0}};
+    rc = daemon_serve(a.config, &em);
+    if (rc == 0)
+        return CLI_EXIT_OK;
+    fprintf(stderr, "actiond: serve: %s\n", err_text(&em, rc));
+    return rc == ERR_CONFIG ? CLI_EXIT_CONFIG : CLI_EXIT_FAIL;
 }

@@ -26,4 +26,9 @@ bool daemon_stop_requested(void);
 /* True once per SIGHUP (reading clears it). */
 bool daemon_reload_requested(void);
 
+/* `actiond serve`: loads config_path and the model it names, runs until SIGTERM/SIGINT.
+ * 0 after a clean stop; ERR_CONFIG (and the other config_load codes) for a bad config;
+ * another negative code when the model, the store or the HTTP server cannot start. */
+int daemon_serve(const char *config_path, struct err_msg *em);
+
 #endif
