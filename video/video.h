@@ -1,6 +1,7 @@
 /* video.h — the public door of video/: sources (decode), the sampler, clips of RGB frames and
- * motion fields, an H.264 MP4 writer and the synthetic action data set. video/ depends on common/
- * and FFmpeg only; it hands float planes to callers, never nn/ types. */
+ * motion fields, an H.264 MP4 writer, the synthetic action data set, and data sets for training
+ * (lists, decoded-clip cache, augmentation, batch loader). video/ depends on common/ and FFmpeg
+ * only; it hands float planes to callers, never nn/ types. */
 #ifndef ACTIOND_VIDEO_VIDEO_H
 #define ACTIOND_VIDEO_VIDEO_H
 
@@ -270,5 +271,59 @@ int video_synth_clip_write(const char *path, const struct video_synth_clip *c,
  * action, e.g. "0.000,3.240,walk"; rows tile [0, seconds). */
 int video_synth_sequence(const char *mp4_path, const char *timeline_path,
                          const struct video_synth_opts *o, double seconds, struct err_msg *em);
+
+/* ---- data sets: UCF101-style folders and lists, a decoded-clip cache, augmentation, batches ---- */
+
+/* Bounds on what a data set folder may hold. A list line fits a long relative path and a label;
+ * UCF101 has 13320 clips in 101 classes and Kinetics-700 about 650 000 in 700. */
+#define VIDEO_DATASET_MAX_LINE 1024
+#define VIDEO_DATASET_MAX_CLIPS 1000000
+#define VIDEO_DATASET_MAX_CLASSES 1000
+#define VIDEO_DATASET_MAX_NAME 64      /* a class name, with its NUL */
+#define VIDEO_DATASET_MAX_PATH 512     /* a clip's path relative to the folder, with its NUL */
+#define VIDEO_DATASET_MAX_VAL_FRACTION 0.9
+
+struct video_dataset;
+
+/* Opens the data set in folder dir for split "train", "test" or "all":
+ * - classInd.txt ("1 bend", numbered 1..N) names the classes; without it the classes are the
+ *   folder's subfolders in byte order, numbered from 1.
+ * - trainlist.txt lines are "Class/clip.ext LABEL" (LABEL 1-based), testlist.txt lines
+ *   "Class/clip.ext"; either list may carry the label or leave it to the folder name. Blank lines,
+ *   '#' comments, CR LF endings and a UTF-8 BOM are accepted.
+ * - A split whose list is missing is every clip in the class folders (*.mp4, *.avi, ...) that
+ *   the other list does not name; with no lists at all every split is every clip found.
+ * - "all" is train then test; a clip in both lists is kept once, with a warning.
+ * Errors name the file and line: "trainlist.txt:12: label 11 out of range 1..10" (ERR_RANGE),
+ * bad syntax (ERR_FORMAT), a path that is absolute or has a "..", "." or empty component
+ * (ERR_INVAL: a list never reaches outside its folder). A listed clip that is missing, not a
+ * regular file, empty or unreadable is skipped with a warning naming it; no clip left is
+ * ERR_NOTFOUND. Symbolic links inside the folder are followed, deliberately: they are how large
+ * sets are assembled from other disks. */
+int video_dataset_open(const char *dir, const char *split, struct video_dataset **out,
+                       struct err_msg *em);
+void video_dataset_free(struct video_dataset *ds);
+/* The folder as an absolute path. */
+const char *video_dataset_dir(const struct video_dataset *ds);
+int video_dataset_count(const struct video_dataset *ds);
+int video_dataset_class_count(const struct video_dataset *ds);
+/* Class cls (0-based) or NULL. */
+const char *video_dataset_class_name(const struct video_dataset *ds, int cls);
+/* Clip i's absolute path (what video_source_open takes) and its path relative to the folder;
+ * NULL when i is out of range. */
+const char *video_dataset_path(const struct video_dataset *ds, int i);
+const char *video_dataset_relpath(const struct video_dataset *ds, int i);
+/* Clip i's class, 0-based; -1 when i is out of range. */
+int video_dataset_label(const struct video_dataset *ds, int i);
+/* Listed clips left out because they were missing or unreadable. */
+int video_dataset_skipped(const struct video_dataset *ds);
+
+/* Carves a validation split out of ds, class by class: of a class's n clips, m = round(n * f)
+ * (kept within [1, n-1] when n >= 2 and f > 0) chosen at random from seed go to val, the rest
+ * to train. train and val must each hold video_dataset_count(ds) ints; both come out in
+ * ascending order. Same data set, fraction and seed give the same split. f in
+ * [0, VIDEO_DATASET_MAX_VAL_FRACTION]. */
+int video_dataset_split(const struct video_dataset *ds, double val_fraction, uint64_t seed,
+                        int *train, int *n_train, int *val, int *n_val, struct err_msg *em);
 
 #endif
