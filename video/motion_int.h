@@ -15,4 +15,7 @@ void sampler_size(const struct video_sampler *s, int *w, int *h);
 /* The motion-vector field [2][H][W] kept with sample i; NULL if not kept or not made. */
 const float *sampler_mv(const struct video_sampler *s, int64_t i);
 
+/* What a cache holds, so a loader handed one can check it matches. */
+void cache_settings(const struct video_cache *c, int *width, int *height, double *fps, int *mv);
+
 #endif

@@ -8,6 +8,7 @@
 #include "common/common.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* Bounds on every size that reaches video/ from a user or a file: enough for 1080p at 60 fps,
@@ -325,5 +326,66 @@ int video_dataset_skipped(const struct video_dataset *ds);
  * [0, VIDEO_DATASET_MAX_VAL_FRACTION]. */
 int video_dataset_split(const struct video_dataset *ds, double val_fraction, uint64_t seed,
                         int *train, int *n_train, int *val, int *n_val, struct err_msg *em);
+
+/* The decoded-clip cache. A clip is decoded once, at the model's fps and size, into one file per
+ * clip and setting in the cache folder: every sample as packed RGB24 and, for motion vectors,
+ * the field [2][H][W] as int16 in 1/VIDEO_CACHE_MV_ONE pixel (DIFF is recomputed from the RGB,
+ * which costs less than reading it). The file carries a magic, a version, its key (the source's
+ * path, size and mtime; width, height, fps, whether it holds vectors) and a CRC-32 per sample;
+ * an entry that is stale, corrupt or of another version is decoded again, never used. Entries
+ * are written to a temporary name and renamed, so readers never see half a file. The format is
+ * described at the top of video/cache.c. An optional RAM tier keeps whole decoded clips up to a
+ * byte budget: the first clips that fit stay (under a random order per epoch LRU would evict
+ * as often as it hits, for the same hit rate). */
+#define VIDEO_CACHE_MV_ONE 32
+/* Samples kept of one clip: 41 s at 25 fps; a longer clip keeps its first this many, with a
+ * warning. */
+#define VIDEO_CACHE_MAX_SAMPLES VIDEO_MAX_RING
+#define VIDEO_CACHE_VERSION 1
+
+struct video_cache_opts {
+    const char *dir;          /* the cache folder; created (one level) when missing */
+    int width, height;        /* the model's input size */
+    double fps;               /* samples per second */
+    int motion_vectors;       /* also decode and keep codec motion vectors (motion kind mv) */
+    size_t ram_bytes;         /* RAM tier budget; 0 = none */
+};
+
+struct video_cache_stats {
+    int64_t ram_hits, disk_hits;   /* clips opened from RAM, from an entry file */
+    int64_t decodes;               /* clips decoded (cold, or replacing a bad entry) */
+    int64_t stale, corrupt, version; /* entries refused, by reason */
+    int64_t write_errors;          /* entries that could not be written */
+    int64_t ram_entries;
+    size_t ram_used;
+};
+
+struct video_cache;
+struct video_cache_reader;
+
+int video_cache_new(const struct video_cache_opts *o, struct video_cache **out, struct err_msg *em);
+/* Frees the cache and its RAM tier; every reader of it must be freed first. NULL is a no-op. */
+void video_cache_free(struct video_cache *c);
+void video_cache_stats(const struct video_cache *c, struct video_cache_stats *st);
+/* The entry file's path for a source file (for tools and tests); 0 or ERR_RANGE if too long. */
+int video_cache_entry_path(const struct video_cache *c, const char *src, char *buf, size_t cap,
+                           struct err_msg *em);
+
+/* A reader opens one clip at a time through the cache; one per thread. stop (may be NULL), set
+ * by another thread, ends a decode in progress at the next frame (ERR_EOF): files never block
+ * long, and a C11 atomic is what one thread may safely set for another. */
+int video_cache_reader_new(struct video_cache *c, const atomic_int *stop,
+                           struct video_cache_reader **out, struct err_msg *em);
+void video_cache_reader_free(struct video_cache_reader *r);
+/* Opens the clip at path (an absolute path is the stable key): from RAM, from its entry file,
+ * or by decoding it (then writing the entry). *samples gets the sample count, >= 1. Errors are
+ * the source's (ERR_NOTFOUND, ERR_FORMAT, ...), ERR_FORMAT when no frame decodes. */
+int video_cache_reader_open(struct video_cache_reader *r, const char *path, int *samples,
+                            struct err_msg *em);
+/* Sample i of the open clip: RGB24 [H][W][3] and, with motion vectors, the field [2][H][W] in
+ * 1/VIDEO_CACHE_MV_ONE pixel (else *mv = NULL). Valid until the next call on r. A sample whose
+ * CRC fails makes the reader decode the clip again and answer from that. */
+int video_cache_reader_sample(struct video_cache_reader *r, int i, const uint8_t **rgb,
+                              const int16_t **mv, struct err_msg *em);
 
 #endif
