@@ -388,4 +388,29 @@ int video_cache_reader_open(struct video_cache_reader *r, const char *path, int 
 int video_cache_reader_sample(struct video_cache_reader *r, int i, const uint8_t **rgb,
                               const int16_t **mv, struct err_msg *em);
 
+/* Training augmentation on decoded uint8 samples, before normalisation: a random crop whose area
+ * is VIDEO_AUGMENT_MIN_AREA..1 of the frame with an aspect ratio of 3/4..4/3 of the frame's
+ * (clipped to the frame), resized back to the frame's size (bilinear), then a left-right mirror
+ * with probability 1/2. One draw serves every frame and motion field of a clip. Motion vectors
+ * are scaled by the resize and their x negated by the mirror; DIFF, made from the augmented
+ * frames, is mirrored with them and has no direction to flip. */
+#define VIDEO_AUGMENT_MIN_AREA 0.8
+
+struct video_augment {
+    int x, y, w, h;           /* the crop within the width x height sample */
+    int flip;                 /* mirror left-right */
+};
+
+/* The whole frame, no mirror: what evaluation uses. */
+void video_augment_identity(int width, int height, struct video_augment *a);
+/* Draws a crop and a mirror from *rng (video/'s splitmix64 state). */
+void video_augment_random(uint64_t *rng, int width, int height, struct video_augment *a);
+/* src and dst RGB24 [height][width][3], distinct buffers. */
+void video_augment_rgb(const struct video_augment *a, const uint8_t *src, int width, int height,
+                       uint8_t *dst);
+/* src int16 [2][height][width] in 1/VIDEO_CACHE_MV_ONE pixel; dst float [2][height][width] in
+ * pixels of the augmented frame. */
+void video_augment_mv(const struct video_augment *a, const int16_t *src, int width, int height,
+                      float *dst);
+
 #endif
