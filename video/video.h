@@ -413,4 +413,74 @@ void video_augment_rgb(const struct video_augment *a, const uint8_t *src, int wi
 void video_augment_mv(const struct video_augment *a, const int16_t *src, int width, int height,
                       float *dst);
 
+/* The batch loader: clips of a data set, decoded through the cache by worker threads, sampled TSN
+ * style, augmented, normalised and packed into batches ahead of the caller (double-buffered).
+ * For an epoch the clips are put in an order (shuffled from seed and the epoch number, or as
+ * given), every clip once; each clip's snippet offsets and augmentation come from seed, the
+ * epoch and the clip alone, so batches are identical for a seed whatever the threads' timing. A
+ * clip that cannot be read is skipped with a warning naming it (the batch takes the next clip)
+ * and left out of later epochs; an epoch with no readable clip is an error. */
+#define VIDEO_LOADER_MAX_BATCH 256
+#define VIDEO_LOADER_MAX_THREADS 16
+/* All the loader's float buffers together: batches, staged clips. */
+#define VIDEO_LOADER_MAX_BYTES ((size_t)2 << 30)
+
+struct video_loader_opts {
+    int width, height;        /* the model's input */
+    double fps;
+    float mean[3], std[3];    /* RGB planes are (x/255 - mean) / std, as the sampler makes them */
+    int segments, length;     /* K, L */
+    enum video_motion motion;
+    int batch;                /* clips per batch, 1..VIDEO_LOADER_MAX_BATCH */
+    int shuffle;              /* a new order every epoch */
+    int augment;              /* training: random snippets in each segment and augmentation;
+                               * 0: centred snippets, frames as decoded (evaluation) */
+    uint64_t seed;
+    int threads;              /* workers reading and preparing clips, 1..VIDEO_LOADER_MAX_THREADS;
+                               * one more thread packs the batches */
+    struct video_cache *cache; /* shared with other loaders (settings must match), or NULL: */
+    const char *cache_dir;    /*   the loader's own cache here; NULL = DIR/.actiond-cache */
+    size_t ram_bytes;         /*   and its RAM tier budget */
+};
+
+/* A batch: plain float arrays for the network's two inputs. Memory use is about
+ * (3 * batch + threads) clips of K * (3 + 2L) * H * W floats. */
+struct video_batch {
+    int clips;                /* in this batch: `batch`, fewer only at the end of an epoch */
+    int segments, length, width, height;
+    float *rgb;               /* [clips * K][3][H][W] */
+    float *motion;            /* [clips * K][2L][H][W]: DIFF in [0, 1], MV in pixels per sample,
+                               * exactly as video_clip_fill makes them */
+    int *labels;              /* [clips], 0-based */
+    int *index;               /* [clips], the clips' data set indices */
+    int64_t epoch;            /* from 0 */
+    int64_t step;             /* the batch's number within its epoch, from 0 */
+    int epoch_end;            /* the last batch of its epoch */
+};
+
+struct video_loader_stats {
+    int64_t batches, clips;   /* handed out */
+    int64_t failed;           /* clip reads that failed (each bad clip once) */
+    double wait_s;            /* time video_loader_next spent waiting */
+    struct video_cache_stats cache;
+};
+
+struct video_loader;
+
+/* 112x112, 25 fps, ImageNet mean/std, K=3, L=5, diff, batch 8, shuffle, augment, seed 1,
+ * 2 threads, default cache folder, no RAM tier. */
+void video_loader_opts_default(struct video_loader_opts *o);
+/* Loads clips indices[0..n) of ds (indices NULL: all of them); ds must outlive the loader.
+ * Threads start at once and work ahead. */
+int video_loader_new(const struct video_dataset *ds, const int *indices, int n,
+                     const struct video_loader_opts *o, struct video_loader **out,
+                     struct err_msg *em);
+/* The next batch, valid until the next call or the free. Epochs follow each other without end;
+ * the caller stops when it has had enough (epoch_end marks the boundaries). */
+int video_loader_next(struct video_loader *ld, const struct video_batch **batch, struct err_msg *em);
+void video_loader_stats(const struct video_loader *ld, struct video_loader_stats *st);
+/* Stops the threads (a decode in progress is interrupted) and frees everything; safe at any
+ * time. NULL is a no-op. */
+void video_loader_free(struct video_loader *ld);
+
 #endif
