@@ -52,6 +52,8 @@ for r in $(seq 1 "$rounds"); do
     done
     echo "round $r/$rounds done" >&2
 done
+# The entries are gigabytes and every run starts cold anyway.
+rm -rf "$work"/cache-*
 
 out="$here/results/loader-$(date -u +%Y%m%d-%H%M%S)-$(hostname -s).json"
 "$PY" - "$work/rounds.jsonl" "$threads" "$out" <<'PYEOF'
