@@ -1,5 +1,5 @@
 /* crc32.h — CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), as in zlib and PNG,
- * used for the per-section checksums of model files. */
+ * used for the per-section checksums of model files and per-sample ones of cache entries. */
 #ifndef ACTIOND_COMMON_CRC32_H
 #define ACTIOND_COMMON_CRC32_H
 

@@ -57,9 +57,7 @@ void video_clip_free(struct video_clip *c)
     free(c);
 }
 
-/* Where segment k's snippet of L + 1 samples starts; it may spill past a short segment but
- * never past the window. */
-static int64_t snippet_start(int64_t first, int64_t n, int k, int K, int L, uint64_t *rng)
+int64_t clip_snippet_start(int64_t first, int64_t n, int k, int K, int L, uint64_t *rng)
 {
     int64_t seg0 = first + n * k / K, seg1 = first + n * (k + 1) / K;
     int64_t room = seg1 - seg0 - L; /* start positions that keep the snippet in its segment */
@@ -109,7 +107,7 @@ int video_clip_fill(struct video_clip *c, const struct video_sampler *s, int64_t
                        (long long)first, (long long)(first + n), (long long)count, c->length + 1);
     size_t plane = (size_t)c->width * (size_t)c->height;
     for (int k = 0; k < c->segments; k++) {
-        int64_t start = snippet_start(first, n, k, c->segments, c->length, rng);
+        int64_t start = clip_snippet_start(first, n, k, c->segments, c->length, rng);
         video_sampler_planes(s, start + c->length / 2, c->rgb + (size_t)k * 3 * plane);
         float *m = c->motion + (size_t)k * 2 * (size_t)c->length * plane;
         int rc = fill_motion(c, s, start, m, em);

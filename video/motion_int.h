@@ -1,5 +1,5 @@
-/* motion_int.h — internals shared by sampler.c, motion.c and clip.c: motion fields from codec
- * vectors and from frame differences, and what clip.c reads out of the sampler. */
+/* motion_int.h — internals shared by sampler.c, motion.c, clip.c and the data set loader: motion
+ * fields from codec vectors and frame differences, what clip.c reads out of the sampler, TSN offsets. */
 #ifndef ACTIOND_VIDEO_MOTION_INT_H
 #define ACTIOND_VIDEO_MOTION_INT_H
 
@@ -14,5 +14,14 @@ void motion_diff(const uint8_t *a, const uint8_t *b, int w, int h, float *pos, f
 void sampler_size(const struct video_sampler *s, int *w, int *h);
 /* The motion-vector field [2][H][W] kept with sample i; NULL if not kept or not made. */
 const float *sampler_mv(const struct video_sampler *s, int64_t i);
+
+/* Where segment k of K's snippet of L + 1 samples starts in the window [first, first + n): centred
+ * in its segment, or uniformly random in it from *rng when rng is not NULL. It may spill past a
+ * short segment but never past the window; negative only when n < L + 1. clip.c and loader.c both
+ * use it, so training and serving pick snippets by one rule. */
+int64_t clip_snippet_start(int64_t first, int64_t n, int k, int K, int L, uint64_t *rng);
+
+/* What a cache holds, so a loader handed one can check it matches. */
+void cache_settings(const struct video_cache *c, int *width, int *height, double *fps, int *mv);
 
 #endif

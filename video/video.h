@@ -1,12 +1,14 @@
 /* video.h — the public door of video/: sources (decode), the sampler, clips of RGB frames and
- * motion fields, an H.264 MP4 writer and the synthetic action data set. video/ depends on common/
- * and FFmpeg only; it hands float planes to callers, never nn/ types. */
+ * motion fields, an H.264 MP4 writer, the synthetic action data set, and data sets for training
+ * (lists, decoded-clip cache, augmentation, batch loader). video/ depends on common/ and FFmpeg
+ * only; it hands float planes to callers, never nn/ types. */
 #ifndef ACTIOND_VIDEO_VIDEO_H
 #define ACTIOND_VIDEO_VIDEO_H
 
 #include "common/common.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* Bounds on every size that reaches video/ from a user or a file: enough for 1080p at 60 fps,
@@ -270,5 +272,215 @@ int video_synth_clip_write(const char *path, const struct video_synth_clip *c,
  * action, e.g. "0.000,3.240,walk"; rows tile [0, seconds). */
 int video_synth_sequence(const char *mp4_path, const char *timeline_path,
                          const struct video_synth_opts *o, double seconds, struct err_msg *em);
+
+/* ---- data sets: UCF101-style folders and lists, a decoded-clip cache, augmentation, batches ---- */
+
+/* Bounds on what a data set folder may hold. A list line fits a long relative path and a label;
+ * UCF101 has 13320 clips in 101 classes and Kinetics-700 about 650 000 in 700. */
+#define VIDEO_DATASET_MAX_LINE 1024
+#define VIDEO_DATASET_MAX_CLIPS 1000000
+#define VIDEO_DATASET_MAX_CLASSES 1000
+#define VIDEO_DATASET_MAX_NAME 64      /* a class name, with its NUL */
+#define VIDEO_DATASET_MAX_PATH 512     /* a clip's path relative to the folder, with its NUL */
+#define VIDEO_DATASET_MAX_VAL_FRACTION 0.9
+
+struct video_dataset;
+
+/* Opens the data set in folder dir for split "train", "test" or "all":
+ * - classInd.txt ("1 bend", numbered 1..N) names the classes; without it the classes are the
+ *   folder's subfolders in byte order, numbered from 1.
+ * - trainlist.txt lines are "Class/clip.ext LABEL" (LABEL 1-based), testlist.txt lines
+ *   "Class/clip.ext"; either list may carry the label or leave it to the folder name. Blank lines,
+ *   '#' comments, CR LF endings and a UTF-8 BOM are accepted.
+ * - A split whose list is missing is every clip in the class folders (*.mp4, *.avi, ...) that
+ *   the other list does not name; with no lists at all every split is every clip found.
+ * - "all" is train then test; a clip in both lists is kept once, with a warning.
+ * Errors name the file and line: "trainlist.txt:12: label 11 out of range 1..10" (ERR_RANGE),
+ * bad syntax (ERR_FORMAT), a path that is absolute or has a "..", "." or empty component
+ * (ERR_INVAL: a list never reaches outside its folder). A listed clip that is missing, not a
+ * regular file, empty or unreadable is skipped with a warning naming it; no clip left is
+ * ERR_NOTFOUND. Symbolic links inside the folder are followed, deliberately: they are how large
+ * sets are assembled from other disks. */
+int video_dataset_open(const char *dir, const char *split, struct video_dataset **out,
+                       struct err_msg *em);
+void video_dataset_free(struct video_dataset *ds);
+/* The folder as an absolute path. */
+const char *video_dataset_dir(const struct video_dataset *ds);
+int video_dataset_count(const struct video_dataset *ds);
+int video_dataset_class_count(const struct video_dataset *ds);
+/* Class cls (0-based) or NULL. */
+const char *video_dataset_class_name(const struct video_dataset *ds, int cls);
+/* Clip i's absolute path (what video_source_open takes) and its path relative to the folder;
+ * NULL when i is out of range. */
+const char *video_dataset_path(const struct video_dataset *ds, int i);
+const char *video_dataset_relpath(const struct video_dataset *ds, int i);
+/* Clip i's class, 0-based; -1 when i is out of range. */
+int video_dataset_label(const struct video_dataset *ds, int i);
+/* Listed clips left out because they were missing or unreadable. */
+int video_dataset_skipped(const struct video_dataset *ds);
+
+/* Carves a validation split out of ds, class by class: of a class's n clips, m = round(n * f)
+ * (kept within [1, n-1] when n >= 2 and f > 0) chosen at random from seed go to val, the rest
+ * to train. train and val must each hold video_dataset_count(ds) ints; both come out in
+ * ascending order. Same data set, fraction and seed give the same split. f in
+ * [0, VIDEO_DATASET_MAX_VAL_FRACTION]. */
+int video_dataset_split(const struct video_dataset *ds, double val_fraction, uint64_t seed,
+                        int *train, int *n_train, int *val, int *n_val, struct err_msg *em);
+
+/* The decoded-clip cache. A clip is decoded once, at the model's fps and size, into one file per
+ * clip and setting in the cache folder: every sample as packed RGB24 and, for motion vectors,
+ * the field [2][H][W] as int16 in 1/VIDEO_CACHE_MV_ONE pixel (DIFF is recomputed from the RGB,
+ * which costs less than reading it). The file carries a magic, a version, its key (the source's
+ * path, size and mtime; width, height, fps, whether it holds vectors) and a CRC-32 per sample;
+ * an entry that is stale, corrupt or of another version is decoded again, never used. Entries
+ * are written to a temporary name and renamed, so readers never see half a file. The format is
+ * described at the top of video/cache.c. An optional RAM tier keeps whole decoded clips up to a
+ * byte budget: the first clips that fit stay (under a random order per epoch LRU would evict
+ * as often as it hits, for the same hit rate). */
+#define VIDEO_CACHE_MV_ONE 32
+/* Samples kept of one clip: 41 s at 25 fps; a longer clip keeps its first this many, with a
+ * warning. */
+#define VIDEO_CACHE_MAX_SAMPLES VIDEO_MAX_RING
+#define VIDEO_CACHE_VERSION 1
+
+struct video_cache_opts {
+    const char *dir;          /* the cache folder; created (one level) when missing */
+    int width, height;        /* the model's input size */
+    double fps;               /* samples per second */
+    int motion_vectors;       /* also decode and keep codec motion vectors (motion kind mv) */
+    size_t ram_bytes;         /* RAM tier budget; 0 = none */
+};
+
+struct video_cache_stats {
+    int64_t ram_hits, disk_hits;   /* clips opened from RAM, from an entry file */
+    int64_t decodes;               /* clips decoded (cold, or replacing a bad entry) */
+    int64_t stale, corrupt, version; /* entries refused, by reason */
+    int64_t write_errors;          /* entries that could not be written */
+    int64_t ram_entries;
+    size_t ram_used;
+};
+
+struct video_cache;
+struct video_cache_reader;
+
+int video_cache_new(const struct video_cache_opts *o, struct video_cache **out, struct err_msg *em);
+/* Frees the cache and its RAM tier; every reader of it must be freed first. NULL is a no-op. */
+void video_cache_free(struct video_cache *c);
+void video_cache_stats(const struct video_cache *c, struct video_cache_stats *st);
+/* The entry file's path for a source file (for tools and tests); 0 or ERR_RANGE if too long. */
+int video_cache_entry_path(const struct video_cache *c, const char *src, char *buf, size_t cap,
+                           struct err_msg *em);
+
+/* A reader opens one clip at a time through the cache; one per thread. stop (may be NULL), set
+ * by another thread, ends a decode in progress at the next frame (ERR_EOF): files never block
+ * long, and a C11 atomic is what one thread may safely set for another. */
+int video_cache_reader_new(struct video_cache *c, const atomic_int *stop,
+                           struct video_cache_reader **out, struct err_msg *em);
+void video_cache_reader_free(struct video_cache_reader *r);
+/* Opens the clip at path (an absolute path is the stable key): from RAM, from its entry file,
+ * or by decoding it (then writing the entry). *samples gets the sample count, >= 1. Errors are
+ * the source's (ERR_NOTFOUND, ERR_FORMAT, ...), ERR_FORMAT when no frame decodes. */
+int video_cache_reader_open(struct video_cache_reader *r, const char *path, int *samples,
+                            struct err_msg *em);
+/* Sample i of the open clip: RGB24 [H][W][3] and, with motion vectors, the field [2][H][W] in
+ * 1/VIDEO_CACHE_MV_ONE pixel (else *mv = NULL). Valid until the next call on r. A sample whose
+ * CRC fails makes the reader decode the clip again and answer from that. */
+int video_cache_reader_sample(struct video_cache_reader *r, int i, const uint8_t **rgb,
+                              const int16_t **mv, struct err_msg *em);
+
+/* Training augmentation on decoded uint8 samples, before normalisation: a random crop whose area
+ * is VIDEO_AUGMENT_MIN_AREA..1 of the frame with an aspect ratio of 3/4..4/3 of the frame's
+ * (clipped to the frame), resized back to the frame's size (bilinear), then a left-right mirror
+ * with probability 1/2. One draw serves every frame and motion field of a clip. Motion vectors
+ * are scaled by the resize and their x negated by the mirror; DIFF, made from the augmented
+ * frames, is mirrored with them and has no direction to flip. */
+#define VIDEO_AUGMENT_MIN_AREA 0.8
+
+struct video_augment {
+    int x, y, w, h;           /* the crop within the width x height sample */
+    int flip;                 /* mirror left-right */
+};
+
+/* The whole frame, no mirror: what evaluation uses. */
+void video_augment_identity(int width, int height, struct video_augment *a);
+/* Draws a crop and a mirror from *rng (video/'s splitmix64 state). */
+void video_augment_random(uint64_t *rng, int width, int height, struct video_augment *a);
+/* src and dst RGB24 [height][width][3], distinct buffers. */
+void video_augment_rgb(const struct video_augment *a, const uint8_t *src, int width, int height,
+                       uint8_t *dst);
+/* src int16 [2][height][width] in 1/VIDEO_CACHE_MV_ONE pixel; dst float [2][height][width] in
+ * pixels of the augmented frame. */
+void video_augment_mv(const struct video_augment *a, const int16_t *src, int width, int height,
+                      float *dst);
+
+/* The batch loader: clips of a data set, decoded through the cache by worker threads, sampled TSN
+ * style, augmented, normalised and packed into batches ahead of the caller (double-buffered).
+ * For an epoch the clips are put in an order (shuffled from seed and the epoch number, or as
+ * given), every clip once; each clip's snippet offsets and augmentation come from seed, the
+ * epoch and the clip alone, so batches are identical for a seed whatever the threads' timing. A
+ * clip that cannot be read is skipped with a warning naming it (the batch takes the next clip)
+ * and left out of later epochs; an epoch with no readable clip is an error. */
+#define VIDEO_LOADER_MAX_BATCH 256
+#define VIDEO_LOADER_MAX_THREADS 16
+/* All the loader's float buffers together: batches, staged clips. */
+#define VIDEO_LOADER_MAX_BYTES ((size_t)2 << 30)
+
+struct video_loader_opts {
+    int width, height;        /* the model's input */
+    double fps;
+    float mean[3], std[3];    /* RGB planes are (x/255 - mean) / std, as the sampler makes them */
+    int segments, length;     /* K, L */
+    enum video_motion motion;
+    int batch;                /* clips per batch, 1..VIDEO_LOADER_MAX_BATCH */
+    int shuffle;              /* a new order every epoch */
+    int augment;              /* training: random snippets in each segment and augmentation;
+                               * 0: centred snippets, frames as decoded (evaluation) */
+    uint64_t seed;
+    int threads;              /* workers reading and preparing clips, 1..VIDEO_LOADER_MAX_THREADS;
+                               * one more thread packs the batches */
+    struct video_cache *cache; /* shared with other loaders (settings must match), or NULL: */
+    const char *cache_dir;    /*   the loader's own cache here; NULL = DIR/.actiond-cache */
+    size_t ram_bytes;         /*   and its RAM tier budget */
+};
+
+/* A batch: plain float arrays for the network's two inputs. Memory use is about
+ * (3 * batch + threads) clips of K * (3 + 2L) * H * W floats. */
+struct video_batch {
+    int clips;                /* in this batch: `batch`, fewer only at the end of an epoch */
+    int segments, length, width, height;
+    float *rgb;               /* [clips * K][3][H][W] */
+    float *motion;            /* [clips * K][2L][H][W]: DIFF in [0, 1], MV in pixels per sample,
+                               * exactly as video_clip_fill makes them */
+    int *labels;              /* [clips], 0-based */
+    int *index;               /* [clips], the clips' data set indices */
+    int64_t epoch;            /* from 0 */
+    int64_t step;             /* the batch's number within its epoch, from 0 */
+    int epoch_end;            /* the last batch of its epoch */
+};
+
+struct video_loader_stats {
+    int64_t batches, clips;   /* handed out */
+    int64_t failed;           /* clip reads that failed (each bad clip once) */
+    double wait_s;            /* time video_loader_next spent waiting */
+    struct video_cache_stats cache;
+};
+
+struct video_loader;
+
+/* 112x112, 25 fps, ImageNet mean/std, K=3, L=5, diff, batch 8, shuffle, augment, seed 1,
+ * 2 threads, default cache folder, no RAM tier. */
+void video_loader_opts_default(struct video_loader_opts *o);
+/* Loads clips indices[0..n) of ds (indices NULL: all of them); ds must outlive the loader.
+ * Threads start at once and work ahead. */
+int video_loader_new(const struct video_dataset *ds, const int *indices, int n,
+                     const struct video_loader_opts *o, struct video_loader **out,
+                     struct err_msg *em);
+/* The next batch, valid until the next call or the free. Epochs follow each other without end;
+ * the caller stops when it has had enough (epoch_end marks the boundaries). */
+int video_loader_next(struct video_loader *ld, const struct video_batch **batch, struct err_msg *em);
+void video_loader_stats(const struct video_loader *ld, struct video_loader_stats *st);
+/* Stops the threads (a decode in progress is interrupted) and frees everything; safe at any
+ * time. NULL is a no-op. */
+void video_loader_free(struct video_loader *ld);
 
 #endif
