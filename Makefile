@@ -41,7 +41,8 @@ BUILD := build
 BIN := actiond
 SANFLAGS :=
 else
-BUILD := build-san
+comma := ,
+BUILD := build-san-$(subst $(comma),-,$(SANITIZE))
 BIN := $(BUILD)/actiond
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
@@ -147,7 +148,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/share/actiond
 
 clean:
-	rm -rf build build-san actiond
+	rm -rf build build-san-* actiond
 
 distclean: clean
 
