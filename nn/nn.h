@@ -81,6 +81,8 @@ struct nn_attrs {
     int shape[NN_MAX_DIMS];
     float weights[NN_MAX_NODE_INPUTS]; /* WeightedSum */
     int ranks[2];           /* TuckerConv R_in, R_out (informational; read from params) */
+    float ratio;            /* Dropout: drop probability in [0, 1) when training (ONNX
+                             * default 0.5); inference always runs Dropout as identity */
 };
 
 void nn_attrs_default(struct nn_attrs *a);
@@ -178,6 +180,7 @@ struct nn_arch_opts {
     float width;      /* channel multiplier; 0 means 1 */
     int n_classes;
     uint64_t seed;    /* He-normal weights from this seed; BN at identity */
+    float dropout;    /* drop probability before the classifier when training; 0 means 0.5 */
 };
 
 /* Appends one backbone + classifier reading value `input` (in_ch channels) and
