@@ -61,8 +61,11 @@ static void im2col(const struct nn_conv_geom *g, int cin_g, const float *x, floa
                     const float *xr = xp + (size_t)iy * g->w + ix0;
                     for (int ox = 0; ox < lo; ox++)
                         row[ox] = 0.f;
-                    for (int ox = lo; ox < hi; ox++)
-                        row[ox] = xr[(size_t)ox * g->sw];
+                    if (g->sw == 1)
+                        memcpy(row + lo, xr + lo, sizeof(float) * (size_t)(hi - lo));
+                    else
+                        for (int ox = lo; ox < hi; ox++)
+                            row[ox] = xr[(size_t)ox * g->sw];
                     for (int ox = hi; ox < g->wo; ox++)
                         row[ox] = 0.f;
                 }

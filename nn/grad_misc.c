@@ -150,15 +150,30 @@ void nn_bn_backward(int n, int c, int inner, const float *x, const float *gamma,
 
 /* ---- activations ---- */
 
+/* Slopes as functions of loaded values: a conditional load (x > 0 ? dy[i] : 0) would keep
+ * the loops scalar, a select between loaded values vectorises. */
+static inline float relu_grad(float x, float g)
+{
+    return x > 0.f ? g : 0.f;
+}
+
+static inline float relu6_grad(float x, float g)
+{
+    return x > 0.f && x < 6.f ? g : 0.f;
+}
+
+static inline float leaky_grad(float x, float g, float alpha)
+{
+    return x > 0.f ? g : alpha * g;
+}
+
 void nn_act_backward(enum nn_act act, float alpha, const float *x, const float *dy, float *dx,
                      size_t len, int acc)
 {
     switch (act) {
-    case NN_ACT_RELU: STORE_GRAD(dx, len, acc, x[i] > 0.f ? dy[i] : 0.f); break;
-    case NN_ACT_RELU6:
-        STORE_GRAD(dx, len, acc, (x[i] > 0.f && x[i] < 6.f) ? dy[i] : 0.f);
-        break;
-    case NN_ACT_LEAKY: STORE_GRAD(dx, len, acc, x[i] > 0.f ? dy[i] : alpha * dy[i]); break;
+    case NN_ACT_RELU: STORE_GRAD(dx, len, acc, relu_grad(x[i], dy[i])); break;
+    case NN_ACT_RELU6: STORE_GRAD(dx, len, acc, relu6_grad(x[i], dy[i])); break;
+    case NN_ACT_LEAKY: STORE_GRAD(dx, len, acc, leaky_grad(x[i], dy[i], alpha)); break;
     case NN_ACT_NONE: STORE_GRAD(dx, len, acc, dy[i]); break;
     }
 }
@@ -192,11 +207,44 @@ static int window_argmax(const struct nn_pool_geom *g, const float *xp, int oy, 
     return at;
 }
 
+/* Windows that tile the input without padding or overlap (VGG's 2x2 stride 2): every
+ * window lies inside, so its pixels are indexed directly. */
+static int tiles_input(const struct nn_pool_geom *g)
+{
+    return g->pt == 0 && g->pl == 0 && g->dh == 1 && g->dw == 1 && g->sh == g->kh &&
+           g->sw == g->kw && g->ho * g->sh <= g->h && g->wo * g->sw <= g->w;
+}
+
+static void maxpool_backward_tiled(const struct nn_pool_geom *g, const float *x,
+                                   const float *dy, float *dx)
+{
+    size_t hw = (size_t)g->h * g->w, hwo = (size_t)g->ho * g->wo;
+    for (int p = 0; p < g->n * g->c; p++)
+        for (int oy = 0; oy < g->ho; oy++)
+            for (int ox = 0; ox < g->wo; ox++) {
+                size_t base = (size_t)p * hw + (size_t)oy * g->kh * g->w + (size_t)ox * g->kw;
+                const float *xw = x + base;
+                size_t at = 0;
+                float m = xw[0];
+                for (int ky = 0; ky < g->kh; ky++)
+                    for (int kx = 0; kx < g->kw; kx++)
+                        if (xw[(size_t)ky * g->w + kx] > m) {
+                            m = xw[(size_t)ky * g->w + kx];
+                            at = (size_t)ky * g->w + kx;
+                        }
+                dx[base + at] += dy[(size_t)p * hwo + (size_t)oy * g->wo + ox];
+            }
+}
+
 void nn_maxpool_backward(const struct nn_pool_geom *g, const float *x, const float *dy,
                          float *dx, int acc)
 {
     size_t hw = (size_t)g->h * g->w, hwo = (size_t)g->ho * g->wo;
     zero_unless(dx, (size_t)g->n * g->c * hw, acc);
+    if (tiles_input(g)) {
+        maxpool_backward_tiled(g, x, dy, dx);
+        return;
+    }
     for (int p = 0; p < g->n * g->c; p++) {
         const float *xp = x + (size_t)p * hw, *dyp = dy + (size_t)p * hwo;
         float *dxp = dx + (size_t)p * hw;
