@@ -376,6 +376,7 @@ static void test_grad_pools(void **state)
 {
     (void)state;
     pool_case(NN_OP_MAXPOOL, 3, 2, 1, 1, 0, 0, "maxpool 3/2 pad 1");
+    pool_case(NN_OP_MAXPOOL, 2, 2, 0, 1, 0, 0, "maxpool 2/2"); /* windows tile the map */
     pool_case(NN_OP_MAXPOOL, 2, 2, 0, 1, 1, 0, "maxpool 2/2 ceil");
     pool_case(NN_OP_MAXPOOL, 2, 1, 1, 2, 0, 0, "maxpool dilated");
     pool_case(NN_OP_AVGPOOL, 3, 2, 1, 1, 0, 0, "avgpool excl pad");
@@ -538,18 +539,18 @@ static void test_grad_softmax_ce(void **state)
 /* A small network of everything: conv-BN-ReLU, max pool, a residual add with a 1x1
  * shortcut, a grouped conv, global pool, dropout, fully connected; the cross-entropy on
  * two-segment clips. Gradients share buffers by liveness here. */
-static struct nn_model *tiny_net(uint64_t seed, int classes)
+static struct nn_model *tiny_net_w(uint64_t seed, int classes, int ch)
 {
     uint64_t rng = seed;
     struct nn_model *m = nn_model_new();
     struct nn_graph *g = m->graph;
     input(g, "x", tl_shape(4, 1, 2, 8, 8));
-    tl_tensor(g, "c1.w", tl_shape(4, 4, 2, 3, 3), &rng);
-    bn_tensors(g, "bn1", 4, &rng);
-    tl_tensor(g, "c2.w", tl_shape(4, 4, 2, 3, 3), &rng);
-    tl_tensor(g, "c2.b", tl_shape(1, 4, 0, 0, 0), &rng);
-    tl_tensor(g, "sc.w", tl_shape(4, 4, 4, 1, 1), &rng);
-    tl_tensor(g, "fc.w", tl_shape(2, classes, 4, 0, 0), &rng);
+    tl_tensor(g, "c1.w", tl_shape(4, ch, 2, 3, 3), &rng);
+    bn_tensors(g, "bn1", ch, &rng);
+    tl_tensor(g, "c2.w", tl_shape(4, ch, ch / 2, 3, 3), &rng);
+    tl_tensor(g, "c2.b", tl_shape(1, ch, 0, 0, 0), &rng);
+    tl_tensor(g, "sc.w", tl_shape(4, ch, ch, 1, 1), &rng);
+    tl_tensor(g, "fc.w", tl_shape(2, classes, ch, 0, 0), &rng);
     tl_tensor(g, "fc.b", tl_shape(1, classes, 0, 0, 0), &rng);
     struct nn_node_desc d = node("c1", NN_OP_CONV, "x", "c1");
     params(&d, 1, "c1.w", NULL, NULL, NULL);
@@ -589,6 +590,11 @@ static struct nn_model *tiny_net(uint64_t seed, int classes)
     return m;
 }
 
+static struct nn_model *tiny_net(uint64_t seed, int classes)
+{
+    return tiny_net_w(seed, classes, 4);
+}
+
 static void test_grad_network(void **state)
 {
     (void)state;
@@ -597,6 +603,770 @@ static void test_grad_network(void **state)
                        .smoothing = 0.1f, .labels = {2, 0}};
     struct gresult r = grad_check(&c, "network");
     assert_int_equal(r.checked, 1 + 8); /* the input and every trained tensor */
+    nn_model_free(m);
+}
+
+/* ---- the trainer as a whole ---- */
+
+/* A folder per test run for checkpoints; removed with what is in it. */
+struct fixture {
+    char dir[64];
+};
+
+static int setup_dir(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/actiond-train-XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown_dir(void **state)
+{
+    struct fixture *f = *state;
+    const char *names[2] = {"a.ckpt", "bad.ckpt"};
+    char path[128];
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", f->dir, names[i]);
+        unlink(path);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void path_in(void **state, const char *name, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s", ((struct fixture *)*state)->dir, name);
+}
+
+/* Three classes of 2x8x8 images: a horizontal or a vertical bar in channel 0, or a bar in
+ * channel 1, at a random place, in noise. */
+static void make_sample(uint64_t *rng, int cls, float *x)
+{
+    for (int i = 0; i < 128; i++)
+        x[i] = tl_uniform(rng, -0.2f, 0.2f);
+    int p = tl_int(rng, 1, 6);
+    for (int j = 0; j < 8; j++)
+        x[cls == 1 ? j * 8 + p : (cls == 2 ? 64 : 0) + p * 8 + j] += 1.f;
+}
+
+static void make_batch(uint64_t *rng, struct nn_trainer *t, int clips, int segments, int *labels)
+{
+    float *x = nn_trainer_input(t, 0);
+    for (int c = 0; c < clips; c++) {
+        labels[c] = tl_int(rng, 0, 2);
+        for (int k = 0; k < segments; k++)
+            make_sample(rng, labels[c], x + (size_t)(c * segments + k) * 128);
+    }
+}
+
+static struct nn_trainer *new_trainer(struct nn_model *m, const char *const *losses, int n,
+                                      const struct nn_train_opts *o)
+{
+    struct nn_trainer *t = NULL;
+    struct err_msg em = {{0}};
+    if (nn_trainer_new(m, losses, n, o, &t, &em))
+        fail_msg("nn_trainer_new: %s", em.text);
+    return t;
+}
+
+static void step_ok(struct nn_trainer *t, const int *labels, struct nn_step_stats *st)
+{
+    struct err_msg em = {{0}};
+    if (nn_trainer_step(t, labels, st, &em))
+        fail_msg("step %lld: %s", (long long)nn_trainer_steps(t), em.text);
+}
+
+/* The small conv net learns a separable problem: the loss falls and every held-out clip
+ * is classified right (inference mode, BN from running statistics). */
+static void test_learns_separable_problem(void **state)
+{
+    (void)state;
+    struct nn_model *m = tiny_net_w(0x1ea7, 3, 8);
+    struct nn_train_opts o;
+    nn_train_opts_default(&o);
+    o.batch = 12;
+    o.lr = 0.05f;
+    o.schedule = NN_LR_COSINE;
+    o.warmup_steps = 10;
+    o.total_steps = 200;
+    const char *loss = "logits";
+    struct nn_trainer *t = new_trainer(m, &loss, 1, &o);
+    uint64_t rng = 99;
+    int labels[12];
+    struct nn_step_stats st;
+    double first = 0, last = 0;
+    for (int s = 0; s < o.total_steps; s++) {
+        make_batch(&rng, t, 12, 1, labels);
+        step_ok(t, labels, &st);
+        first += s < 10 ? st.loss[0] / 10 : 0;
+        last += s >= o.total_steps - 10 ? st.loss[0] / 10 : 0;
+    }
+    int correct = 0;
+    for (int b = 0; b < 5; b++) {
+        make_batch(&rng, t, 12, 1, labels);
+        assert_int_equal(nn_trainer_eval(t, labels, &st, NULL), 0);
+        correct += (int)lroundf(st.top1[0] * 12);
+    }
+    if (verbose())
+        fprintf(stderr, "learning: mean loss %.3f over the first 10 steps, %.4f over the last "
+                        "10; %d/60 held-out clips right\n", first, last, correct);
+    assert_true(last < first / 5);
+    assert_int_equal(correct, 60);
+    nn_trainer_free(t);
+    nn_model_free(m);
+}
+
+/* x[2,3] -> Gemm -> logits: the gradient and two SGD steps worked out by hand. */
+static void test_sgd_step_by_hand(void **state)
+{
+    (void)state;
+    uint64_t rng = 0x5dd;
+    struct nn_model *m = nn_model_new();
+    input(m->graph, "x", tl_shape(2, 1, 3, 0, 0));
+    tl_tensor(m->graph, "w", tl_shape(2, 2, 3, 0, 0), &rng);
+    tl_tensor(m->graph, "b", tl_shape(1, 2, 0, 0, 0), &rng);
+    struct nn_node_desc d = node("fc", NN_OP_GEMM, "x", "z");
+    params(&d, 2, "w", "b", NULL, NULL);
+    add(m->graph, d);
+    assert_int_equal(nn_graph_add_output(m->graph, "z", NULL), 0);
+    struct nn_train_opts o;
+    nn_train_opts_default(&o);
+    o.batch = 2;
+    o.lr = 0.1f;
+    o.momentum = 0.9f;
+    o.weight_decay = 0.01f;
+    const char *loss = "z";
+    struct nn_trainer *t = new_trainer(m, &loss, 1, &o);
+    const float x[6] = {0.5f, -1.f, 2.f, 1.5f, 0.25f, -0.75f};
+    const int labels[2] = {0, 1};
+    float *w = m->graph->tensors[0].data, *b = m->graph->tensors[1].data;
+    float vw[6] = {0}, vb[2] = {0};
+    for (int s = 0; s < 2; s++) {
+        float w0[6], b0[2];
+        memcpy(w0, w, sizeof w0);
+        memcpy(b0, b, sizeof b0);
+        memcpy(nn_trainer_input(t, 0), x, sizeof x);
+        struct nn_step_stats st;
+        step_ok(t, labels, &st);
+        /* d(mean CE)/dz = (softmax(z) - onehot) / rows; dW = dz^T x; dB = sum_rows dz */
+        double gw[6] = {0}, gb[2] = {0};
+        for (int r = 0; r < 2; r++) {
+            double z[2], e[2];
+            for (int o2 = 0; o2 < 2; o2++) {
+                z[o2] = b0[o2];
+                for (int k = 0; k < 3; k++)
+                    z[o2] += (double)x[r * 3 + k] * w0[o2 * 3 + k];
+            }
+            double mx = fmax(z[0], z[1]);
+            e[0] = exp(z[0] - mx);
+            e[1] = exp(z[1] - mx);
+            for (int o2 = 0; o2 < 2; o2++) {
+                double dz = (e[o2] / (e[0] + e[1]) - (o2 == labels[r])) / 2;
+                gb[o2] += dz;
+                for (int k = 0; k < 3; k++)
+                    gw[o2 * 3 + k] += dz * x[r * 3 + k];
+            }
+        }
+        const float *g = nn_train_param_grad(t, "w"), *gbf = nn_train_param_grad(t, "b");
+        for (int i = 0; i < 6; i++)
+            assert_float_equal(g[i], gw[i], 1e-6);
+        for (int i = 0; i < 2; i++)
+            assert_float_equal(gbf[i], gb[i], 1e-6);
+        /* v = mu v + g + wd w; w -= lr v: the weight decays, the bias does not */
+        for (int i = 0; i < 6; i++) {
+            vw[i] = 0.9f * vw[i] + (g[i] + 0.01f * w0[i]);
+            assert_true(w[i] == w0[i] - 0.1f * vw[i]);
+        }
+        for (int i = 0; i < 2; i++) {
+            vb[i] = 0.9f * vb[i] + (gbf[i] + 0.f * b0[i]);
+            assert_true(b[i] == b0[i] - 0.1f * vb[i]);
+        }
+    }
+    assert_int_equal(nn_trainer_steps(t), 2);
+    /* and the update primitive alone, with numbers small enough to follow */
+    float pw[2] = {1.f, -2.f}, pv[2] = {0.5f, 0.f};
+    const float pg[2] = {0.25f, 1.f};
+    nn_sgd_update(pw, pv, pg, 2, 0.5f, 0.5f, 0.5f);
+    assert_float_equal(pv[0], 0.25f + 0.25f + 0.5f, 0);  /* mu v + g + wd w = 1 */
+    assert_float_equal(pw[0], 0.5f, 0);                  /* 1 - 0.5 * 1 */
+    assert_float_equal(pv[1], 0.f + 1.f - 1.f, 0);       /* 0 */
+    assert_float_equal(pw[1], -2.f, 0);
+    nn_trainer_free(t);
+    nn_model_free(m);
+}
+
+static void expect_lr(const struct nn_train_opts *o, int64_t step, double want)
+{
+    double got = nn_sgd_lr(o, step);
+    if (fabs(got - want) > 1e-7)
+        fail_msg("lr at step %lld: %.9g, want %.9g", (long long)step, got, want);
+}
+
+static void test_lr_schedules(void **state)
+{
+    (void)state;
+    struct nn_train_opts o;
+    nn_train_opts_default(&o);
+    o.lr = 0.1f;
+    expect_lr(&o, 0, 0.1);
+    expect_lr(&o, 100000, 0.1);
+    o.warmup_steps = 4; /* (step + 1) / 4 of the rate until step 3 */
+    expect_lr(&o, 0, 0.025);
+    expect_lr(&o, 1, 0.05);
+    expect_lr(&o, 3, 0.1);
+    expect_lr(&o, 4, 0.1);
+    o.schedule = NN_LR_COSINE;
+    o.warmup_steps = 0;
+    o.total_steps = 100;
+    expect_lr(&o, 0, 0.1);
+    expect_lr(&o, 25, 0.05 * (1 + cos(M_PI / 4)));
+    expect_lr(&o, 50, 0.05);
+    expect_lr(&o, 100, 0);
+    expect_lr(&o, 150, 0);
+    o.warmup_steps = 10; /* the cosine runs over the 100 steps after warm-up */
+    o.total_steps = 110;
+    expect_lr(&o, 0, 0.01);
+    expect_lr(&o, 9, 0.1);
+    expect_lr(&o, 10, 0.1);
+    expect_lr(&o, 60, 0.05);
+    expect_lr(&o, 110, 0);
+    o.schedule = NN_LR_STEP;
+    o.warmup_steps = 0;
+    o.step_every = 30;
+    o.step_gamma = 0.1f;
+    expect_lr(&o, 29, 0.1);
+    expect_lr(&o, 30, 0.01);
+    expect_lr(&o, 59, 0.01);
+    expect_lr(&o, 60, 0.001);
+    o.warmup_steps = 5; /* warm-up scales the first steps of any schedule */
+    expect_lr(&o, 0, 0.02);
+    expect_lr(&o, 31, 0.01);
+
+    /* the rate each step reports is the schedule's */
+    struct nn_model *m = tiny_net(5, 3);
+    o.batch = 4;
+    o.warmup_steps = 3;
+    o.step_every = 2;
+    const char *loss = "logits";
+    struct nn_trainer *t = new_trainer(m, &loss, 1, &o);
+    uint64_t rng = 3;
+    int labels[4];
+    for (int s = 0; s < 6; s++) {
+        struct nn_step_stats st;
+        make_batch(&rng, t, 4, 1, labels);
+        step_ok(t, labels, &st);
+        assert_float_equal(st.lr, nn_sgd_lr(&o, s), 0);
+    }
+    nn_trainer_free(t);
+    nn_model_free(m);
+}
+
+static void test_options_checked(void **state)
+{
+    (void)state;
+    struct nn_train_opts o;
+    struct err_msg em = {{0}};
+    nn_train_opts_default(&o);
+    assert_int_equal(nn_train_opts_check(&o, &em), 0);
+    o.batch = 0;
+    assert_int_equal(nn_train_opts_check(&o, &em), ERR_RANGE);
+    nn_train_opts_default(&o);
+    o.batch = 10;
+    o.segments = 3;
+    assert_int_equal(nn_train_opts_check(&o, &em), ERR_INVAL);
+    assert_non_null(strstr(em.text, "segments"));
+    nn_train_opts_default(&o);
+    o.lr = NAN;
+    assert_int_equal(nn_train_opts_check(&o, &em), ERR_RANGE);
+    nn_train_opts_default(&o);
+    o.momentum = 1.f;
+    assert_int_equal(nn_train_opts_check(&o, &em), ERR_RANGE);
+    nn_train_opts_default(&o);
+    o.label_smoothing = -0.1f;
+    assert_int_equal(nn_train_opts_check(&o, &em), ERR_RANGE);
+    nn_train_opts_default(&o);
+    o.schedule = NN_LR_COSINE;
+    o.warmup_steps = 10;
+    o.total_steps = 10;
+    assert_int_equal(nn_train_opts_check(&o, &em), ERR_INVAL);
+    assert_non_null(strstr(em.text, "total_steps"));
+    nn_train_opts_default(&o);
+    o.schedule = NN_LR_STEP;
+    o.step_every = 0;
+    assert_int_equal(nn_train_opts_check(&o, &em), ERR_RANGE);
+    nn_train_opts_default(&o);
+    o.schedule = NN_LR_COUNT;
+    assert_int_equal(nn_train_opts_check(&o, &em), ERR_RANGE);
+}
+
+static double grad_norm_now(const struct nn_trainer *t)
+{
+    double ss = 0;
+    for (int i = 0; i < t->g->n_tensors; i++)
+        for (int64_t j = 0; t->pgrad[i] && j < nn_shape_elems(&t->g->tensors[i].shape); j++)
+            ss += (double)t->pgrad[i][j] * t->pgrad[i][j];
+    return sqrt(ss);
+}
+
+/* Clipping rescales the gradients to the bound when their norm exceeds it, and the step
+ * then moves the weights by lr times the clipped gradient. */
+static void test_clipping_bounds_global_norm(void **state)
+{
+    (void)state;
+    for (int clip = 0; clip < 2; clip++) {
+        struct nn_model *m = tiny_net(17, 3);
+        struct nn_train_opts o;
+        nn_train_opts_default(&o);
+        o.batch = 6;
+        o.lr = 1.f;
+        o.momentum = 0.f;
+        o.weight_decay = 0.f;
+        o.clip_norm = clip ? 1e-3f : 1e9f;
+        const char *loss = "logits";
+        struct nn_trainer *t = new_trainer(m, &loss, 1, &o);
+        const struct nn_tensor *fc = &m->graph->tensors[8];
+        assert_string_equal(fc->name, "fc.w");
+        float before[12];
+        memcpy(before, fc->data, sizeof before);
+        uint64_t rng = 8;
+        int labels[6];
+        struct nn_step_stats st;
+        make_batch(&rng, t, 6, 1, labels);
+        step_ok(t, labels, &st);
+        double after = grad_norm_now(t); /* the gradients as the update used them */
+        assert_true(st.grad_norm > 1e-3f);
+        if (clip)
+            assert_true(after <= 1e-3 * (1 + 1e-5) && after > 1e-3 * (1 - 1e-4));
+        else
+            assert_float_equal(after, st.grad_norm, 1e-6 * st.grad_norm);
+        const float *g = nn_train_param_grad(t, "fc.w");
+        for (int i = 0; i < 12; i++)
+            assert_true(fc->data[i] == before[i] - 1.f * g[i]);
+        nn_trainer_free(t);
+        nn_model_free(m);
+    }
+}
+
+/* Five steps with dropout, twice from the same seed: the same bits; another seed: not. */
+static void run_steps(uint64_t seed, int steps, float *losses, struct nn_model **out)
+{
+    struct nn_model *m = tiny_net(0xabc, 3);
+    struct nn_train_opts o;
+    nn_train_opts_default(&o);
+    o.batch = 4;
+    o.segments = 2;
+    o.seed = seed;
+    const char *loss = "logits";
+    struct nn_trainer *t = new_trainer(m, &loss, 1, &o);
+    uint64_t rng = 77;
+    int labels[2];
+    for (int s = 0; s < steps; s++) {
+        struct nn_step_stats st;
+        make_batch(&rng, t, 2, 2, labels);
+        step_ok(t, labels, &st);
+        losses[s] = st.loss[0];
+    }
+    nn_trainer_free(t);
+    *out = m;
+}
+
+static void test_seed_makes_runs_repeatable(void **state)
+{
+    (void)state;
+    float a[5], b[5], c[5];
+    struct nn_model *ma, *mb, *mc;
+    run_steps(1, 5, a, &ma);
+    run_steps(1, 5, b, &mb);
+    run_steps(2, 5, c, &mc);
+    assert_memory_equal(a, b, sizeof a);
+    assert_true(memcmp(a, c, sizeof a) != 0);
+    for (int i = 0; i < ma->graph->n_tensors; i++)
+        assert_memory_equal(ma->graph->tensors[i].data, mb->graph->tensors[i].data,
+                            sizeof(float) * (size_t)nn_shape_elems(&ma->graph->tensors[i].shape));
+    nn_model_free(ma);
+    nn_model_free(mb);
+    nn_model_free(mc);
+}
+
+/* A small two-stream network (vgg-small at width 1/8 on 16x16 frames, 4 motion channels). */
+static struct nn_model *two_stream(uint64_t seed, float dropout)
+{
+    struct nn_model *m = nn_model_new();
+    struct nn_arch_opts a = {.arch = "vgg-small", .width = 0.125f, .n_classes = 3, .seed = seed,
+                             .dropout = dropout};
+    const float fusion[2] = {1.f, 1.f};
+    struct err_msg em = {{0}};
+    if (nn_arch_two_stream(m->graph, &a, 16, 16, 4, fusion, &em))
+        fail_msg("%s", em.text);
+    return m;
+}
+
+static const char *const two_losses[2] = {"rgb/logits", "motion/logits"};
+
+static void two_stream_opts(struct nn_train_opts *o)
+{
+    nn_train_opts_default(o);
+    o->batch = 4;
+    o->segments = 2;
+    o->lr = 0.05f;
+    o->label_smoothing = 0.1f;
+    o->clip_norm = 5.f;
+    o->schedule = NN_LR_COSINE;
+    o->warmup_steps = 2;
+    o->total_steps = 10;
+    o->seed = 42;
+}
+
+/* The batch of step s: a function of s alone, as a data loader that resumes would give. */
+static void two_stream_batch(struct nn_trainer *t, int64_t s, int *labels)
+{
+    uint64_t rng = 1000 + (uint64_t)s;
+    for (int i = 0; i < 2; i++) {
+        struct nn_shape sh = nn_trainer_input_shape(t, i);
+        float *x = nn_trainer_input(t, i);
+        for (int64_t j = 0; j < nn_shape_elems(&sh); j++)
+            x[j] = tl_uniform(&rng, -1.f, 1.f);
+    }
+    labels[0] = (int)(s % 3);
+    labels[1] = (int)((s + 1) % 3);
+}
+
+static void two_stream_step(struct nn_trainer *t, float *loss2)
+{
+    int labels[2];
+    struct nn_step_stats st;
+    two_stream_batch(t, nn_trainer_steps(t), labels);
+    step_ok(t, labels, &st);
+    assert_int_equal(st.n_losses, 2);
+    loss2[0] = st.loss[0];
+    loss2[1] = st.loss[1];
+}
+
+/* Train 3 steps, save, train 4 more; a fresh trainer (other initial weights) resumed from
+ * the checkpoint gives the same 4 pairs of losses and the same weights, bit for bit. */
+static void test_resume_continues_exactly(void **state)
+{
+    char path[128];
+    path_in(state, "a.ckpt", path, sizeof path);
+    struct nn_train_opts o;
+    two_stream_opts(&o);
+    struct err_msg em = {{0}};
+    struct nn_model *ma = two_stream(1, 0.f);
+    struct nn_trainer *ta = new_trainer(ma, two_losses, 2, &o);
+    float la[7][2], lb[7][2];
+    for (int s = 0; s < 3; s++)
+        two_stream_step(ta, la[s]);
+    if (nn_trainer_save(ta, path, &em))
+        fail_msg("%s", em.text);
+    for (int s = 3; s < 7; s++)
+        two_stream_step(ta, la[s]);
+
+    struct nn_model *mb = two_stream(2, 0.f);
+    struct nn_trainer *tb = new_trainer(mb, two_losses, 2, &o);
+    if (nn_trainer_resume(tb, path, &em))
+        fail_msg("%s", em.text);
+    assert_int_equal(nn_trainer_steps(tb), 3);
+    for (int s = 3; s < 7; s++)
+        two_stream_step(tb, lb[s]);
+    assert_memory_equal(la[3], lb[3], sizeof(float) * 2 * 4);
+    for (int i = 0; i < ma->graph->n_tensors; i++)
+        assert_memory_equal(ma->graph->tensors[i].data, mb->graph->tensors[i].data,
+                            sizeof(float) * (size_t)nn_shape_elems(&ma->graph->tensors[i].shape));
+    if (verbose())
+        fprintf(stderr, "resume: losses at step 6 %.6f %.6f in both runs\n", (double)la[6][0],
+                (double)la[6][1]);
+    nn_trainer_free(ta);
+    nn_trainer_free(tb);
+    nn_model_free(ma);
+    nn_model_free(mb);
+}
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*len);
+    assert_int_equal(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+static void spill(const char *path, const unsigned char *b, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, len, f), len);
+    fclose(f);
+}
+
+/* Resuming from path fails with code and a message holding `words`, and leaves t as it was. */
+static void expect_refused(struct nn_trainer *t, const char *path, int code, const char *words)
+{
+    struct err_msg em = {{0}};
+    const struct nn_tensor *w = &t->g->tensors[0];
+    size_t bytes = sizeof(float) * (size_t)nn_shape_elems(&w->shape);
+    float *before = malloc(bytes);
+    memcpy(before, w->data, bytes);
+    int rc = nn_trainer_resume(t, path, &em);
+    if (rc != code || !strstr(em.text, words))
+        fail_msg("resume: %d '%s', want %d with '%s'", rc, em.text, code, words);
+    assert_int_equal(nn_trainer_steps(t), 0);
+    assert_memory_equal(before, w->data, bytes);
+    free(before);
+}
+
+static void test_checkpoint_errors(void **state)
+{
+    char good[128], bad[128];
+    path_in(state, "a.ckpt", good, sizeof good);
+    path_in(state, "bad.ckpt", bad, sizeof bad);
+    struct nn_train_opts o;
+    two_stream_opts(&o);
+    struct err_msg em = {{0}};
+    struct nn_model *m = two_stream(1, 0.f);
+    struct nn_trainer *t = new_trainer(m, two_losses, 2, &o);
+    float l[2];
+    two_stream_step(t, l);
+    assert_int_equal(nn_trainer_save(t, good, &em), 0);
+    size_t len;
+    unsigned char *b = slurp(good, &len);
+
+    struct nn_model *m2 = two_stream(3, 0.f);
+    struct nn_trainer *t2 = new_trainer(m2, two_losses, 2, &o);
+    expect_refused(t2, "/nonexistent/x.ckpt", ERR_NOTFOUND, "x.ckpt");
+    spill(bad, (const unsigned char *)"hello, world", 12);
+    expect_refused(t2, bad, ERR_FORMAT, "not an actiond checkpoint");
+    const size_t cuts[6] = {0, 9, 30, 60, 1000, 1};
+    for (int i = 0; i < 6; i++) {
+        size_t n = i == 5 ? len - 1 : cuts[i];
+        spill(bad, b, n);
+        expect_refused(t2, bad, ERR_FORMAT, n >= 52 ? "truncated" : "");
+    }
+    unsigned char *c = malloc(len + 8);
+    memcpy(c, b, len);
+    spill(bad, c, len + 8); /* trailing garbage */
+    expect_refused(t2, bad, ERR_FORMAT, "oversized");
+    c[len / 2] ^= 0x10;
+    spill(bad, c, len);
+    expect_refused(t2, bad, ERR_CORRUPT, "checksum");
+    memcpy(c, b, len);
+    c[8] = 2; /* version */
+    spill(bad, c, len);
+    expect_refused(t2, bad, ERR_VERSION, "version 2");
+    free(c);
+    nn_trainer_free(t2);
+
+    struct nn_train_opts o2 = o;
+    o2.lr = 0.02f;
+    t2 = new_trainer(m2, two_losses, 2, &o2);
+    expect_refused(t2, good, ERR_INVAL, "lr 0.0500000007, this run has 0.0199999996");
+    nn_trainer_free(t2);
+    t2 = new_trainer(m2, two_losses, 1, &o);
+    expect_refused(t2, good, ERR_INVAL, "2 losses");
+    nn_trainer_free(t2);
+    nn_model_free(m2);
+
+    m2 = two_stream(1, 0.3f); /* another Dropout ratio: another graph */
+    t2 = new_trainer(m2, two_losses, 2, &o);
+    expect_refused(t2, good, ERR_INVAL, "another graph");
+    nn_trainer_free(t2);
+    nn_model_free(m2);
+    m2 = nn_model_new(); /* the same graph with 4 classes: tensors of other shapes */
+    struct nn_arch_opts a = {.arch = "vgg-small", .width = 0.125f, .n_classes = 4, .seed = 1};
+    const float fusion[2] = {1.f, 1.f};
+    assert_int_equal(nn_arch_two_stream(m2->graph, &a, 16, 16, 4, fusion, NULL), 0);
+    t2 = new_trainer(m2, two_losses, 2, &o);
+    expect_refused(t2, good, ERR_INVAL, "another shape");
+    nn_trainer_free(t2);
+    nn_model_free(m2);
+
+    free(b);
+    nn_trainer_free(t);
+    nn_model_free(m);
+}
+
+/* After training, the BN running statistics sit in the BN tensors: inference through
+ * nn_plan/nn_run on the folded graph matches the trainer's eval forward. */
+static void test_inference_uses_trained_bn_stats(void **state)
+{
+    (void)state;
+    struct nn_model *m = tiny_net(0xb5, 3);
+    struct nn_train_opts o;
+    nn_train_opts_default(&o);
+    o.batch = 6;
+    o.lr = 0.05f;
+    o.bn_momentum = 0.3f;
+    const char *loss = "logits";
+    struct nn_trainer *t = new_trainer(m, &loss, 1, &o);
+    uint64_t rng = 21;
+    int labels[6];
+    struct nn_step_stats st;
+    for (int s = 0; s < 15; s++) {
+        make_batch(&rng, t, 6, 1, labels);
+        step_ok(t, labels, &st);
+    }
+    const float *run_mean = m->graph->tensors[3].data;
+    assert_string_equal(m->graph->tensors[3].name, "bn1.m");
+    assert_true(fabsf(run_mean[0]) > 1e-3f); /* moved away from its initial 0 */
+    make_batch(&rng, t, 6, 1, labels);
+    float x[6 * 128], want[18], again[18];
+    memcpy(x, nn_trainer_input(t, 0), sizeof x);
+    assert_int_equal(nn_trainer_eval(t, labels, &st, NULL), 0);
+    struct nn_shape ls;
+    memcpy(want, nn_trainer_value(t, "logits", &ls), sizeof want);
+    assert_int_equal(nn_shape_elems(&ls), 18);
+    assert_int_equal(nn_trainer_eval(t, NULL, NULL, NULL), 0);
+    memcpy(again, nn_trainer_value(t, "logits", NULL), sizeof again);
+    assert_memory_equal(want, again, sizeof want); /* eval changes nothing */
+    nn_trainer_free(t);
+
+    assert_int_equal(nn_graph_fold_bn(m->graph, NULL), 0);
+    struct nn_plan *p = NULL;
+    struct nn_ctx *c = NULL;
+    assert_int_equal(nn_plan_new(m->graph, 6, &p, NULL), 0);
+    assert_int_equal(nn_ctx_new(p, &c), 0);
+    memcpy(nn_ctx_input(c, 0), x, sizeof x);
+    nn_run(c);
+    double e = tl_rel_l2(nn_ctx_output(c, 0), want, 18);
+    if (verbose())
+        fprintf(stderr, "inference vs trainer eval: relative error %.2e\n", e);
+    assert_true(e < 1e-5);
+    nn_ctx_free(c);
+    nn_plan_free(p);
+    nn_model_free(m);
+}
+
+static void expect_new_fails(struct nn_model *m, const char *loss, const struct nn_train_opts *o,
+                             int code, const char *words)
+{
+    struct nn_trainer *t = NULL;
+    struct err_msg em = {{0}};
+    int rc = nn_trainer_new(m, &loss, 1, o, &t, &em);
+    if (rc != code || !strstr(em.text, words) || t)
+        fail_msg("nn_trainer_new: %d '%s', want %d with '%s'", rc, em.text, code, words);
+}
+
+static void test_trainer_refusals(void **state)
+{
+    (void)state;
+    struct nn_model *m = tiny_net(4, 3);
+    struct nn_train_opts o;
+    nn_train_opts_default(&o);
+    o.batch = 4;
+    expect_new_fails(m, "nope", &o, ERR_NOTFOUND, "'nope'");
+    expect_new_fails(m, "c1", &o, ERR_INVAL, "not [batch, classes]");
+    o.segments = 3;
+    expect_new_fails(m, "logits", &o, ERR_INVAL, "multiple of segments");
+    o.segments = 1;
+
+    /* a bad label or a loss that is not finite changes nothing */
+    const char *loss = "logits";
+    struct nn_trainer *t = new_trainer(m, &loss, 1, &o);
+    uint64_t rng = 5;
+    int labels[4];
+    make_batch(&rng, t, 4, 1, labels);
+    float w0 = m->graph->tensors[0].data[0], mean0 = m->graph->tensors[3].data[0];
+    struct err_msg em = {{0}};
+    labels[2] = 3;
+    assert_int_equal(nn_trainer_step(t, labels, NULL, &em), ERR_RANGE);
+    assert_non_null(strstr(em.text, "label 3 of clip 2"));
+    labels[2] = 0;
+    nn_trainer_input(t, 0)[5] = NAN;
+    assert_int_equal(nn_trainer_step(t, labels, NULL, &em), ERR_RANGE);
+    assert_non_null(strstr(em.text, "not finite"));
+    assert_int_equal(nn_trainer_steps(t), 0);
+    assert_true(m->graph->tensors[0].data[0] == w0);
+    assert_true(m->graph->tensors[3].data[0] == mean0);
+    labels[0] = -1;
+    assert_int_equal(nn_trainer_eval(t, labels, NULL, &em), ERR_RANGE);
+    nn_trainer_free(t);
+    nn_trainer_free(NULL);
+
+    assert_int_equal(nn_graph_fold_bn(m->graph, NULL), 0);
+    expect_new_fails(m, "logits", &o, ERR_INVAL, "folded");
+    nn_model_free(m);
+
+    m = nn_model_new(); /* nothing to train */
+    input(m->graph, "x", tl_shape(2, 1, 3, 0, 0));
+    add(m->graph, node("sm", NN_OP_SOFTMAX, "x", "y"));
+    assert_int_equal(nn_graph_add_output(m->graph, "y", NULL), 0);
+    expect_new_fails(m, "y", &o, ERR_INVAL, "no trainable parameter");
+    nn_model_free(m);
+}
+
+static void test_dropout_masks(void **state)
+{
+    (void)state;
+    enum { N = 100000 };
+    float *a = malloc(sizeof(float) * N), *b = malloc(sizeof(float) * N);
+    nn_dropout_mask(7, 3, 12, 0.3f, a, N);
+    int zeros = 0;
+    for (int i = 0; i < N; i++) {
+        assert_true(a[i] == 0.f || a[i] == 1.f / 0.7f);
+        zeros += a[i] == 0.f;
+        assert_true(a[i] == nn_dropout_scale(7, 3, 12, (size_t)i, 0.3f));
+    }
+    assert_true(abs(zeros - 30000) < 600); /* ~4 standard deviations */
+    nn_dropout_mask(7, 3, 12, 0.3f, b, N);
+    assert_memory_equal(a, b, sizeof(float) * N); /* a pure function of its arguments */
+    nn_dropout_mask(7, 4, 12, 0.3f, b, N);
+    assert_true(memcmp(a, b, sizeof(float) * N) != 0); /* another step, another mask */
+    nn_dropout_mask(7, 3, 12, 0.f, b, N);
+    for (int i = 0; i < N; i++)
+        assert_true(b[i] == 1.f);
+    free(a);
+    free(b);
+}
+
+/* ACTIOND_TRAIN_BENCH=1 (steps: ACTIOND_TRAIN_BENCH_STEPS, default 5): the default
+ * two-stream vgg-small (width 1, 112x112, 10 motion channels), 8 clips x 3 segments;
+ * prints ms per step. Does nothing otherwise. */
+static void test_bench_two_stream_step(void **state)
+{
+    (void)state;
+    if (!getenv("ACTIOND_TRAIN_BENCH"))
+        return; /* not skip(): cmocka's TAP reports a skip as "not ok" */
+    struct nn_model *m = nn_model_new();
+    struct nn_arch_opts a = {.arch = "vgg-small", .width = 1.f, .n_classes = 10, .seed = 1};
+    const float fusion[2] = {1.f, 1.5f};
+    assert_int_equal(nn_arch_two_stream(m->graph, &a, 112, 112, 10, fusion, NULL), 0);
+    struct nn_train_opts o;
+    nn_train_opts_default(&o);
+    o.batch = 24;
+    o.segments = 3;
+    struct nn_trainer *t = new_trainer(m, two_losses, 2, &o);
+    uint64_t rng = 1;
+    for (int i = 0; i < 2; i++) {
+        struct nn_shape sh = nn_trainer_input_shape(t, i);
+        for (int64_t j = 0; j < nn_shape_elems(&sh); j++)
+            nn_trainer_input(t, i)[j] = tl_uniform(&rng, -1.f, 1.f);
+    }
+    int labels[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    struct nn_step_stats st;
+    step_ok(t, labels, &st);
+    int steps = getenv("ACTIOND_TRAIN_BENCH_STEPS") ? atoi(getenv("ACTIOND_TRAIN_BENCH_STEPS")) : 5;
+    double best = 1e9, total = 0;
+    for (int s = 0; s < steps; s++) {
+        uint64_t t0 = clock_mono_ns();
+        step_ok(t, labels, &st);
+        double ms = (double)(clock_mono_ns() - t0) * 1e-6;
+        best = ms < best ? ms : best;
+        total += ms;
+    }
+    fprintf(stderr, "two-stream vgg-small 112x112, 8 clips x 3 segments: %.1f ms/step mean, "
+                    "%.1f min over %d steps (%.1f clips/s); trainer memory %.0f MB; BLAS %s\n",
+            total / steps, best, steps, 8 * 1000.0 * steps / total, (double)t->bytes / 1e6,
+            nn_blas_core());
+    nn_trainer_free(t);
     nn_model_free(m);
 }
 
@@ -616,6 +1386,18 @@ int main(void)
         cmocka_unit_test(test_grad_batchmean),
         cmocka_unit_test(test_grad_softmax_ce),
         cmocka_unit_test(test_grad_network),
+        cmocka_unit_test(test_learns_separable_problem),
+        cmocka_unit_test(test_sgd_step_by_hand),
+        cmocka_unit_test(test_lr_schedules),
+        cmocka_unit_test(test_options_checked),
+        cmocka_unit_test(test_clipping_bounds_global_norm),
+        cmocka_unit_test(test_seed_makes_runs_repeatable),
+        cmocka_unit_test_setup_teardown(test_resume_continues_exactly, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_checkpoint_errors, setup_dir, teardown_dir),
+        cmocka_unit_test(test_inference_uses_trained_bn_stats),
+        cmocka_unit_test(test_trainer_refusals),
+        cmocka_unit_test(test_dropout_masks),
+        cmocka_unit_test(test_bench_two_stream_step),
     };
     return cmocka_run_group_tests_name("train", tests, NULL, NULL);
 }
