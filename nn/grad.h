@@ -14,8 +14,13 @@
 
 /* ---- convolutions (grad_conv.c) ---- */
 
-/* Floats of scratch nn_conv_backward needs: one image's im2col columns of one group. */
+/* Floats of scratch nn_conv_train_forward and nn_conv_backward need. */
 size_t nn_conv_grad_scratch(const struct nn_conv_geom *g);
+/* Which passes of this conv take Winograd F(4x4,3x3): 1 the forward, 2 dX (a bit mask). */
+int nn_conv_train_winograd(const struct nn_conv_geom *g);
+/* The training forward: nn_conv_fast, or Winograd with the weights transformed each call. */
+void nn_conv_train_forward(const struct nn_conv_geom *g, const float *x, const float *w,
+                           const float *b, float *y, float *scratch);
 /* Backward of y = conv(x, w) + b over the batch (g->act must be NONE): dw += dy (*) x,
  * db += sum dy (db may be NULL), dx = W^T dy through col2im (dx may be NULL: not needed). */
 void nn_conv_backward(const struct nn_conv_geom *g, const float *x, const float *w,

@@ -1,6 +1,7 @@
-/* grad_conv.c — backward of convolutions: dW by SGEMM against im2col columns, dX by
- * W^T dY then col2im, bias gradients by sums; grouped and depthwise convs, and Tucker-2
- * layers as their three convolutions. */
+/* grad_conv.c — convolutions in training: the forward (Winograd F(4x4,3x3) on large 3x3
+ * maps, else the inference fast path), dW by SGEMM against im2col columns, dX by W^T dY and
+ * col2im or, for 3x3 stride-1 layers, by Winograd as a convolution of dY; bias gradients
+ * by sums; grouped and depthwise convs, and Tucker-2 layers as their three convolutions. */
 #include "nn/grad.h"
 #include "nn/nn.h"
 
@@ -21,11 +22,101 @@ static int is_depthwise(const struct nn_conv_geom *g)
     return g->group > 1 && g->group == g->cin && g->group == g->cout;
 }
 
+static size_t max_size(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+/* Winograd where the inference plan takes F(4x4,3x3) (plan.c): 3x3 stride-1 dense convs
+ * with >= 8 channels on each side and >= 49 output tiles of 4x4 (maps of 25x25 and up);
+ * smaller maps make thin GEMMs that lose what the 4x fewer multiplies save. The weights
+ * change every step, so each pass transforms them again (36 cout cin values, small next
+ * to the GEMMs). */
+#define WINO_MIN_CHANNELS 8
+#define WINO_MIN_TILES 49
+#define WINO_TILE_FLOATS 36 /* a 6x6 transformed tile */
+
+static int wino_ok(const struct nn_conv_geom *g)
+{
+    return nn_wino_applies(g) && g->cin >= WINO_MIN_CHANNELS && g->cout >= WINO_MIN_CHANNELS &&
+           ((g->ho + 3) / 4) * ((g->wo + 3) / 4) >= WINO_MIN_TILES;
+}
+
+/* dX of a 3x3 stride-1 conv is a 3x3 stride-1 conv of dY: dX = conv(dY, W') with
+ * W'[ci][co][ky][kx] = W[co][ci][2-ky][2-kx] and padding 2 - pad, since output row oy
+ * reads input rows oy - pad + ky. */
+static struct nn_conv_geom dx_geom(const struct nn_conv_geom *g)
+{
+    struct nn_conv_geom d = *g;
+    d.cin = g->cout;
+    d.h = g->ho;
+    d.w = g->wo;
+    d.cout = g->cin;
+    d.ho = g->h;
+    d.wo = g->w;
+    d.pt = 2 - g->pt;
+    d.pl = 2 - g->pl;
+    d.act = NN_ACT_NONE;
+    return d;
+}
+
+static int wino_dx_ok(const struct nn_conv_geom *g)
+{
+    if (!nn_wino_applies(g) || g->pt > 2 || g->pl > 2)
+        return 0;
+    struct nn_conv_geom d = dx_geom(g);
+    return wino_ok(&d);
+}
+
+int nn_conv_train_winograd(const struct nn_conv_geom *g)
+{
+    return (wino_ok(g) ? 1 : 0) | (wino_dx_ok(g) ? 2 : 0);
+}
+
 size_t nn_conv_grad_scratch(const struct nn_conv_geom *g)
 {
-    if (is_pointwise(g) || is_depthwise(g))
-        return 0;
-    return (size_t)(g->cin / g->group) * g->kh * g->kw * g->ho * g->wo;
+    size_t cc = (size_t)g->cin * g->cout, s = 0;
+    if (!is_pointwise(g) && !is_depthwise(g))
+        s = (size_t)(g->cin / g->group) * g->kh * g->kw * g->ho * g->wo;
+    s = max_size(s, nn_conv_scratch(g));
+    if (wino_ok(g)) { /* transformed weights, then the kernel's own scratch */
+        struct nn_conv_geom one = *g;
+        one.n = 1;
+        s = max_size(s, WINO_TILE_FLOATS * cc + nn_wino4_scratch(&one));
+    }
+    if (wino_dx_ok(g)) { /* flipped weights, transformed, the kernel's scratch */
+        struct nn_conv_geom d = dx_geom(g);
+        d.n = 1;
+        s = max_size(s, (9 + WINO_TILE_FLOATS) * cc + nn_wino4_scratch(&d));
+    }
+    return s;
+}
+
+void nn_conv_train_forward(const struct nn_conv_geom *g, const float *x, const float *w,
+                           const float *b, float *y, float *scratch)
+{
+    if (!wino_ok(g)) {
+        nn_conv_fast(g, x, w, b, y, scratch, NULL);
+        return;
+    }
+    nn_wino4_weights(w, g->cout, g->cin, scratch);
+    nn_conv_wino4(g, x, scratch, b, y, scratch + WINO_TILE_FLOATS * (size_t)g->cin * g->cout);
+}
+
+/* dX (overwritten) by Winograd over the whole batch. */
+static void wino_dx(const struct nn_conv_geom *g, const float *w, const float *dy, float *dx,
+                    float *scratch)
+{
+    struct nn_conv_geom d = dx_geom(g);
+    size_t cc = (size_t)g->cin * g->cout;
+    float *flipped = scratch, *u = scratch + 9 * cc;
+    for (int co = 0; co < g->cout; co++)
+        for (int ci = 0; ci < g->cin; ci++)
+            for (int k = 0; k < 9; k++) /* tap (ky, kx) = k goes to (2-ky, 2-kx) = 8 - k */
+                flipped[((size_t)ci * g->cout + co) * 9 + (size_t)(8 - k)] =
+                    w[((size_t)co * g->cin + ci) * 9 + (size_t)k];
+    nn_wino4_weights(flipped, g->cin, g->cout, u);
+    nn_conv_wino4(&d, dy, u, NULL, dx, u + WINO_TILE_FLOATS * cc);
 }
 
 /* The output columns [lo, hi) whose input column ix0 + ox*sw lies inside [0, w). */
@@ -188,13 +279,16 @@ void nn_conv_backward(const struct nn_conv_geom *g, const float *x, const float 
     int cin_g = g->cin / g->group, cout_g = g->cout / g->group;
     size_t k = (size_t)cin_g * g->kh * g->kw;
     size_t hw_in = (size_t)g->h * g->w, hw_out = (size_t)g->ho * g->wo;
+    int wdx = dx && !acc && wino_dx_ok(g); /* Winograd overwrites; a sum takes col2im */
     for (int n = 0; n < g->n; n++)
         for (int grp = 0; grp < g->group; grp++) {
             size_t xo = ((size_t)n * g->cin + (size_t)grp * cin_g) * hw_in;
             group_backward(g, x + xo, w + (size_t)grp * cout_g * k,
                            dy + ((size_t)n * g->cout + (size_t)grp * cout_g) * hw_out,
-                           dx ? dx + xo : NULL, acc, dw + (size_t)grp * cout_g * k, col);
+                           dx && !wdx ? dx + xo : NULL, acc, dw + (size_t)grp * cout_g * k, col);
         }
+    if (wdx)
+        wino_dx(g, w, dy, dx, col);
 }
 
 /* ---- Tucker-2: three convolutions with their two intermediate maps kept ---- */
@@ -204,26 +298,20 @@ static size_t map_floats(const struct nn_conv_geom *g)
     return (size_t)g->n * g->cout * g->ho * g->wo;
 }
 
-static size_t max_size(size_t a, size_t b)
-{
-    return a > b ? a : b;
-}
-
 size_t nn_tucker_scratch(const struct nn_tucker_geom *t)
 {
-    /* dmid2, dmid1, then the columns of whichever conv is running */
-    size_t conv = max_size(nn_conv_scratch(&t->core), nn_conv_grad_scratch(&t->core));
-    conv = max_size(conv, max_size(nn_conv_scratch(&t->in), nn_conv_grad_scratch(&t->in)));
-    conv = max_size(conv, max_size(nn_conv_scratch(&t->out), nn_conv_grad_scratch(&t->out)));
+    /* dmid2, dmid1, then the scratch of whichever conv is running */
+    size_t conv = max_size(nn_conv_grad_scratch(&t->in), nn_conv_grad_scratch(&t->core));
+    conv = max_size(conv, nn_conv_grad_scratch(&t->out));
     return map_floats(&t->core) + map_floats(&t->in) + conv;
 }
 
 void nn_tucker_forward(const struct nn_tucker_geom *t, const float *x, const float *const *p,
                        float *mid1, float *mid2, float *y, float *scratch)
 {
-    nn_conv_fast(&t->in, x, p[0], NULL, mid1, scratch, NULL);
-    nn_conv_fast(&t->core, mid1, p[1], NULL, mid2, scratch, NULL);
-    nn_conv_fast(&t->out, mid2, p[2], p[3], y, scratch, NULL);
+    nn_conv_train_forward(&t->in, x, p[0], NULL, mid1, scratch);
+    nn_conv_train_forward(&t->core, mid1, p[1], NULL, mid2, scratch);
+    nn_conv_train_forward(&t->out, mid2, p[2], p[3], y, scratch);
 }
 
 void nn_tucker_backward(const struct nn_tucker_geom *t, const float *x, const float *const *p,

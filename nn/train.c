@@ -272,7 +272,7 @@ static int plan_scratch(struct nn_trainer *t)
         const struct nn_node *n = &t->g->nodes[k];
         if (n->op == NN_OP_CONV) {
             struct nn_conv_geom cg = nn_train_conv_geom(t, n);
-            s = max_sz(s, max_sz(nn_conv_scratch(&cg), nn_conv_grad_scratch(&cg)));
+            s = max_sz(s, nn_conv_grad_scratch(&cg));
         } else if (n->op == NN_OP_TUCKERCONV) {
             struct nn_tucker_geom tg = nn_train_tucker_geom(t, n);
             s = max_sz(s, nn_tucker_scratch(&tg));

@@ -113,7 +113,7 @@ static void fwd_node(struct nn_trainer *t, const struct nn_node *n, int k, int t
     switch (n->op) {
     case NN_OP_CONV: {
         struct nn_conv_geom g = nn_train_conv_geom(t, n);
-        nn_conv_fast(&g, xv, pdata(t, n, 0), pdata(t, n, 1), y, t->scratch, NULL);
+        nn_conv_train_forward(&g, xv, pdata(t, n, 0), pdata(t, n, 1), y, t->scratch);
         break;
     }
     case NN_OP_TUCKERCONV: fwd_tucker(t, n, k); break;

@@ -309,6 +309,45 @@ static void test_grad_conv(void **state)
     check_unary(m, d, 3, fill_uniform, "conv 1x1 grouped");
 }
 
+/* Maps large enough for Winograd F(4x4,3x3) in the forward and in dX (a conv of dY with
+ * the flipped weights), with uneven padding; a second reader of x makes dX a sum, which
+ * takes col2im instead. */
+static void test_grad_conv_winograd(void **state)
+{
+    (void)state;
+    uint64_t rng = 0x3143;
+    for (int shared = 0; shared < 2; shared++) {
+        struct nn_model *m = nn_model_new();
+        struct nn_graph *g = m->graph;
+        input(g, "x", tl_shape(4, 1, 8, 27, 28));
+        tl_tensor(g, "w", tl_shape(4, 8, 8, 3, 3), &rng);
+        tl_tensor(g, "b", tl_shape(1, 8, 0, 0, 0), &rng);
+        struct nn_node_desc d = node("conv", NN_OP_CONV, "x", shared ? "c" : "y");
+        params(&d, 2, "w", "b", NULL, NULL);
+        d.attrs.pad[0] = d.attrs.pad[2] = 1;
+        d.attrs.pad[1] = shared ? 1 : 2; /* shared: y = conv(x) + x keeps x's shape */
+        d.attrs.pad[3] = shared ? 1 : 0;
+        add(g, d);
+        if (shared) {
+            struct nn_node_desc a = node("add", NN_OP_ADD, "c", "y");
+            a.n_in = 2;
+            a.in[1] = "x";
+            add(g, a);
+        }
+        assert_int_equal(nn_graph_add_output(g, "y", NULL), 0);
+        struct nn_shape ys[8];
+        assert_int_equal(nn_graph_infer_shapes(g, 1, ys, NULL), 0);
+        struct nn_conv_geom cg = {.n = 1, .cin = 8, .h = 27, .w = 28, .cout = 8,
+                                  .ho = ys[1].d[2], .wo = ys[1].d[3], .kh = 3, .kw = 3,
+                                  .sh = 1, .sw = 1, .pt = 1, .pl = shared ? 1 : 2, .dh = 1,
+                                  .dw = 1, .group = 1};
+        assert_int_equal(nn_conv_train_winograd(&cg), 3);
+        struct gcheck c = {.m = m, .batch = 1, .root = "y"};
+        grad_check(&c, shared ? "conv winograd + x" : "conv winograd");
+        nn_model_free(m);
+    }
+}
+
 static void test_grad_tucker(void **state)
 {
     (void)state;
@@ -1374,6 +1413,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grad_conv),
+        cmocka_unit_test(test_grad_conv_winograd),
         cmocka_unit_test(test_grad_tucker),
         cmocka_unit_test(test_grad_batchnorm),
         cmocka_unit_test(test_grad_activations),
