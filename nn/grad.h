@@ -14,17 +14,26 @@
 
 /* ---- convolutions (grad_conv.c) ---- */
 
-/* Floats of scratch nn_conv_train_forward and nn_conv_backward need. */
-size_t nn_conv_grad_scratch(const struct nn_conv_geom *g);
 /* Which passes of this conv take Winograd F(4x4,3x3): 1 the forward, 2 dX (a bit mask). */
 int nn_conv_train_winograd(const struct nn_conv_geom *g);
-/* The training forward: nn_conv_fast, or Winograd with the weights transformed each call. */
+/* Floats of scratch one thread needs to run nn_conv_train_forward or nn_conv_backward on
+ * any number of images of this geometry. */
+size_t nn_conv_train_scratch(const struct nn_conv_geom *g);
+/* Floats of the transformed weights the Winograd passes take (0: none applies). They are
+ * made once per pass and shared by the threads: prep_forward for the forward, prep_dx
+ * for dX (the flipped weights, transformed). */
+size_t nn_conv_train_wino_floats(const struct nn_conv_geom *g);
+void nn_conv_train_prep_forward(const struct nn_conv_geom *g, const float *w, float *u);
+void nn_conv_train_prep_dx(const struct nn_conv_geom *g, const float *w, float *u);
+/* The training forward: Winograd with u from prep_forward, else (u NULL) nn_conv_fast. */
 void nn_conv_train_forward(const struct nn_conv_geom *g, const float *x, const float *w,
-                           const float *b, float *y, float *scratch);
-/* Backward of y = conv(x, w) + b over the batch (g->act must be NONE): dw += dy (*) x,
- * db += sum dy (db may be NULL), dx = W^T dy through col2im (dx may be NULL: not needed). */
+                           const float *u, const float *b, float *y, float *scratch);
+/* Backward of y = conv(x, w) + b over g->n images (g->act must be NONE): dw += dy (*) x,
+ * db += sum dy (db may be NULL), dx = W^T dy through col2im, or by Winograd with u_dx from
+ * prep_dx (used only when dx is overwritten, acc 0); dx NULL: not needed. */
 void nn_conv_backward(const struct nn_conv_geom *g, const float *x, const float *w,
-                      const float *dy, float *dx, int acc, float *dw, float *db, float *col);
+                      const float *u_dx, const float *dy, float *dx, int acc, float *dw,
+                      float *db, float *col);
 
 /* A Tucker-2 layer over the whole batch: 1x1 (Cin -> Rin), the core (Rin -> Rout, with the
  * layer's stride, padding and dilation), 1x1 (Rout -> Cout, with the bias). */
@@ -47,21 +56,23 @@ void nn_tucker_backward(const struct nn_tucker_geom *t, const float *x, const fl
  * large n: float lanes over short blocks (vectorised), the blocks added in double. */
 double nn_sum_floats(const float *p, size_t n);
 
-/* BatchNorm in training mode over [n, c, inner]: per channel the batch mean and biased
- * variance over n * inner values, y = (x - mean) / sqrt(var + eps) * gamma + beta. */
-void nn_bn_train_forward(int n, int c, int inner, const float *x, const float *gamma,
-                         const float *beta, float eps, float *y, float *mean, float *var,
-                         float *invstd);
+/* BatchNorm in training mode over [n, c, inner], channels [c0, c1) (threads split the
+ * channels): per channel the batch mean and biased variance over n * inner values,
+ * y = (x - mean) / sqrt(var + eps) * gamma + beta. */
+void nn_bn_train_forward(int n, int c, int inner, int c0, int c1, const float *x,
+                         const float *gamma, const float *beta, float eps, float *y, float *mean,
+                         float *var, float *invstd);
 /* running = (1 - m) * running + m * batch, with the unbiased variance var * M / (M - 1)
  * (M = count, the values per channel), as PyTorch does. */
 void nn_bn_update_running(int c, int64_t count, const float *mean, const float *var,
                           float momentum, float *run_mean, float *run_var);
-/* With xhat = (x - mean) * invstd and M = n * inner (Ioffe & Szegedy 2015):
+/* Channels [c0, c1); with xhat = (x - mean) * invstd and M = n * inner (Ioffe & Szegedy
+ * 2015):
  * dbeta = sum dy, dgamma = sum dy * xhat,
  * dx = gamma * invstd / M * (M * dy - dbeta - xhat * dgamma). */
-void nn_bn_backward(int n, int c, int inner, const float *x, const float *gamma,
-                    const float *mean, const float *invstd, const float *dy, float *dx, int acc,
-                    float *dgamma, float *dbeta);
+void nn_bn_backward(int n, int c, int inner, int c0, int c1, const float *x,
+                    const float *gamma, const float *mean, const float *invstd, const float *dy,
+                    float *dx, int acc, float *dgamma, float *dbeta);
 
 /* ReLU, ReLU6, LeakyReLU from their input x: the slope where x lies (0 at the kinks). */
 void nn_act_backward(enum nn_act act, float alpha, const float *x, const float *dy, float *dx,

@@ -30,8 +30,8 @@ static size_t max_size(size_t a, size_t b)
 /* Winograd where the inference plan takes F(4x4,3x3) (plan.c): 3x3 stride-1 dense convs
  * with >= 8 channels on each side and >= 49 output tiles of 4x4 (maps of 25x25 and up);
  * smaller maps make thin GEMMs that lose what the 4x fewer multiplies save. The weights
- * change every step, so each pass transforms them again (36 cout cin values, small next
- * to the GEMMs). */
+ * change every step, so each pass transforms them again (nn_conv_train_prep_*: 36 cout
+ * cin values, small next to the GEMMs). Tucker layers keep im2col. */
 #define WINO_MIN_CHANNELS 8
 #define WINO_MIN_TILES 49
 #define WINO_TILE_FLOATS 36 /* a 6x6 transformed tile */
@@ -73,50 +73,50 @@ int nn_conv_train_winograd(const struct nn_conv_geom *g)
     return (wino_ok(g) ? 1 : 0) | (wino_dx_ok(g) ? 2 : 0);
 }
 
-size_t nn_conv_grad_scratch(const struct nn_conv_geom *g)
+size_t nn_conv_train_scratch(const struct nn_conv_geom *g)
 {
-    size_t cc = (size_t)g->cin * g->cout, s = 0;
-    if (!is_pointwise(g) && !is_depthwise(g))
-        s = (size_t)(g->cin / g->group) * g->kh * g->kw * g->ho * g->wo;
-    s = max_size(s, nn_conv_scratch(g));
-    if (wino_ok(g)) { /* transformed weights, then the kernel's own scratch */
-        struct nn_conv_geom one = *g;
-        one.n = 1;
-        s = max_size(s, WINO_TILE_FLOATS * cc + nn_wino4_scratch(&one));
-    }
-    if (wino_dx_ok(g)) { /* flipped weights, transformed, the kernel's scratch */
-        struct nn_conv_geom d = dx_geom(g);
-        d.n = 1;
-        s = max_size(s, (9 + WINO_TILE_FLOATS) * cc + nn_wino4_scratch(&d));
-    }
+    size_t s = nn_conv_scratch(g);
+    if (!is_pointwise(g) && !is_depthwise(g)) /* im2col columns of one image and group */
+        s = max_size(s, (size_t)(g->cin / g->group) * g->kh * g->kw * g->ho * g->wo);
+    struct nn_conv_geom one = *g, d = dx_geom(g);
+    one.n = d.n = 1; /* the Winograd kernel reuses its scratch image after image */
+    if (wino_ok(g))
+        s = max_size(s, nn_wino4_scratch(&one));
+    if (wino_dx_ok(g))
+        s = max_size(s, nn_wino4_scratch(&d));
     return s;
 }
 
-void nn_conv_train_forward(const struct nn_conv_geom *g, const float *x, const float *w,
-                           const float *b, float *y, float *scratch)
+size_t nn_conv_train_wino_floats(const struct nn_conv_geom *g)
 {
-    if (!wino_ok(g)) {
-        nn_conv_fast(g, x, w, b, y, scratch, NULL);
-        return;
-    }
-    nn_wino4_weights(w, g->cout, g->cin, scratch);
-    nn_conv_wino4(g, x, scratch, b, y, scratch + WINO_TILE_FLOATS * (size_t)g->cin * g->cout);
+    size_t cc = (size_t)g->cin * g->cout;
+    return wino_dx_ok(g) ? (WINO_TILE_FLOATS + 9) * cc : wino_ok(g) ? WINO_TILE_FLOATS * cc : 0;
 }
 
-/* dX (overwritten) by Winograd over the whole batch. */
-static void wino_dx(const struct nn_conv_geom *g, const float *w, const float *dy, float *dx,
-                    float *scratch)
+void nn_conv_train_prep_forward(const struct nn_conv_geom *g, const float *w, float *u)
 {
-    struct nn_conv_geom d = dx_geom(g);
+    nn_wino4_weights(w, g->cout, g->cin, u);
+}
+
+void nn_conv_train_prep_dx(const struct nn_conv_geom *g, const float *w, float *u)
+{
     size_t cc = (size_t)g->cin * g->cout;
-    float *flipped = scratch, *u = scratch + 9 * cc;
+    float *flipped = u + WINO_TILE_FLOATS * cc;
     for (int co = 0; co < g->cout; co++)
         for (int ci = 0; ci < g->cin; ci++)
             for (int k = 0; k < 9; k++) /* tap (ky, kx) = k goes to (2-ky, 2-kx) = 8 - k */
                 flipped[((size_t)ci * g->cout + co) * 9 + (size_t)(8 - k)] =
                     w[((size_t)co * g->cin + ci) * 9 + (size_t)k];
     nn_wino4_weights(flipped, g->cin, g->cout, u);
-    nn_conv_wino4(&d, dy, u, NULL, dx, u + WINO_TILE_FLOATS * cc);
+}
+
+void nn_conv_train_forward(const struct nn_conv_geom *g, const float *x, const float *w,
+                           const float *u, const float *b, float *y, float *scratch)
+{
+    if (u)
+        nn_conv_wino4(g, x, u, b, y, scratch);
+    else
+        nn_conv_fast(g, x, w, b, y, scratch, NULL);
 }
 
 /* The output columns [lo, hi) whose input column ix0 + ox*sw lies inside [0, w). */
@@ -268,7 +268,8 @@ static void group_backward(const struct nn_conv_geom *g, const float *xg, const 
 }
 
 void nn_conv_backward(const struct nn_conv_geom *g, const float *x, const float *w,
-                      const float *dy, float *dx, int acc, float *dw, float *db, float *col)
+                      const float *u_dx, const float *dy, float *dx, int acc, float *dw,
+                      float *db, float *col)
 {
     if (db)
         bias_grad(g, dy, db);
@@ -279,7 +280,7 @@ void nn_conv_backward(const struct nn_conv_geom *g, const float *x, const float 
     int cin_g = g->cin / g->group, cout_g = g->cout / g->group;
     size_t k = (size_t)cin_g * g->kh * g->kw;
     size_t hw_in = (size_t)g->h * g->w, hw_out = (size_t)g->ho * g->wo;
-    int wdx = dx && !acc && wino_dx_ok(g); /* Winograd overwrites; a sum takes col2im */
+    int wdx = dx && !acc && u_dx; /* Winograd overwrites; a sum takes col2im */
     for (int n = 0; n < g->n; n++)
         for (int grp = 0; grp < g->group; grp++) {
             size_t xo = ((size_t)n * g->cin + (size_t)grp * cin_g) * hw_in;
@@ -287,8 +288,10 @@ void nn_conv_backward(const struct nn_conv_geom *g, const float *x, const float 
                            dy + ((size_t)n * g->cout + (size_t)grp * cout_g) * hw_out,
                            dx && !wdx ? dx + xo : NULL, acc, dw + (size_t)grp * cout_g * k, col);
         }
-    if (wdx)
-        wino_dx(g, w, dy, dx, col);
+    if (wdx) {
+        struct nn_conv_geom d = dx_geom(g);
+        nn_conv_wino4(&d, dy, u_dx, NULL, dx, col);
+    }
 }
 
 /* ---- Tucker-2: three convolutions with their two intermediate maps kept ---- */
@@ -301,17 +304,17 @@ static size_t map_floats(const struct nn_conv_geom *g)
 size_t nn_tucker_scratch(const struct nn_tucker_geom *t)
 {
     /* dmid2, dmid1, then the scratch of whichever conv is running */
-    size_t conv = max_size(nn_conv_grad_scratch(&t->in), nn_conv_grad_scratch(&t->core));
-    conv = max_size(conv, nn_conv_grad_scratch(&t->out));
+    size_t conv = max_size(nn_conv_train_scratch(&t->in), nn_conv_train_scratch(&t->core));
+    conv = max_size(conv, nn_conv_train_scratch(&t->out));
     return map_floats(&t->core) + map_floats(&t->in) + conv;
 }
 
 void nn_tucker_forward(const struct nn_tucker_geom *t, const float *x, const float *const *p,
                        float *mid1, float *mid2, float *y, float *scratch)
 {
-    nn_conv_train_forward(&t->in, x, p[0], NULL, mid1, scratch);
-    nn_conv_train_forward(&t->core, mid1, p[1], NULL, mid2, scratch);
-    nn_conv_train_forward(&t->out, mid2, p[2], p[3], y, scratch);
+    nn_conv_train_forward(&t->in, x, p[0], NULL, NULL, mid1, scratch);
+    nn_conv_train_forward(&t->core, mid1, p[1], NULL, NULL, mid2, scratch);
+    nn_conv_train_forward(&t->out, mid2, p[2], NULL, p[3], y, scratch);
 }
 
 void nn_tucker_backward(const struct nn_tucker_geom *t, const float *x, const float *const *p,
@@ -320,7 +323,7 @@ void nn_tucker_backward(const struct nn_tucker_geom *t, const float *x, const fl
 {
     float *dmid2 = scratch, *dmid1 = dmid2 + map_floats(&t->core);
     float *col = dmid1 + map_floats(&t->in);
-    nn_conv_backward(&t->out, mid2, p[2], dy, dmid2, 0, dp[2], dp[3], col);
-    nn_conv_backward(&t->core, mid1, p[1], dmid2, dmid1, 0, dp[1], NULL, col);
-    nn_conv_backward(&t->in, x, p[0], dmid1, dx, acc, dp[0], NULL, col);
+    nn_conv_backward(&t->out, mid2, p[2], NULL, dy, dmid2, 0, dp[2], dp[3], col);
+    nn_conv_backward(&t->core, mid1, p[1], NULL, dmid2, dmid1, 0, dp[1], NULL, col);
+    nn_conv_backward(&t->in, x, p[0], NULL, dmid1, dx, acc, dp[0], NULL, col);
 }

@@ -81,12 +81,12 @@ static double dot_dev(const float *a, const float *b, size_t n, float c)
 
 /* ---- BatchNorm ---- */
 
-void nn_bn_train_forward(int n, int c, int inner, const float *x, const float *gamma,
-                         const float *beta, float eps, float *y, float *mean, float *var,
-                         float *invstd)
+void nn_bn_train_forward(int n, int c, int inner, int c0, int c1, const float *x,
+                         const float *gamma, const float *beta, float eps, float *y, float *mean,
+                         float *var, float *invstd)
 {
     double count = (double)n * inner;
-    for (int ch = 0; ch < c; ch++) {
+    for (int ch = c0; ch < c1; ch++) {
         double s = 0;
         for (int i = 0; i < n; i++)
             s += nn_sum_floats(x + ((size_t)i * c + ch) * inner, (size_t)inner);
@@ -118,12 +118,12 @@ void nn_bn_update_running(int c, int64_t count, const float *mean, const float *
     }
 }
 
-void nn_bn_backward(int n, int c, int inner, const float *x, const float *gamma,
-                    const float *mean, const float *invstd, const float *dy, float *dx, int acc,
-                    float *dgamma, float *dbeta)
+void nn_bn_backward(int n, int c, int inner, int c0, int c1, const float *x,
+                    const float *gamma, const float *mean, const float *invstd, const float *dy,
+                    float *dx, int acc, float *dgamma, float *dbeta)
 {
     double count = (double)n * inner;
-    for (int ch = 0; ch < c; ch++) {
+    for (int ch = c0; ch < c1; ch++) {
         double sdy = 0, sdyx = 0;
         for (int i = 0; i < n; i++) {
             size_t off = ((size_t)i * c + ch) * inner;
@@ -135,15 +135,15 @@ void nn_bn_backward(int n, int c, int inner, const float *x, const float *gamma,
         dgamma[ch] += (float)sdxhat;
         if (!dx)
             continue;
-        /* dx = a dy + b x + c0, the formula in grad.h regrouped per channel */
+        /* dx = a dy + b x + shift, the formula in grad.h regrouped per channel */
         double k = gamma[ch] * is / count;
         float a = (float)(gamma[ch] * is), b = (float)(-k * sdxhat * is);
-        float c0 = (float)(-k * sdy + k * sdxhat * is * mean[ch]);
+        float shift = (float)(-k * sdy + k * sdxhat * is * mean[ch]);
         for (int img = 0; img < n; img++) {
             size_t off = ((size_t)img * c + ch) * inner;
             const float *dyp = dy + off, *xp = x + off;
             float *dxp = dx + off;
-            STORE_GRAD(dxp, (size_t)inner, acc, a * dyp[i] + b * xp[i] + c0);
+            STORE_GRAD(dxp, (size_t)inner, acc, a * dyp[i] + b * xp[i] + shift);
         }
     }
 }

@@ -305,10 +305,15 @@ struct nn_train_opts {
     int step_every;        /* NN_LR_STEP: steps between two decays (> 0) */
     float step_gamma;      /* NN_LR_STEP: the factor of each decay */
     uint64_t seed;         /* dropout masks are a function of (seed, step, node, element) */
+    int threads;           /* threads for the trainer's own loops, the caller's included (0 or
+                            * 1: the caller alone). Above 1 the trainer sets OpenBLAS to one
+                            * thread (nn_blas_set_threads), as its threads call SGEMM side by
+                            * side. Results do not depend on it. */
 };
 
 /* batch 8, segments 1, lr 0.01, momentum 0.9, weight decay 5e-4, no label smoothing, no
- * clipping, BN momentum 0.1, constant schedule, no warm-up, step 1000 x 0.1, seed 0. */
+ * clipping, BN momentum 0.1, constant schedule, no warm-up, step 1000 x 0.1, seed 0, one
+ * thread. */
 void nn_train_opts_default(struct nn_train_opts *o);
 /* Checks ranges and combinations; returns 0 or ERR_RANGE / ERR_INVAL naming the field. */
 int nn_train_opts_check(const struct nn_train_opts *o, struct err_msg *em);

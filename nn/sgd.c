@@ -50,6 +50,9 @@ int nn_train_opts_check(const struct nn_train_opts *o, struct err_msg *em)
     if (o->batch < 1 || o->batch > NN_MAX_BATCH)
         return err_set(em, ERR_RANGE, "training: batch %d out of range 1..%d", o->batch,
                        NN_MAX_BATCH);
+    if (o->threads < 0 || o->threads > NN_TRAIN_MAX_THREADS)
+        return err_set(em, ERR_RANGE, "training: %d threads (0..%d)", o->threads,
+                       NN_TRAIN_MAX_THREADS);
     if (o->segments < 1 || o->batch % o->segments)
         return err_set(em, ERR_INVAL, "training: batch %d is not a multiple of segments %d",
                        o->batch, o->segments);

@@ -1,7 +1,7 @@
 /* train.c — the training plan: which nodes run forward and backward, one buffer per value
  * (no aliasing, fusion or reuse, so backward finds every forward value), gradient buffers
- * shared by liveness, per-node state, parameter gradients and momentum, all allocated
- * once in nn_trainer_new. The passes themselves are in train_pass.c. */
+ * shared by liveness, per-node state, parameter gradients and momentum, per-thread scratch,
+ * all allocated once in nn_trainer_new. The passes themselves are in train_pass.c. */
 #include "nn/train.h"
 
 #include <stdlib.h>
@@ -264,23 +264,50 @@ static int plan_params(struct nn_trainer *t, struct err_msg *em)
     return 0;
 }
 
-/* The largest scratch any node's kernels need, forward or backward. */
-static int plan_scratch(struct nn_trainer *t)
+/* Work memory: each thread's scratch (the largest any node's kernels need, forward or
+ * backward), a conv's shared Winograd weights, and the per-chunk parameter gradients of
+ * one node. */
+static size_t param_floats(const struct nn_trainer *t, const struct nn_node *n)
 {
-    size_t s = 1;
+    size_t f = 0;
+    for (int i = 0; i < n->n_params; i++)
+        f += (size_t)nn_shape_elems(&t->g->tensors[n->param[i]].shape);
+    return f;
+}
+
+static int plan_work(struct nn_trainer *t)
+{
+    int batch = t->o.batch;
+    /* images one thread takes at once: its share of the forward, or one chunk */
+    int most = (batch + t->threads - 1) / t->threads;
+    most = most > (batch + t->chunks - 1) / t->chunks ? most : (batch + t->chunks - 1) / t->chunks;
+    size_t s = 1, wino = 1, part = 1;
     for (int k = 0; k < t->g->n_nodes; k++) {
         const struct nn_node *n = &t->g->nodes[k];
         if (n->op == NN_OP_CONV) {
             struct nn_conv_geom cg = nn_train_conv_geom(t, n);
-            s = max_sz(s, nn_conv_grad_scratch(&cg));
+            s = max_sz(s, nn_conv_train_scratch(&cg));
+            wino = max_sz(wino, nn_conv_train_wino_floats(&cg));
         } else if (n->op == NN_OP_TUCKERCONV) {
             struct nn_tucker_geom tg = nn_train_tucker_geom(t, n);
+            tg.in.n = tg.core.n = tg.out.n = most;
             s = max_sz(s, nn_tucker_scratch(&tg));
         }
+        if (t->bwd[k])
+            part = max_sz(part, param_floats(t, n));
     }
-    t->scratch = aligned_alloc(ARENA_ALIGN, arena_size_of(s * sizeof(float)));
-    t->bytes += s * sizeof(float);
-    return t->scratch ? 0 : ERR_NOMEM;
+    t->scratch_stride = floats_n((int64_t)s);
+    t->partial_stride = floats_n((int64_t)part);
+    size_t total = t->scratch_stride * (size_t)t->threads + floats_n((int64_t)wino) +
+                   t->partial_stride * (size_t)t->chunks;
+    t->work_mem = aligned_alloc(ARENA_ALIGN, arena_size_of(total * sizeof(float)));
+    if (!t->work_mem)
+        return ERR_NOMEM;
+    t->scratch = t->work_mem;
+    t->wino = t->scratch + t->scratch_stride * (size_t)t->threads;
+    t->partial = t->wino + floats_n((int64_t)wino);
+    t->bytes += total * sizeof(float);
+    return 0;
 }
 
 /* ---- creation ---- */
@@ -356,7 +383,7 @@ static int plan_buffers(struct nn_trainer *t, struct err_msg *em)
             has[v] = t->leads[v] && needs[v];
         rc = plan_params(t, em);
         if (rc == 0 && ((rc = plan_values(t)) || (rc = plan_aux(t)) || (rc = plan_grads(t, has)) ||
-                        (rc = plan_scratch(t))))
+                        (rc = plan_work(t))))
             err_set(em, rc, "training: out of memory for the training plan");
     } else {
         err_set(em, rc, "training: out of memory");
@@ -390,7 +417,9 @@ int nn_train_create(struct nn_model *m, const char *const *roots, int n_roots,
     t->o = *o;
     t->flags = flags;
     t->clips = o->batch / o->segments;
-    if ((rc = alloc_arrays(t))) {
+    t->threads = o->threads > 1 ? o->threads : 1;
+    t->chunks = o->batch < NN_TRAIN_GRAD_CHUNKS ? o->batch : NN_TRAIN_GRAD_CHUNKS;
+    if ((rc = alloc_arrays(t)) || (rc = nn_train_pool_new(t->threads, &t->pool))) {
         nn_trainer_free(t);
         return err_set(em, rc, "training: out of memory");
     }
@@ -404,6 +433,8 @@ int nn_train_create(struct nn_model *m, const char *const *roots, int n_roots,
         nn_trainer_free(t);
         return err_set(em, ERR_NOMEM, "training: out of memory");
     }
+    if (t->threads > 1) /* our threads call SGEMM side by side */
+        nn_blas_set_threads(1);
     *out = t;
     return 0;
 }
@@ -428,7 +459,8 @@ void nn_trainer_free(struct nn_trainer *t)
     free(t->pgrad);
     free(t->mom);
     free(t->decay);
-    free(t->scratch);
+    nn_train_pool_free(t->pool);
+    free(t->work_mem);
     free(t->loss_work);
     free(t->vals_mem);
     free(t->grads_mem);

@@ -27,6 +27,21 @@ enum {
     NN_TRAIN_INPUT_GRADS = 2, /* also compute the gradients of the graph inputs */
 };
 
+/* Threads split a batch's images, channels or elements; gradients of parameters are summed
+ * over a fixed number of image chunks whatever the thread count, in chunk order, so the
+ * result does not depend on the number of threads. */
+#define NN_TRAIN_MAX_THREADS 64
+#define NN_TRAIN_GRAD_CHUNKS 8
+
+/* The worker threads (train_pool.c). */
+struct nn_train_pool;
+typedef void (*nn_train_job_fn)(void *arg, int index, int count);
+int nn_train_pool_new(int threads, struct nn_train_pool **out);
+void nn_train_pool_free(struct nn_train_pool *p);
+int nn_train_pool_size(const struct nn_train_pool *p);
+/* fn(arg, i, n) on each of the n threads (i = 0 on the caller); returns when all are done. */
+void nn_train_pool_run(struct nn_train_pool *p, nn_train_job_fn fn, void *arg);
+
 struct nn_trainer {
     struct nn_model *m;
     struct nn_graph *g;
@@ -45,12 +60,19 @@ struct nn_trainer {
     float **pgrad;            /* per tensor: its gradient, NULL when it is not trained */
     float **mom;              /* per tensor: its momentum buffer (with pgrad) */
     unsigned char *decay;     /* per tensor: takes weight decay */
-    float *scratch;           /* the largest kernel scratch of any node */
+    struct nn_train_pool *pool;
+    int threads;
+    float *scratch;           /* per thread: the largest kernel scratch of any node */
+    size_t scratch_stride;    /* floats between two threads' scratch */
+    float *wino;              /* a conv's Winograd weights, shared by the threads */
+    int chunks;               /* image chunks of parameter gradients */
+    float *partial;           /* per chunk: a node's parameter gradients over its images */
+    size_t partial_stride;
     double *loss_work;        /* classes doubles for the loss */
     int64_t step;             /* steps taken */
     size_t bytes;             /* everything allocated for the plan */
     /* the allocations behind the pointers above */
-    float *vals_mem, *grads_mem, *aux_mem, *params_mem;
+    float *vals_mem, *grads_mem, *aux_mem, *params_mem, *work_mem;
 };
 
 int nn_train_create(struct nn_model *m, const char *const *roots, int n_roots,

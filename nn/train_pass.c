@@ -1,9 +1,10 @@
 /* train_pass.c — the trainer's passes over the plan train.c made: forward in training or
- * inference mode, backward in reverse node order, and the public step and eval built from
- * them with the losses and the optimizer. Nothing here allocates. */
+ * inference mode and backward in reverse node order. The heavy ops split their work over
+ * the trainer's threads: convolutions by images, BN by channels, pools by planes, the
+ * element-wise ops by ranges; parameter gradients are summed per image chunk, then over
+ * the chunks in order. Nothing here allocates. */
 #include "nn/train.h"
 
-#include <math.h>
 #include <string.h>
 
 static float *pdata(const struct nn_trainer *t, const struct nn_node *n, int i)
@@ -16,9 +17,32 @@ static float *pgrad(const struct nn_trainer *t, const struct nn_node *n, int i)
     return i < n->n_params ? t->pgrad[n->param[i]] : NULL;
 }
 
+static size_t pelems(const struct nn_trainer *t, const struct nn_node *n, int i)
+{
+    return (size_t)nn_shape_elems(&t->g->tensors[n->param[i]].shape);
+}
+
 static size_t elems(const struct nn_trainer *t, int v)
 {
     return (size_t)nn_shape_elems(&t->shape[v]);
+}
+
+/* Elements per image of value v. */
+static size_t per_image(const struct nn_trainer *t, int v)
+{
+    return elems(t, v) / (size_t)t->shape[v].d[0];
+}
+
+/* Thread i's share [lo, hi) of total items. */
+static void share(int64_t total, int i, int n, int64_t *lo, int64_t *hi)
+{
+    *lo = total * i / n;
+    *hi = total * (i + 1) / n;
+}
+
+static float *scratch_of(const struct nn_trainer *t, int i)
+{
+    return t->scratch + (size_t)i * t->scratch_stride;
 }
 
 static struct nn_pool_geom pool_geom(const struct nn_trainer *t, const struct nn_node *n)
@@ -56,41 +80,157 @@ static enum nn_act act_of(enum nn_op op)
     return op == NN_OP_RELU ? NN_ACT_RELU : op == NN_OP_RELU6 ? NN_ACT_RELU6 : NN_ACT_LEAKY;
 }
 
-/* ---- forward ---- */
+/* What a job needs: the node, and in backward its output gradient and input gradient. */
+struct job {
+    struct nn_trainer *t;
+    const struct nn_node *n;
+    int k, training, acc;
+    const float *dy;
+    float *dx;
+    const float *u; /* a conv's shared Winograd weights, or NULL */
+};
 
-static void fwd_tucker(struct nn_trainer *t, const struct nn_node *n, int k)
+static void run(struct job *j, nn_train_job_fn fn)
+{
+    nn_train_pool_run(j->t->pool, fn, j);
+}
+
+/* ---- forward jobs ---- */
+
+static void fwd_conv_job(void *arg, int i, int nt)
+{
+    struct job *j = arg;
+    const struct nn_node *n = j->n;
+    struct nn_conv_geom g = nn_train_conv_geom(j->t, n);
+    int64_t lo, hi;
+    share(g.n, i, nt, &lo, &hi);
+    if (lo == hi)
+        return;
+    g.n = (int)(hi - lo);
+    nn_conv_train_forward(&g, j->t->val[n->in[0]] + lo * per_image(j->t, n->in[0]),
+                          pdata(j->t, n, 0), j->u, pdata(j->t, n, 1),
+                          j->t->val[n->out] + lo * per_image(j->t, n->out), scratch_of(j->t, i));
+}
+
+/* A Tucker layer's geometries for images [lo, hi). */
+static struct nn_tucker_geom tucker_part(const struct nn_trainer *t, const struct nn_node *n,
+                                         int64_t lo, int64_t hi)
 {
     struct nn_tucker_geom tg = nn_train_tucker_geom(t, n);
+    tg.in.n = tg.core.n = tg.out.n = (int)(hi - lo);
+    return tg;
+}
+
+static size_t map_of(const struct nn_conv_geom *g)
+{
+    return (size_t)g->cout * g->ho * g->wo;
+}
+
+static void fwd_tucker_job(void *arg, int i, int nt)
+{
+    struct job *j = arg;
+    struct nn_trainer *t = j->t;
+    const struct nn_node *n = j->n;
+    int64_t lo, hi;
+    share(t->shape[n->in[0]].d[0], i, nt, &lo, &hi);
+    if (lo == hi)
+        return;
+    struct nn_tucker_geom tg = tucker_part(t, n, lo, hi);
     const float *p[4] = {pdata(t, n, 0), pdata(t, n, 1), pdata(t, n, 2), pdata(t, n, 3)};
-    nn_tucker_forward(&tg, t->val[n->in[0]], p, t->aux[k].mid1, t->aux[k].mid2, t->val[n->out],
-                      t->scratch);
+    nn_tucker_forward(&tg, t->val[n->in[0]] + lo * per_image(t, n->in[0]), p,
+                      t->aux[j->k].mid1 + lo * map_of(&tg.in),
+                      t->aux[j->k].mid2 + lo * map_of(&tg.core),
+                      t->val[n->out] + lo * per_image(t, n->out), scratch_of(t, i));
 }
 
-static void fwd_bn(struct nn_trainer *t, const struct nn_node *n, int k, int training)
+static void fwd_bn_job(void *arg, int i, int nt)
 {
+    struct job *j = arg;
+    struct nn_trainer *t = j->t;
+    const struct nn_node *n = j->n;
     const struct nn_shape *x = &t->shape[n->in[0]];
-    const struct nn_train_aux *a = &t->aux[k];
-    if (training)
-        nn_bn_train_forward(x->d[0], x->d[1], bn_inner(x), t->val[n->in[0]], pdata(t, n, 0),
-                            pdata(t, n, 1), n->a.eps, t->val[n->out], a->mean, a->var, a->invstd);
-    else
-        nn_batchnorm(x->d[0], x->d[1], bn_inner(x), t->val[n->in[0]], pdata(t, n, 0),
-                     pdata(t, n, 1), pdata(t, n, 2), pdata(t, n, 3), n->a.eps, t->val[n->out]);
-}
-
-/* Inverted dropout (Srivastava et al. 2014 with the 1/(1-p) scale moved to training), so
- * inference runs it as identity. */
-static void fwd_dropout(struct nn_trainer *t, const struct nn_node *n, int k, int training)
-{
-    size_t len = elems(t, n->out);
-    float *mask = t->aux[k].mask;
-    if (!training || !mask) {
-        memcpy(t->val[n->out], t->val[n->in[0]], len * sizeof(float));
+    const float *xv = t->val[n->in[0]];
+    float *y = t->val[n->out];
+    int c = x->d[1], inner = bn_inner(x);
+    int64_t c0, c1;
+    share(c, i, nt, &c0, &c1);
+    if (c0 == c1)
+        return;
+    if (j->training) {
+        const struct nn_train_aux *a = &t->aux[j->k];
+        nn_bn_train_forward(x->d[0], c, inner, (int)c0, (int)c1, xv, pdata(t, n, 0),
+                            pdata(t, n, 1), n->a.eps, y, a->mean, a->var, a->invstd);
         return;
     }
-    nn_dropout_mask(t->o.seed, t->step, k, n->a.ratio, mask, len);
-    nn_grad_mul(t->val[n->in[0]], mask, t->val[n->out], len, 0);
+    for (int img = 0; img < x->d[0]; img++) { /* channels [c0, c1) of one image are contiguous */
+        size_t off = ((size_t)img * c + (size_t)c0) * inner;
+        nn_batchnorm(1, (int)(c1 - c0), inner, xv + off, pdata(t, n, 0) + c0,
+                     pdata(t, n, 1) + c0, pdata(t, n, 2) + c0, pdata(t, n, 3) + c0, n->a.eps,
+                     y + off);
+    }
 }
+
+/* Element ranges split on 16-float boundaries (whole cache lines for each thread). */
+static void elem_share(size_t len, int i, int nt, size_t *lo, size_t *hi)
+{
+    int64_t a, b;
+    size_t blocks = (len + 15) / 16;
+    share((int64_t)blocks, i, nt, &a, &b);
+    *lo = (size_t)a * 16 > len ? len : (size_t)a * 16;
+    *hi = (size_t)b * 16 > len ? len : (size_t)b * 16;
+}
+
+/* Activations, Add, Dropout, Flatten/Reshape copies: element ranges. */
+static void fwd_elem_job(void *arg, int i, int nt)
+{
+    struct job *j = arg;
+    struct nn_trainer *t = j->t;
+    const struct nn_node *n = j->n;
+    size_t lo, hi;
+    elem_share(elems(t, n->out), i, nt, &lo, &hi);
+    if (lo == hi)
+        return;
+    const float *x = t->val[n->in[0]] + lo;
+    float *y = t->val[n->out] + lo, *mask = t->aux[j->k].mask;
+    switch (n->op) {
+    case NN_OP_ADD: nn_add(x, t->val[n->in[1]] + lo, y, hi - lo, NN_ACT_NONE, 0.f); break;
+    case NN_OP_DROPOUT:
+        if (j->training && mask) /* inverted dropout: the 1/(1-p) scale is in the mask */
+            nn_grad_mul(x, mask + lo, y, hi - lo, 0);
+        else
+            memcpy(y, x, sizeof(float) * (hi - lo));
+        break;
+    case NN_OP_FLATTEN:
+    case NN_OP_RESHAPE: memcpy(y, x, sizeof(float) * (hi - lo)); break;
+    default: nn_activate(act_of(n->op), n->a.alpha, x, y, hi - lo); break;
+    }
+}
+
+/* Pools: planes (image, channel) of the input. */
+static void fwd_pool_job(void *arg, int i, int nt)
+{
+    struct job *j = arg;
+    struct nn_trainer *t = j->t;
+    const struct nn_node *n = j->n;
+    struct nn_pool_geom pg = pool_geom(t, n);
+    int64_t lo, hi;
+    share((int64_t)pg.n * pg.c, i, nt, &lo, &hi);
+    if (lo == hi)
+        return;
+    size_t hw = (size_t)pg.h * pg.w, hwo = (size_t)pg.ho * pg.wo;
+    const float *x = t->val[n->in[0]] + lo * hw;
+    float *y = t->val[n->out] + lo * hwo;
+    pg.n = 1;
+    pg.c = (int)(hi - lo);
+    if (n->op == NN_OP_MAXPOOL)
+        nn_maxpool(&pg, x, y);
+    else if (n->op == NN_OP_AVGPOOL)
+        nn_avgpool(&pg, x, y);
+    else
+        nn_global_avgpool(1, pg.c, (int)hw, x, y);
+}
+
+/* ---- forward: the small ops run on the caller ---- */
 
 static void fwd_concat(struct nn_trainer *t, const struct nn_node *n)
 {
@@ -104,35 +244,13 @@ static void fwd_concat(struct nn_trainer *t, const struct nn_node *n)
     nn_concat(n->n_in, xs, lens, outer, inner, t->val[n->out]);
 }
 
-static void fwd_node(struct nn_trainer *t, const struct nn_node *n, int k, int training)
+static void fwd_small(struct nn_trainer *t, const struct nn_node *n)
 {
     const struct nn_shape *x = &t->shape[n->in[0]];
     const float *xv = t->val[n->in[0]];
     float *y = t->val[n->out];
     size_t len = elems(t, n->out);
     switch (n->op) {
-    case NN_OP_CONV: {
-        struct nn_conv_geom g = nn_train_conv_geom(t, n);
-        nn_conv_train_forward(&g, xv, pdata(t, n, 0), pdata(t, n, 1), y, t->scratch);
-        break;
-    }
-    case NN_OP_TUCKERCONV: fwd_tucker(t, n, k); break;
-    case NN_OP_BATCHNORM: fwd_bn(t, n, k, training); break;
-    case NN_OP_RELU:
-    case NN_OP_RELU6:
-    case NN_OP_LEAKYRELU: nn_activate(act_of(n->op), n->a.alpha, xv, y, len); break;
-    case NN_OP_MAXPOOL: {
-        struct nn_pool_geom pg = pool_geom(t, n);
-        nn_maxpool(&pg, xv, y);
-        break;
-    }
-    case NN_OP_AVGPOOL: {
-        struct nn_pool_geom pg = pool_geom(t, n);
-        nn_avgpool(&pg, xv, y);
-        break;
-    }
-    case NN_OP_GLOBALAVGPOOL: nn_global_avgpool(x->d[0], x->d[1], x->d[2] * x->d[3], xv, y); break;
-    case NN_OP_ADD: nn_add(xv, t->val[n->in[1]], y, len, NN_ACT_NONE, 0.f); break;
     case NN_OP_WSUM: {
         const float *xs[NN_MAX_NODE_INPUTS];
         for (int i = 0; i < n->n_in; i++)
@@ -141,8 +259,6 @@ static void fwd_node(struct nn_trainer *t, const struct nn_node *n, int k, int t
         break;
     }
     case NN_OP_CONCAT: fwd_concat(t, n); break;
-    case NN_OP_FLATTEN:
-    case NN_OP_RESHAPE: memcpy(y, xv, len * sizeof(float)); break;
     case NN_OP_GEMM:
         nn_gemm_fast(x->d[0], x->d[1], t->shape[n->out].d[1], xv, pdata(t, n, 0), pdata(t, n, 1),
                      y);
@@ -152,9 +268,42 @@ static void fwd_node(struct nn_trainer *t, const struct nn_node *n, int k, int t
         nn_softmax(outer, x->d[axis], inner, xv, y);
         break;
     }
-    case NN_OP_DROPOUT: fwd_dropout(t, n, k, training); break;
     case NN_OP_BATCHMEAN: nn_batchmean(x->d[0], len, xv, y); break;
-    case NN_OP_COUNT: break;
+    default: break;
+    }
+}
+
+static void fwd_node(struct nn_trainer *t, const struct nn_node *n, int k, int training)
+{
+    struct job j = {.t = t, .n = n, .k = k, .training = training};
+    switch (n->op) {
+    case NN_OP_CONV: {
+        struct nn_conv_geom g = nn_train_conv_geom(t, n);
+        if (nn_conv_train_winograd(&g) & 1) {
+            nn_conv_train_prep_forward(&g, pdata(t, n, 0), t->wino);
+            j.u = t->wino;
+        }
+        run(&j, fwd_conv_job);
+        break;
+    }
+    case NN_OP_TUCKERCONV: run(&j, fwd_tucker_job); break;
+    case NN_OP_BATCHNORM: run(&j, fwd_bn_job); break;
+    case NN_OP_DROPOUT:
+        if (training && t->aux[k].mask) /* masks of this step (Srivastava et al. 2014) */
+            nn_dropout_mask(t->o.seed, t->step, k, n->a.ratio, t->aux[k].mask,
+                            elems(t, n->out));
+        run(&j, fwd_elem_job);
+        break;
+    case NN_OP_RELU:
+    case NN_OP_RELU6:
+    case NN_OP_LEAKYRELU:
+    case NN_OP_ADD:
+    case NN_OP_FLATTEN:
+    case NN_OP_RESHAPE: run(&j, fwd_elem_job); break;
+    case NN_OP_MAXPOOL:
+    case NN_OP_AVGPOOL:
+    case NN_OP_GLOBALAVGPOOL: run(&j, fwd_pool_job); break;
+    default: fwd_small(t, n); break;
     }
 }
 
@@ -180,35 +329,165 @@ static float *dx_of(struct nn_trainer *t, int v, int *acc)
     return t->grad[v];
 }
 
-static void bwd_tucker(struct nn_trainer *t, const struct nn_node *n, int k, const float *dy)
+/* Images of gradient chunk c. */
+static void chunk_images(const struct nn_trainer *t, int c, int64_t *lo, int64_t *hi)
 {
-    struct nn_tucker_geom tg = nn_train_tucker_geom(t, n);
-    const float *p[4] = {pdata(t, n, 0), pdata(t, n, 1), pdata(t, n, 2), pdata(t, n, 3)};
-    float *const dp[4] = {pgrad(t, n, 0), pgrad(t, n, 1), pgrad(t, n, 2), pgrad(t, n, 3)};
-    int acc = 0;
-    float *dx = dx_of(t, n->in[0], &acc);
-    nn_tucker_backward(&tg, t->val[n->in[0]], p, t->aux[k].mid1, t->aux[k].mid2, dy, dx, acc, dp,
-                       t->scratch);
+    share(t->o.batch, c, t->chunks, lo, hi);
 }
 
-static void bwd_bn(struct nn_trainer *t, const struct nn_node *n, int k, const float *dy)
+/* Chunk c's slot for a node's parameter gradients, zeroed; dp[i] points at parameter i's. */
+static void chunk_slot(const struct nn_trainer *t, const struct nn_node *n, int c, float **dp)
 {
+    float *p = t->partial + (size_t)c * t->partial_stride;
+    for (int i = 0; i < NN_MAX_PARAMS; i++) {
+        dp[i] = i < n->n_params ? p : NULL;
+        if (i < n->n_params) {
+            memset(p, 0, sizeof(float) * pelems(t, n, i));
+            p += pelems(t, n, i);
+        }
+    }
+}
+
+static void bwd_conv_job(void *arg, int i, int nt)
+{
+    struct job *j = arg;
+    struct nn_trainer *t = j->t;
+    const struct nn_node *n = j->n;
+    int64_t c0, c1;
+    share(t->chunks, i, nt, &c0, &c1);
+    for (int c = (int)c0; c < c1; c++) {
+        int64_t lo, hi;
+        float *dp[NN_MAX_PARAMS];
+        chunk_images(t, c, &lo, &hi);
+        chunk_slot(t, n, c, dp);
+        size_t xs = per_image(t, n->in[0]), ys = per_image(t, n->out);
+        if (n->op == NN_OP_TUCKERCONV) {
+            struct nn_tucker_geom tg = tucker_part(t, n, lo, hi);
+            const float *p[4] = {pdata(t, n, 0), pdata(t, n, 1), pdata(t, n, 2), pdata(t, n, 3)};
+            nn_tucker_backward(&tg, t->val[n->in[0]] + lo * xs, p,
+                               t->aux[j->k].mid1 + lo * map_of(&tg.in),
+                               t->aux[j->k].mid2 + lo * map_of(&tg.core), j->dy + lo * ys,
+                               j->dx ? j->dx + lo * xs : NULL, j->acc, dp, scratch_of(t, i));
+            continue;
+        }
+        struct nn_conv_geom g = nn_train_conv_geom(t, n);
+        g.n = (int)(hi - lo);
+        nn_conv_backward(&g, t->val[n->in[0]] + lo * xs, pdata(t, n, 0), j->u, j->dy + lo * ys,
+                         j->dx ? j->dx + lo * xs : NULL, j->acc, dp[0], dp[1], scratch_of(t, i));
+    }
+}
+
+/* Parameter gradients += the chunks' sums, in chunk order; threads split the elements. */
+static void reduce_job(void *arg, int i, int nt)
+{
+    struct job *j = arg;
+    struct nn_trainer *t = j->t;
+    const struct nn_node *n = j->n;
+    size_t off = 0;
+    for (int p = 0; p < n->n_params; p++) {
+        size_t len = pelems(t, n, p), lo, hi;
+        float *g = pgrad(t, n, p);
+        elem_share(len, i, nt, &lo, &hi);
+        for (int c = 0; c < t->chunks; c++) {
+            const float *part = t->partial + (size_t)c * t->partial_stride + off;
+            for (size_t e = lo; e < hi; e++)
+                g[e] += part[e];
+        }
+        off += len;
+    }
+}
+
+static void bwd_conv(struct nn_trainer *t, struct job *j)
+{
+    const struct nn_node *n = j->n;
+    j->dx = dx_of(t, n->in[0], &j->acc);
+    if (n->op == NN_OP_CONV) {
+        struct nn_conv_geom g = nn_train_conv_geom(t, n);
+        if (j->dx && !j->acc && (nn_conv_train_winograd(&g) & 2)) {
+            nn_conv_train_prep_dx(&g, pdata(t, n, 0), t->wino);
+            j->u = t->wino;
+        }
+    }
+    run(j, bwd_conv_job);
+    run(j, reduce_job);
+}
+
+static void bwd_bn_job(void *arg, int i, int nt)
+{
+    struct job *j = arg;
+    struct nn_trainer *t = j->t;
+    const struct nn_node *n = j->n;
     const struct nn_shape *x = &t->shape[n->in[0]];
-    int acc = 0;
-    float *dx = dx_of(t, n->in[0], &acc);
-    nn_bn_backward(x->d[0], x->d[1], bn_inner(x), t->val[n->in[0]], pdata(t, n, 0),
-                   t->aux[k].mean, t->aux[k].invstd, dy, dx, acc, pgrad(t, n, 0), pgrad(t, n, 1));
+    int64_t c0, c1;
+    share(x->d[1], i, nt, &c0, &c1);
+    if (c0 < c1) /* a channel's sums belong to one thread, so there is nothing to reduce */
+        nn_bn_backward(x->d[0], x->d[1], bn_inner(x), (int)c0, (int)c1, t->val[n->in[0]],
+                       pdata(t, n, 0), t->aux[j->k].mean, t->aux[j->k].invstd, j->dy, j->dx,
+                       j->acc, pgrad(t, n, 0), pgrad(t, n, 1));
+}
+
+static void bwd_elem_job(void *arg, int i, int nt)
+{
+    struct job *j = arg;
+    struct nn_trainer *t = j->t;
+    const struct nn_node *n = j->n;
+    size_t lo, hi;
+    elem_share(elems(t, n->out), i, nt, &lo, &hi);
+    if (lo == hi)
+        return;
+    const float *dy = j->dy + lo, *mask = t->aux[j->k].mask;
+    float *dx = j->dx + lo;
+    switch (n->op) {
+    case NN_OP_RELU:
+    case NN_OP_RELU6:
+    case NN_OP_LEAKYRELU:
+        nn_act_backward(act_of(n->op), n->a.alpha, t->val[n->in[0]] + lo, dy, dx, hi - lo, j->acc);
+        break;
+    case NN_OP_DROPOUT:
+        if (mask)
+            nn_grad_mul(dy, mask + lo, dx, hi - lo, j->acc);
+        else
+            nn_grad_scaled(dy, 1.f, dx, hi - lo, j->acc);
+        break;
+    default: nn_grad_scaled(dy, 1.f, dx, hi - lo, j->acc); break; /* Add, Flatten, Reshape */
+    }
+}
+
+static void bwd_pool_job(void *arg, int i, int nt)
+{
+    struct job *j = arg;
+    struct nn_trainer *t = j->t;
+    const struct nn_node *n = j->n;
+    struct nn_pool_geom pg = pool_geom(t, n);
+    int64_t lo, hi;
+    share((int64_t)pg.n * pg.c, i, nt, &lo, &hi);
+    if (lo == hi)
+        return;
+    size_t hw = (size_t)pg.h * pg.w, hwo = (size_t)pg.ho * pg.wo;
+    const float *dy = j->dy + lo * hwo;
+    float *dx = j->dx + lo * hw;
+    pg.n = 1;
+    pg.c = (int)(hi - lo);
+    if (n->op == NN_OP_MAXPOOL)
+        nn_maxpool_backward(&pg, t->val[n->in[0]] + lo * hw, dy, dx, j->acc);
+    else if (n->op == NN_OP_AVGPOOL)
+        nn_avgpool_backward(&pg, dy, dx, j->acc);
+    else
+        nn_global_avgpool_backward(1, pg.c, (int)hw, dy, dx, j->acc);
 }
 
 /* Every input gets scale_i * dy: Add (1, 1), WeightedSum (its weights). */
-static void bwd_sum(struct nn_trainer *t, const struct nn_node *n, const float *dy)
+static void bwd_sum(struct nn_trainer *t, struct job *j)
 {
-    size_t len = elems(t, n->out);
+    const struct nn_node *n = j->n;
     for (int i = 0; i < n->n_in; i++) {
-        int acc = 0;
-        float *dx = dx_of(t, n->in[i], &acc);
-        if (dx)
-            nn_grad_scaled(dy, n->op == NN_OP_WSUM ? n->a.weights[i] : 1.f, dx, len, acc);
+        j->dx = dx_of(t, n->in[i], &j->acc);
+        if (!j->dx)
+            continue;
+        if (n->op == NN_OP_ADD)
+            run(j, bwd_elem_job);
+        else
+            nn_grad_scaled(j->dy, n->a.weights[i], j->dx, elems(t, n->out), j->acc);
     }
 }
 
@@ -226,76 +505,49 @@ static void bwd_concat(struct nn_trainer *t, const struct nn_node *n, const floa
     }
 }
 
-/* Ops with one input whose gradient is all they produce. */
-static void bwd_unary(struct nn_trainer *t, const struct nn_node *n, int k, const float *dy,
-                      float *dx, int acc)
+/* The small ops, on the caller: Gemm, Softmax, BatchMean. */
+static void bwd_small(struct nn_trainer *t, const struct nn_node *n, const float *dy, float *dx,
+                      int acc)
 {
     const struct nn_shape *x = &t->shape[n->in[0]];
-    const float *xv = t->val[n->in[0]];
-    size_t len = elems(t, n->out);
-    switch (n->op) {
-    case NN_OP_RELU:
-    case NN_OP_RELU6:
-    case NN_OP_LEAKYRELU: nn_act_backward(act_of(n->op), n->a.alpha, xv, dy, dx, len, acc); break;
-    case NN_OP_MAXPOOL: {
-        struct nn_pool_geom pg = pool_geom(t, n);
-        nn_maxpool_backward(&pg, xv, dy, dx, acc);
-        break;
-    }
-    case NN_OP_AVGPOOL: {
-        struct nn_pool_geom pg = pool_geom(t, n);
-        nn_avgpool_backward(&pg, dy, dx, acc);
-        break;
-    }
-    case NN_OP_GLOBALAVGPOOL:
-        nn_global_avgpool_backward(x->d[0], x->d[1], x->d[2] * x->d[3], dy, dx, acc);
-        break;
-    case NN_OP_SOFTMAX: {
+    if (n->op == NN_OP_GEMM) {
+        nn_gemm_backward(x->d[0], x->d[1], t->shape[n->out].d[1], t->val[n->in[0]],
+                         pdata(t, n, 0), dy, dx, acc, pgrad(t, n, 0), pgrad(t, n, 1));
+    } else if (n->op == NN_OP_SOFTMAX && dx) {
         int outer, inner, axis = split_axis(x, n->a.axis, &outer, &inner);
         nn_softmax_backward(outer, x->d[axis], inner, t->val[n->out], dy, dx, acc);
-        break;
-    }
-    case NN_OP_DROPOUT:
-        if (t->aux[k].mask)
-            nn_grad_mul(dy, t->aux[k].mask, dx, len, acc);
-        else
-            nn_grad_scaled(dy, 1.f, dx, len, acc);
-        break;
-    case NN_OP_BATCHMEAN: nn_batchmean_backward(x->d[0], len, dy, dx, acc); break;
-    default: nn_grad_scaled(dy, 1.f, dx, len, acc); break; /* Flatten, Reshape */
+    } else if (n->op == NN_OP_BATCHMEAN && dx) {
+        nn_batchmean_backward(x->d[0], elems(t, n->out), dy, dx, acc);
     }
 }
 
 static void bwd_node(struct nn_trainer *t, const struct nn_node *n, int k, const float *dy)
 {
-    int acc = 0;
+    struct job j = {.t = t, .n = n, .k = k, .training = 1, .dy = dy};
     switch (n->op) {
-    case NN_OP_CONV: {
-        struct nn_conv_geom g = nn_train_conv_geom(t, n);
-        float *dx = dx_of(t, n->in[0], &acc);
-        nn_conv_backward(&g, t->val[n->in[0]], pdata(t, n, 0), dy, dx, acc, pgrad(t, n, 0),
-                         pgrad(t, n, 1), t->scratch);
-        break;
-    }
-    case NN_OP_TUCKERCONV: bwd_tucker(t, n, k, dy); break;
-    case NN_OP_BATCHNORM: bwd_bn(t, n, k, dy); break;
-    case NN_OP_GEMM: {
-        const struct nn_shape *x = &t->shape[n->in[0]];
-        float *dx = dx_of(t, n->in[0], &acc);
-        nn_gemm_backward(x->d[0], x->d[1], t->shape[n->out].d[1], t->val[n->in[0]],
-                         pdata(t, n, 0), dy, dx, acc, pgrad(t, n, 0), pgrad(t, n, 1));
-        break;
-    }
+    case NN_OP_CONV:
+    case NN_OP_TUCKERCONV: bwd_conv(t, &j); return;
+    case NN_OP_BATCHNORM:
+        j.dx = dx_of(t, n->in[0], &j.acc);
+        run(&j, bwd_bn_job);
+        return;
     case NN_OP_ADD:
-    case NN_OP_WSUM: bwd_sum(t, n, dy); break;
-    case NN_OP_CONCAT: bwd_concat(t, n, dy); break;
-    default: {
-        float *dx = dx_of(t, n->in[0], &acc);
-        if (dx)
-            bwd_unary(t, n, k, dy, dx, acc);
-        break;
+    case NN_OP_WSUM: bwd_sum(t, &j); return;
+    case NN_OP_CONCAT: bwd_concat(t, n, dy); return;
+    case NN_OP_GEMM:
+    case NN_OP_SOFTMAX:
+    case NN_OP_BATCHMEAN:
+        j.dx = dx_of(t, n->in[0], &j.acc);
+        bwd_small(t, n, dy, j.dx, j.acc);
+        return;
+    default: break;
     }
-    }
+    if (!(j.dx = dx_of(t, n->in[0], &j.acc)))
+        return;
+    if (n->op == NN_OP_MAXPOOL || n->op == NN_OP_AVGPOOL || n->op == NN_OP_GLOBALAVGPOOL)
+        run(&j, bwd_pool_job);
+    else
+        run(&j, bwd_elem_job); /* activations, Dropout, Flatten, Reshape */
 }
 
 void nn_train_backward_begin(struct nn_trainer *t)
@@ -339,85 +591,4 @@ void nn_train_update_running(struct nn_trainer *t)
         nn_bn_update_running(x->d[1], (int64_t)x->d[0] * bn_inner(x), t->aux[k].mean,
                              t->aux[k].var, t->o.bn_momentum, pdata(t, n, 2), pdata(t, n, 3));
     }
-}
-
-/* ---- step and eval ---- */
-
-static int check_labels(const struct nn_trainer *t, const int *labels, struct err_msg *em)
-{
-    if (t->flags & NN_TRAIN_ANY_ROOTS)
-        return err_set(em, ERR_INVAL, "training: this trainer has no losses");
-    if (!labels)
-        return err_set(em, ERR_INVAL, "training: no labels");
-    for (int r = 0; r < t->n_roots; r++)
-        for (int i = 0; i < t->clips; i++)
-            if (labels[i] < 0 || labels[i] >= t->roots[r].classes)
-                return err_set(em, ERR_RANGE,
-                               "training: label %d of clip %d outside 0..%d (loss '%s')",
-                               labels[i], i, t->roots[r].classes - 1,
-                               t->g->values[t->roots[r].value].name);
-    return 0;
-}
-
-/* Every loss on the values of the last forward; with_grad seeds their gradients. */
-static int losses(struct nn_trainer *t, const int *labels, int with_grad,
-                  struct nn_step_stats *st, struct err_msg *em)
-{
-    st->n_losses = t->n_roots;
-    for (int r = 0; r < t->n_roots; r++) {
-        int v = t->roots[r].value;
-        float *dl = with_grad ? t->grad[v] : NULL;
-        struct nn_ce_result res =
-            nn_softmax_ce(t->clips, t->o.segments, t->roots[r].classes, t->val[v], labels,
-                          t->o.label_smoothing, dl, t->loss_work);
-        if (dl)
-            t->grad_set[v] = 1;
-        if (!isfinite(res.loss))
-            return err_set(em, ERR_RANGE, "training: loss '%s' is not finite at step %lld",
-                           t->g->values[v].name, (long long)t->step);
-        st->loss[r] = (float)res.loss;
-        st->top1[r] = (float)res.correct / (float)t->clips;
-    }
-    return 0;
-}
-
-int nn_trainer_step(struct nn_trainer *t, const int *labels, struct nn_step_stats *st,
-                    struct err_msg *em)
-{
-    struct nn_step_stats local;
-    st = st ? st : &local;
-    memset(st, 0, sizeof *st);
-    int rc = check_labels(t, labels, em);
-    if (rc)
-        return rc;
-    nn_train_forward(t, 1);
-    nn_train_backward_begin(t);
-    if ((rc = losses(t, labels, 1, st, em)))
-        return rc;
-    nn_train_backward(t);
-    double norm = nn_sgd_grad_norm(t);
-    if (!isfinite(norm))
-        return err_set(em, ERR_RANGE, "training: gradient norm is not finite at step %lld",
-                       (long long)t->step);
-    /* Only now, with the step sure to complete, does anything persistent change. */
-    float lr = nn_sgd_lr(&t->o, t->step);
-    nn_train_update_running(t);
-    nn_sgd_apply(t, lr, norm);
-    st->lr = lr;
-    st->grad_norm = (float)norm;
-    t->step++;
-    return 0;
-}
-
-int nn_trainer_eval(struct nn_trainer *t, const int *labels, struct nn_step_stats *st,
-                    struct err_msg *em)
-{
-    struct nn_step_stats local;
-    st = st ? st : &local;
-    memset(st, 0, sizeof *st);
-    int rc = labels ? check_labels(t, labels, em) : 0;
-    if (rc)
-        return rc;
-    nn_train_forward(t, 0);
-    return labels ? losses(t, labels, 0, st, em) : 0;
 }

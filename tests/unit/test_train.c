@@ -186,6 +186,7 @@ static struct gresult grad_check(struct gcheck *c, const char *what)
     o.lr = 0.f; /* a step that leaves the weights where the differences are taken */
     o.momentum = 0.f;
     o.seed = 11;
+    o.threads = 3; /* the threaded paths, some threads with nothing to do on small batches */
     struct nn_trainer *t = NULL;
     struct err_msg em = {{0}};
     int flags = NN_TRAIN_INPUT_GRADS | (c->ce ? 0 : NN_TRAIN_ANY_ROOTS);
@@ -1087,6 +1088,36 @@ static void two_stream_step(struct nn_trainer *t, float *loss2)
     loss2[1] = st.loss[1];
 }
 
+/* Threads split images, channels and elements, and parameter gradients are summed over
+ * fixed image chunks: 1, 2 or 3 threads give the same bits. */
+static void test_threads_do_not_change_results(void **state)
+{
+    (void)state;
+    float loss[3][4][2];
+    struct nn_model *m[3];
+    for (int r = 0; r < 3; r++) {
+        struct nn_train_opts o;
+        two_stream_opts(&o);
+        o.batch = 6;
+        o.segments = 3;
+        o.threads = r + 1;
+        m[r] = two_stream(1, 0.f);
+        struct nn_trainer *t = new_trainer(m[r], two_losses, 2, &o);
+        for (int s = 0; s < 4; s++)
+            two_stream_step(t, loss[r][s]);
+        nn_trainer_free(t);
+    }
+    for (int r = 1; r < 3; r++) {
+        assert_memory_equal(loss[0], loss[r], sizeof loss[0]);
+        for (int i = 0; i < m[0]->graph->n_tensors; i++)
+            assert_memory_equal(m[0]->graph->tensors[i].data, m[r]->graph->tensors[i].data,
+                                sizeof(float) *
+                                    (size_t)nn_shape_elems(&m[0]->graph->tensors[i].shape));
+    }
+    for (int r = 0; r < 3; r++)
+        nn_model_free(m[r]);
+}
+
 /* Train 3 steps, save, train 4 more; a fresh trainer (other initial weights) resumed from
  * the checkpoint gives the same 4 pairs of losses and the same weights, bit for bit. */
 static void test_resume_continues_exactly(void **state)
@@ -1107,6 +1138,7 @@ static void test_resume_continues_exactly(void **state)
         two_stream_step(ta, la[s]);
 
     struct nn_model *mb = two_stream(2, 0.f);
+    o.threads = 2; /* not part of a run's identity: results do not depend on it */
     struct nn_trainer *tb = new_trainer(mb, two_losses, 2, &o);
     if (nn_trainer_resume(tb, path, &em))
         fail_msg("%s", em.text);
@@ -1432,6 +1464,7 @@ int main(void)
         cmocka_unit_test(test_options_checked),
         cmocka_unit_test(test_clipping_bounds_global_norm),
         cmocka_unit_test(test_seed_makes_runs_repeatable),
+        cmocka_unit_test(test_threads_do_not_change_results),
         cmocka_unit_test_setup_teardown(test_resume_continues_exactly, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_checkpoint_errors, setup_dir, teardown_dir),
         cmocka_unit_test(test_inference_uses_trained_bn_stats),
