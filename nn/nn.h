@@ -331,7 +331,9 @@ int nn_trainer_new(struct nn_model *m, const char *const *loss_values, int n_los
                    const struct nn_train_opts *o, struct nn_trainer **out, struct err_msg *em);
 void nn_trainer_free(struct nn_trainer *t);
 
-/* The batch buffer of graph input i ([batch, ...] floats): fill it before each step. */
+/* The batch buffer of graph input i ([batch, ...] floats): fill it before each step;
+ * NULL (and a 0-d shape) for no such input. Rows c * segments .. c * segments + K - 1 are
+ * the K segments of clip c. */
 float *nn_trainer_input(struct nn_trainer *t, int i);
 struct nn_shape nn_trainer_input_shape(const struct nn_trainer *t, int i);
 

@@ -478,7 +478,8 @@ float *nn_trainer_input(struct nn_trainer *t, int i)
 
 struct nn_shape nn_trainer_input_shape(const struct nn_trainer *t, int i)
 {
-    return t->shape[t->g->inputs[i]];
+    struct nn_shape none = {0, {0}};
+    return i >= 0 && i < t->g->n_inputs ? t->shape[t->g->inputs[i]] : none;
 }
 
 int64_t nn_trainer_steps(const struct nn_trainer *t)

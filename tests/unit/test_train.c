@@ -1398,9 +1398,10 @@ static void test_dropout_masks(void **state)
     free(b);
 }
 
-/* ACTIOND_TRAIN_BENCH=1 (steps: ACTIOND_TRAIN_BENCH_STEPS, default 5): the default
- * two-stream vgg-small (width 1, 112x112, 10 motion channels), 8 clips x 3 segments;
- * prints ms per step. Does nothing otherwise. */
+/* ACTIOND_TRAIN_BENCH=1 (steps: ACTIOND_TRAIN_BENCH_STEPS, default 5; threads:
+ * ACTIOND_TRAIN_BENCH_THREADS, default 2): the default two-stream vgg-small (width 1,
+ * 112x112, 10 motion channels), 8 clips x 3 segments; prints ms per step. Does nothing
+ * otherwise. */
 static void test_bench_two_stream_step(void **state)
 {
     (void)state;
@@ -1414,6 +1415,8 @@ static void test_bench_two_stream_step(void **state)
     nn_train_opts_default(&o);
     o.batch = 24;
     o.segments = 3;
+    const char *th = getenv("ACTIOND_TRAIN_BENCH_THREADS");
+    o.threads = th ? atoi(th) : 2;
     struct nn_trainer *t = new_trainer(m, two_losses, 2, &o);
     uint64_t rng = 1;
     for (int i = 0; i < 2; i++) {
@@ -1433,10 +1436,11 @@ static void test_bench_two_stream_step(void **state)
         best = ms < best ? ms : best;
         total += ms;
     }
-    fprintf(stderr, "two-stream vgg-small 112x112, 8 clips x 3 segments: %.1f ms/step mean, "
-                    "%.1f min over %d steps (%.1f clips/s); trainer memory %.0f MB; BLAS %s\n",
-            total / steps, best, steps, 8 * 1000.0 * steps / total, (double)t->bytes / 1e6,
-            nn_blas_core());
+    fprintf(stderr, "two-stream vgg-small 112x112, 8 clips x 3 segments, %d threads: %.1f "
+                    "ms/step mean, %.1f min over %d steps (%.1f clips/s); trainer memory %.0f "
+                    "MB; BLAS %s\n",
+            o.threads, total / steps, best, steps, 8 * 1000.0 * steps / total,
+            (double)t->bytes / 1e6, nn_blas_core());
     nn_trainer_free(t);
     nn_model_free(m);
 }
