@@ -329,10 +329,11 @@ static float *dx_of(struct nn_trainer *t, int v, int *acc)
     return t->grad[v];
 }
 
-/* Images of gradient chunk c. */
-static void chunk_images(const struct nn_trainer *t, int c, int64_t *lo, int64_t *hi)
+/* Images of gradient chunk c of the node's input (whose batch is 1 after a BatchMean). */
+static void chunk_images(const struct nn_trainer *t, const struct nn_node *n, int c,
+                         int64_t *lo, int64_t *hi)
 {
-    share(t->o.batch, c, t->chunks, lo, hi);
+    share(t->shape[n->in[0]].d[0], c, t->chunks, lo, hi);
 }
 
 /* Chunk c's slot for a node's parameter gradients, zeroed; dp[i] points at parameter i's. */
@@ -358,8 +359,10 @@ static void bwd_conv_job(void *arg, int i, int nt)
     for (int c = (int)c0; c < c1; c++) {
         int64_t lo, hi;
         float *dp[NN_MAX_PARAMS];
-        chunk_images(t, c, &lo, &hi);
+        chunk_images(t, n, c, &lo, &hi);
         chunk_slot(t, n, c, dp);
+        if (lo == hi)
+            continue;
         size_t xs = per_image(t, n->in[0]), ys = per_image(t, n->out);
         if (n->op == NN_OP_TUCKERCONV) {
             struct nn_tucker_geom tg = tucker_part(t, n, lo, hi);

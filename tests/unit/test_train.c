@@ -549,6 +549,20 @@ static void test_grad_batchmean(void **state)
     struct nn_node_desc d = node("mean", NN_OP_BATCHMEAN, "x", "y");
     struct nn_model *m = unary_model(tl_shape(2, 1, 6, 0, 0));
     check_unary(m, d, 4, fill_uniform, "batchmean");
+    /* a conv after the mean sees a batch of 1, whatever the training batch */
+    uint64_t rng = 0xbee;
+    m = nn_model_new();
+    input(m->graph, "x", tl_shape(4, 1, 2, 5, 5));
+    add(m->graph, node("mean", NN_OP_BATCHMEAN, "x", "m"));
+    tl_tensor(m->graph, "w", tl_shape(4, 3, 2, 3, 3), &rng);
+    tl_tensor(m->graph, "b", tl_shape(1, 3, 0, 0, 0), &rng);
+    d = node("conv", NN_OP_CONV, "m", "y");
+    params(&d, 2, "w", "b", NULL, NULL);
+    add(m->graph, d);
+    assert_int_equal(nn_graph_add_output(m->graph, "y", NULL), 0);
+    struct gcheck c = {.m = m, .batch = 4, .root = "y"};
+    grad_check(&c, "batchmean + conv");
+    nn_model_free(m);
 }
 
 /* Softmax cross-entropy through nn_trainer_step: plain, label smoothing, TSN segments. */
