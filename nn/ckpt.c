@@ -201,6 +201,8 @@ static void sync_dir_of(const char *path)
 
 int nn_trainer_save(const struct nn_trainer *t, const char *path, struct err_msg *em)
 {
+    if (!path)
+        return err_set(em, ERR_INVAL, "checkpoint: no path");
     uint32_t gcrc;
     int rc = graph_crc(t->g, &gcrc, em);
     if (rc)
@@ -215,8 +217,10 @@ int nn_trainer_save(const struct nn_trainer *t, const char *path, struct err_msg
     struct writer w = {fd >= 0 ? fdopen(fd, "wb") : NULL, 0, 0};
     if (!w.f) {
         rc = err_set(em, ERR_IO, "%s: cannot create a temporary file: %s", path, strerror(errno));
-        if (fd >= 0)
+        if (fd >= 0) {
             close(fd);
+            unlink(tmp);
+        }
         free(tmp);
         return rc;
     }
@@ -418,6 +422,8 @@ static int walk(const unsigned char *b, size_t len, struct nn_trainer *t, uint32
 
 int nn_trainer_resume(struct nn_trainer *t, const char *path, struct err_msg *em)
 {
+    if (!path)
+        return err_set(em, ERR_INVAL, "checkpoint: no path");
     unsigned char *b = NULL;
     size_t len = 0;
     uint32_t gcrc;

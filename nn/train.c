@@ -406,6 +406,8 @@ int nn_train_create(struct nn_model *m, const char *const *roots, int n_roots,
                     struct err_msg *em)
 {
     *out = NULL;
+    if (!m || !m->graph || !o)
+        return err_set(em, ERR_INVAL, "training: no model or no options");
     int rc = nn_train_opts_check(o, em);
     if (rc || (rc = check_graph(m->graph, em)))
         return rc;
