@@ -1102,6 +1102,45 @@ static void two_stream_step(struct nn_trainer *t, float *loss2)
     loss2[1] = st.loss[1];
 }
 
+/* Both built-in architectures, as two-stream networks, fit one fixed batch: the loss of
+ * each stream falls (ResNet-18 adds strided 1x1 shortcuts, residual sums, a 7x7 stem). */
+static void test_builtin_archs_fit_a_batch(void **state)
+{
+    (void)state;
+    const char *archs[2] = {"vgg-small", "resnet18"};
+    for (int a = 0; a < 2; a++) {
+        struct nn_model *m = nn_model_new();
+        struct nn_arch_opts ao = {.arch = archs[a], .width = 0.125f, .n_classes = 4, .seed = 5};
+        const float fusion[2] = {1.f, 1.f};
+        assert_int_equal(nn_arch_two_stream(m->graph, &ao, 32, 32, 4, fusion, NULL), 0);
+        struct nn_train_opts o;
+        nn_train_opts_default(&o);
+        o.batch = 8;
+        o.segments = 2;
+        o.lr = 0.02f;
+        o.threads = 2;
+        struct nn_trainer *t = new_trainer(m, two_losses, 2, &o);
+        int labels[4] = {0, 1, 2, 3};
+        uint64_t rng = 6;
+        for (int i = 0; i < 2; i++) {
+            struct nn_shape sh = nn_trainer_input_shape(t, i);
+            for (int64_t j = 0; j < nn_shape_elems(&sh); j++)
+                nn_trainer_input(t, i)[j] = tl_uniform(&rng, -1.f, 1.f);
+        }
+        struct nn_step_stats first, st;
+        step_ok(t, labels, &first);
+        for (int s = 0; s < 30; s++)
+            step_ok(t, labels, &st);
+        if (verbose())
+            fprintf(stderr, "%s: losses %.3f %.3f -> %.3f %.3f\n", archs[a],
+                    (double)first.loss[0], (double)first.loss[1], (double)st.loss[0],
+                    (double)st.loss[1]);
+        assert_true(st.loss[0] < 0.5f * first.loss[0] && st.loss[1] < 0.5f * first.loss[1]);
+        nn_trainer_free(t);
+        nn_model_free(m);
+    }
+}
+
 /* Threads split images, channels and elements, and parameter gradients are summed over
  * fixed image chunks: 1, 2 or 3 threads give the same bits. */
 static void test_threads_do_not_change_results(void **state)
@@ -1482,6 +1521,7 @@ int main(void)
         cmocka_unit_test(test_options_checked),
         cmocka_unit_test(test_clipping_bounds_global_norm),
         cmocka_unit_test(test_seed_makes_runs_repeatable),
+        cmocka_unit_test(test_builtin_archs_fit_a_batch),
         cmocka_unit_test(test_threads_do_not_change_results),
         cmocka_unit_test_setup_teardown(test_resume_continues_exactly, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_checkpoint_errors, setup_dir, teardown_dir),
