@@ -666,7 +666,7 @@ static void test_all_attributes_round_trip(void **state)
     d.attrs.ranks[0] = 3;
     d.attrs.ranks[1] = 2;
     add(g, d);
-    d = node("odd", NN_OP_DROPOUT, "t", "u"); /* Dropout ignores every attribute */
+    d = node("odd", NN_OP_DROPOUT, "t", "u"); /* Dropout reads only ratio, when training */
     d.attrs.kernel[0] = 3;
     d.attrs.kernel[1] = 5;
     d.attrs.group = 4;
