@@ -82,9 +82,10 @@ HELPER_BINS := $(HELPER_SRCS:tests/integration/helpers/%.c=$(BUILD)/tests/helper
 .PHONY: all check check-run tests deps demo install uninstall clean distclean
 all: $(BIN)
 
-# The kernels rely on the vectoriser, which -O2 leaves mostly off in GCC 12, and on fused
+# The kernels (inference op_*, training grad_*) rely on the vectoriser, which -O2 leaves mostly off in GCC 12, and on fused
 # multiply-adds, which -std=c11 turns off unless asked (-ffp-contract).
 $(BUILD)/nn/op_%.o: OPTFLAGS = -O3 -g -ffp-contract=fast
+$(BUILD)/nn/grad_%.o: OPTFLAGS = -O3 -g -ffp-contract=fast
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)

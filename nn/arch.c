@@ -228,11 +228,15 @@ static void vgg_small_body(struct arch_b *b, float width)
     }
 }
 
-static void classifier(struct arch_b *b, int n_classes, const char *logits)
+static void classifier(struct arch_b *b, int n_classes, float dropout, const char *logits)
 {
     pool(b, "avgpool", NN_OP_GLOBALAVGPOOL, 0, 1, 0);
     node(b, "flatten", NN_OP_FLATTEN, b->cur, NULL, "flatten.out", NULL, 0, NULL);
-    node(b, "dropout", NN_OP_DROPOUT, b->cur, NULL, "dropout.out", NULL, 0, NULL);
+    struct nn_attrs da;
+    nn_attrs_default(&da);
+    if (dropout > 0.f)
+        da.ratio = dropout;
+    node(b, "dropout", NN_OP_DROPOUT, b->cur, NULL, "dropout.out", NULL, 0, &da);
     tensor(b, "fc.weight", (struct nn_shape){2, {n_classes, b->ch}}, b->ch, 0);
     tensor(b, "fc.bias", (struct nn_shape){1, {n_classes}}, 0, 0.f);
     const char *fp[2] = {"fc.weight", "fc.bias"};
@@ -249,6 +253,9 @@ int nn_arch_add_stream(struct nn_graph *g, const struct nn_arch_opts *o, const c
     if (o->n_classes < 1 || o->n_classes > NN_MAX_CLASSES || width > 8.f)
         return err_set(em, ERR_RANGE, "architecture: %d classes, width %g", o->n_classes,
                        (double)width);
+    if (!(o->dropout >= 0.f && o->dropout < 1.f))
+        return err_set(em, ERR_RANGE, "architecture: dropout %g outside [0, 1)",
+                       (double)o->dropout);
     if (strcmp(o->arch, "resnet18") == 0)
         resnet18_body(&b, width);
     else if (strcmp(o->arch, "vgg-small") == 0)
@@ -256,7 +263,7 @@ int nn_arch_add_stream(struct nn_graph *g, const struct nn_arch_opts *o, const c
     else
         return err_set(em, ERR_NOTFOUND, "unknown architecture '%s' (resnet18, vgg-small)",
                        o->arch);
-    classifier(&b, o->n_classes, logits);
+    classifier(&b, o->n_classes, o->dropout, logits);
     return b.rc;
 }
 

@@ -43,6 +43,7 @@ void nn_attrs_default(struct nn_attrs *a)
     a->axis = 1;
     a->alpha = 0.01f;
     a->eps = 1e-5f;
+    a->ratio = 0.5f;
 }
 
 struct nn_graph *nn_graph_new(void)
@@ -209,6 +210,10 @@ static int attrs_ok(const struct nn_node_desc *d, struct err_msg *em)
                        a->shape_ndim);
     if (!isfinite(a->alpha) || !isfinite(a->eps) || a->eps < 0)
         return err_set(em, ERR_RANGE, "node '%s': alpha or epsilon not finite", d->name);
+    /* ratio 1 would drop everything and scale by 1/(1 - ratio) = inf */
+    if (!(a->ratio >= 0.f && a->ratio < 1.f))
+        return err_set(em, ERR_RANGE, "node '%s': dropout ratio %g outside [0, 1)", d->name,
+                       (double)a->ratio);
     for (int i = 0; i < NN_MAX_NODE_INPUTS; i++)
         if (!isfinite(a->weights[i]))
             return err_set(em, ERR_RANGE, "node '%s': weight %d not finite", d->name, i);

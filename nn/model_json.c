@@ -136,6 +136,7 @@ static const struct attr_field attr_fields[] = {
     ATTR_("shape", ATTR_SHAPE, shape, NN_MAX_DIMS),
     ATTR_("weights", ATTR_FLOATS, weights, NN_MAX_NODE_INPUTS),
     ATTR_("ranks", ATTR_INTS, ranks, 2),
+    ATTR_("ratio", ATTR_FLOAT, ratio, 1),
 };
 #undef ATTR_
 #define N_ATTR_FIELDS ((int)(sizeof attr_fields / sizeof attr_fields[0]))

@@ -81,6 +81,8 @@ struct nn_attrs {
     int shape[NN_MAX_DIMS];
     float weights[NN_MAX_NODE_INPUTS]; /* WeightedSum */
     int ranks[2];           /* TuckerConv R_in, R_out (informational; read from params) */
+    float ratio;            /* Dropout: drop probability in [0, 1) when training (ONNX
+                             * default 0.5); inference always runs Dropout as identity */
 };
 
 void nn_attrs_default(struct nn_attrs *a);
@@ -178,6 +180,7 @@ struct nn_arch_opts {
     float width;      /* channel multiplier; 0 means 1 */
     int n_classes;
     uint64_t seed;    /* He-normal weights from this seed; BN at identity */
+    float dropout;    /* drop probability before the classifier when training; 0 means 0.5 */
 };
 
 /* Appends one backbone + classifier reading value `input` (in_ch channels) and
@@ -279,5 +282,95 @@ int nn_onnx_import_two_stream(const char *rgb_path, const char *motion_path,
  * ReduceMean(axes=[0], keepdims=1), TuckerConv -> three Conv nodes, folded BN nodes skipped. */
 int nn_onnx_export(const struct nn_model *m, const char *path, struct err_msg *em);
 int nn_onnx_export_mem(const struct nn_model *m, void **buf, size_t *len, struct err_msg *em);
+
+/* ---- training (train.c, grad_*.c, loss.c, sgd.c, ckpt.c; docs/training.md) ---- */
+
+/* Learning-rate schedules, each after an optional linear warm-up. */
+enum nn_lr_schedule {
+    NN_LR_CONSTANT, /* lr */
+    NN_LR_COSINE,   /* lr * (1 + cos(pi * t / T)) / 2 over the steps after warm-up, 0 at the end */
+    NN_LR_STEP,     /* lr * step_gamma ^ floor(step / step_every) */
+    NN_LR_COUNT
+};
+
+struct nn_train_opts {
+    int batch;             /* graph rows per step: clips * segments */
+    int segments;          /* K: consecutive rows that are the segments of one clip (TSN);
+                            * their logits are averaged before the loss. 1 = plain images */
+    float lr;              /* base learning rate */
+    float momentum;        /* SGD momentum mu: v = mu*v + g + wd*w; w -= lr*v (PyTorch) */
+    float weight_decay;    /* L2 on conv, Gemm and Tucker weights; never on biases or BN */
+    float label_smoothing; /* eps in [0, 1): target (1 - eps) * one-hot + eps / classes */
+    float clip_norm;       /* rescale gradients whose global L2 norm exceeds this; 0 = off */
+    float bn_momentum;     /* running = (1 - m) * running + m * batch statistic (PyTorch 0.1) */
+    enum nn_lr_schedule schedule;
+    int warmup_steps;      /* lr rises linearly over these: lr * (step + 1) / warmup_steps */
+    int total_steps;       /* the cosine schedule's length (> warmup_steps); else unused */
+    int step_every;        /* NN_LR_STEP: steps between two decays (> 0) */
+    float step_gamma;      /* NN_LR_STEP: the factor of each decay */
+    uint64_t seed;         /* dropout masks are a function of (seed, step, node, element) */
+    int threads;           /* threads for the trainer's own loops, the caller's included (0 or
+                            * 1: the caller alone). Above 1 the trainer sets OpenBLAS to one
+                            * thread (nn_blas_set_threads), as its threads call SGEMM side by
+                            * side. Results do not depend on it. */
+};
+
+/* batch 8, segments 1, lr 0.01, momentum 0.9, weight decay 5e-4, no label smoothing, no
+ * clipping, BN momentum 0.1, constant schedule, no warm-up, step 1000 x 0.1, seed 0, one
+ * thread. */
+void nn_train_opts_default(struct nn_train_opts *o);
+/* Checks ranges and combinations; returns 0 or ERR_RANGE / ERR_INVAL naming the field. */
+int nn_train_opts_check(const struct nn_train_opts *o, struct err_msg *em);
+/* The learning rate of the step with index step (0 for the first). */
+float nn_sgd_lr(const struct nn_train_opts *o, int64_t step);
+
+struct nn_trainer;
+
+/* A trainer for m->graph with one softmax cross-entropy loss per named value (each a
+ * [batch, classes] logit value; the total loss is their sum). Trains the graph's tensors
+ * in place: Conv/Gemm/TuckerConv weights and biases, BN scale and bias (and BN running
+ * statistics through the forward pass). The graph must not be BN-folded, and must not be
+ * changed while the trainer lives; m must outlive it. Allocates everything here. */
+int nn_trainer_new(struct nn_model *m, const char *const *loss_values, int n_losses,
+                   const struct nn_train_opts *o, struct nn_trainer **out, struct err_msg *em);
+void nn_trainer_free(struct nn_trainer *t);
+
+/* The batch buffer of graph input i ([batch, ...] floats): fill it before each step;
+ * NULL (and a 0-d shape) for no such input. Rows c * segments .. c * segments + K - 1 are
+ * the K segments of clip c. */
+float *nn_trainer_input(struct nn_trainer *t, int i);
+struct nn_shape nn_trainer_input_shape(const struct nn_trainer *t, int i);
+
+struct nn_step_stats {
+    int n_losses;
+    float loss[NN_MAX_GRAPH_OUTPUTS]; /* mean over the clips of the batch */
+    float top1[NN_MAX_GRAPH_OUTPUTS]; /* fraction of clips whose consensus argmax is the label */
+    float lr;                         /* the rate this step used (0 from nn_trainer_eval) */
+    float grad_norm;                  /* global L2 norm of the gradients before clipping */
+};
+
+/* One SGD step on the batch in the input buffers; labels: one per clip (batch /
+ * segments), each in [0, classes). On error (a label out of range, a loss or gradient
+ * that is not finite) nothing changed: weights, statistics and the step count stay. */
+int nn_trainer_step(struct nn_trainer *t, const int *labels, struct nn_step_stats *st,
+                    struct err_msg *em);
+/* The inference-mode forward (BN from running statistics, Dropout identity) on the batch
+ * in the input buffers, with the losses and accuracies when labels is not NULL; changes
+ * nothing. What nn_run computes on the same graph after nn_graph_fold_bn. */
+int nn_trainer_eval(struct nn_trainer *t, const int *labels, struct nn_step_stats *st,
+                    struct err_msg *em);
+/* A value of the last step or eval (e.g. "rgb/logits"), and its shape; NULL if unknown.
+ * After a step, only values that lead to a loss are computed. */
+const float *nn_trainer_value(const struct nn_trainer *t, const char *name,
+                              struct nn_shape *shape);
+/* Steps taken so far (restored by nn_trainer_resume). */
+int64_t nn_trainer_steps(const struct nn_trainer *t);
+
+/* Checkpoint: weights, BN running statistics, momentum buffers, step count and options,
+ * written atomically. Resuming from it continues bit-exactly as if never interrupted. */
+int nn_trainer_save(const struct nn_trainer *t, const char *path, struct err_msg *em);
+/* Refuses (and leaves the trainer untouched) a checkpoint of another graph, other options
+ * or loss values, or one truncated or corrupt, with a message naming the difference. */
+int nn_trainer_resume(struct nn_trainer *t, const char *path, struct err_msg *em);
 
 #endif

@@ -529,6 +529,29 @@ static int imp_unary(struct imp *c, const struct onode *n, struct build *b, stru
     return use_value(c, n, 0, b, em);
 }
 
+/* Identity (and an all-zero Pad) run as a Dropout that drops nothing, so training
+ * never drops there. */
+static int imp_identity(struct imp *c, const struct onode *n, struct build *b,
+                        struct err_msg *em)
+{
+    b->d.attrs.ratio = 0.f;
+    return use_value(c, n, 0, b, em);
+}
+
+/* The drop ratio is an attribute before opset 12 and an optional constant input after. */
+static int imp_dropout(struct imp *c, const struct onode *n, struct build *b, struct err_msg *em)
+{
+    float r = 0.5f;
+    int rc = use_value(c, n, 0, b, em);
+    if (rc || (rc = attr_float(n, "ratio", r, &r, em)) || (rc = const_scalar(c, n, 1, &r, em)) < 0)
+        return rc;
+    if (!(r >= 0.f && r < 1.f))
+        return err_set(em, ERR_UNSUPPORTED, "%s: Dropout ratio %g outside [0, 1)", n->label,
+                       (double)r);
+    b->d.attrs.ratio = r;
+    return 0;
+}
+
 static int imp_leaky(struct imp *c, const struct onode *n, struct build *b, struct err_msg *em)
 {
     int rc = use_value(c, n, 0, b, em);
@@ -693,7 +716,7 @@ static int imp_reducemean(struct imp *c, const struct onode *n, struct build *b,
 static int imp_pad(struct imp *c, const struct onode *n, struct build *b, struct err_msg *em)
 {
     int64_t v[2 * NN_MAX_DIMS];
-    int cnt = -1, rc = use_value(c, n, 0, b, em);
+    int cnt = -1, rc = imp_identity(c, n, b, em);
     if (rc)
         return rc;
     const struct tref *t = n->n_in > 1 ? find_ref(c, n->in[1]) : NULL;
@@ -745,8 +768,8 @@ static const struct {
     {"Gemm", imp_gemm, NN_OP_GEMM},
     {"MatMul", imp_matmul, NN_OP_GEMM},
     {"Softmax", imp_axis, NN_OP_SOFTMAX},
-    {"Dropout", imp_unary, NN_OP_DROPOUT},
-    {"Identity", imp_unary, NN_OP_DROPOUT},
+    {"Dropout", imp_dropout, NN_OP_DROPOUT},
+    {"Identity", imp_identity, NN_OP_DROPOUT},
     {"Pad", imp_pad, NN_OP_DROPOUT},
     {"Mul", imp_mul, NN_OP_WSUM},
     {"ReduceMean", imp_reducemean, NN_OP_BATCHMEAN},
@@ -1432,6 +1455,12 @@ static void put_with_consts(struct exp *x, const struct nn_node *n, const char *
         pb_end(x->b, put_node(x->b, n->name, "Clip", 3, ins, out));
         return;
     }
+    if (n->op == NN_OP_DROPOUT) { /* opset 13: the ratio is an input */
+        put_scalar(x, n->name, ":ratio", n->a.ratio, c1);
+        const char *ins[2] = {in, c1};
+        pb_end(x->b, put_node(x->b, n->name, "Dropout", 2, ins, out));
+        return;
+    }
     int64_t shape[NN_MAX_DIMS];
     struct nn_shape s = {1, {n->a.shape_ndim}};
     for (int i = 0; i < n->a.shape_ndim; i++)
@@ -1467,6 +1496,13 @@ static int export_node(struct exp *x, const struct nn_node *n, struct err_msg *e
         break;
     case NN_OP_WSUM: put_wsum(x, n, out); break;
     case NN_OP_BATCHMEAN: put_simple(x, n, "ReduceMean", out); break;
+    case NN_OP_DROPOUT:
+        if (n->a.ratio == 0.5f) { /* ONNX's default: no input needed */
+            put_simple(x, n, "Dropout", out);
+            break;
+        }
+        put_with_consts(x, n, in, out);
+        break;
     case NN_OP_RELU6:
     case NN_OP_RESHAPE: put_with_consts(x, n, in, out); break;
     case NN_OP_COUNT: return err_set(em, ERR_UNSUPPORTED, "node '%s': unknown op", n->name);

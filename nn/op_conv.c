@@ -6,10 +6,25 @@
 #include <cblas.h>
 #include <string.h>
 
+/* The switch stays outside the loops so each vectorises (a switch inside kept GCC 12 to
+ * scalar code, a quarter of memory speed on the training forward's large maps). */
 void nn_activate(enum nn_act act, float alpha, const float *x, float *y, size_t len)
 {
-    for (size_t i = 0; i < len; i++)
-        y[i] = nn_act_apply(act, alpha, x[i]);
+    switch (act) {
+    case NN_ACT_RELU:
+        for (size_t i = 0; i < len; i++)
+            y[i] = x[i] > 0.f ? x[i] : 0.f;
+        break;
+    case NN_ACT_RELU6:
+        for (size_t i = 0; i < len; i++)
+            y[i] = x[i] < 0.f ? 0.f : (x[i] > 6.f ? 6.f : x[i]);
+        break;
+    case NN_ACT_LEAKY:
+        for (size_t i = 0; i < len; i++)
+            y[i] = x[i] > 0.f ? x[i] : alpha * x[i];
+        break;
+    case NN_ACT_NONE: memmove(y, x, sizeof(float) * len); break;
+    }
 }
 
 /* One output element, accumulated in double so the reference is the accurate side. */

@@ -668,7 +668,7 @@ static void test_all_attributes_round_trip(void **state)
     d.attrs.ranks[0] = 3;
     d.attrs.ranks[1] = 2;
     add(g, d);
-    d = tl_node("odd", NN_OP_DROPOUT, "t", "u"); /* Dropout ignores every attribute */
+    d = tl_node("odd", NN_OP_DROPOUT, "t", "u"); /* Dropout reads only ratio, when training */
     d.attrs.kernel[0] = 3;
     d.attrs.kernel[1] = 5;
     d.attrs.group = 4;
@@ -677,6 +677,7 @@ static void test_all_attributes_round_trip(void **state)
     d.attrs.axis = -1;
     d.attrs.alpha = -0.0f;
     d.attrs.eps = 0.125f;
+    d.attrs.ratio = 0.25f;
     d.attrs.shape_ndim = 3;
     d.attrs.shape[0] = 0;
     d.attrs.shape[1] = -1;
@@ -715,7 +716,7 @@ static void test_loader_accepts_full_attribute_set(void **state)
         "\"nodes\":[{\"name\":\"p\",\"op\":\"MaxPool\",\"in\":[\"x\"],\"out\":\"y\",\"params\":[],"
         "\"attrs\":{\"kernel\":[2,2],\"stride\":[2,2],\"pad\":[0,0,0,0],\"dilation\":[1,1],"
         "\"group\":1,\"ceil_mode\":0,\"count_include_pad\":0,\"axis\":1,\"alpha\":0.01,"
-        "\"eps\":1e-05,\"shape\":[],\"weights\":[],\"ranks\":[0,0]}}],\"outputs\":[\"y\"]}";
+        "\"eps\":1e-05,\"shape\":[],\"weights\":[],\"ranks\":[0,0],\"ratio\":0.5}}],\"outputs\":[\"y\"]}";
     unsigned char *f = with_section(b, "graph", graph, strlen(graph), &n);
     struct nn_model *m = NULL;
     struct err_msg em = {{0}};

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "nn_testlib.h"
+#include "nn/graph.h" /* node attributes after import */
 #include "nn/pbwire.h"
 #include "common/err.h"
 
@@ -330,6 +331,35 @@ static void test_export_import_round_trip(void **state)
         nn_model_free(back);
         free(buf);
     }
+    nn_model_free(m);
+}
+
+/* Dropout ratios survive export and import (opset 13 carries them as an input); the
+ * default 0.5 is left implicit. */
+static void test_dropout_ratio_round_trip(void **state)
+{
+    (void)state;
+    struct nn_model *m = nn_model_new();
+    struct nn_shape xs = tl_shape(2, 1, 6, 0, 0);
+    assert_true(nn_graph_add_input(m->graph, "x", &xs, NULL) >= 0);
+    const float ratios[3] = {0.25f, 0.f, 0.5f};
+    const char *names[4] = {"x", "a", "b", "y"};
+    for (int i = 0; i < 3; i++) {
+        char nm[8];
+        snprintf(nm, sizeof nm, "d%d", i);
+        struct nn_node_desc d = tl_node(nm, NN_OP_DROPOUT, names[i], names[i + 1]);
+        d.attrs.ratio = ratios[i];
+        assert_true(nn_graph_add_node(m->graph, &d, NULL) >= 0);
+    }
+    assert_int_equal(nn_graph_add_output(m->graph, "y", NULL), 0);
+    size_t len = 0;
+    void *buf = export_mem(m, &len);
+    struct nn_model *back = import_mem(buf, len);
+    assert_int_equal(nn_graph_n_nodes(back->graph), 3);
+    for (int i = 0; i < 3; i++)
+        assert_float_equal(back->graph->nodes[i].a.ratio, ratios[i], 0);
+    nn_model_free(back);
+    free(buf);
     nn_model_free(m);
 }
 
@@ -1106,6 +1136,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pbwire_malformed),
         cmocka_unit_test(test_export_import_round_trip),
         cmocka_unit_test(test_export_import_file),
+        cmocka_unit_test(test_dropout_ratio_round_trip),
         cmocka_unit_test(test_import_weight_layouts),
         cmocka_unit_test(test_unsupported_op_named),
         cmocka_unit_test(test_import_refusals),

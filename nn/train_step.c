@@ -1,0 +1,86 @@
+/* train_step.c — the public step and eval: labels checked, the passes of train_pass.c,
+ * the losses, BN running statistics and the optimizer, in the order that leaves the
+ * trainer untouched when a step fails. */
+#include "nn/train.h"
+
+#include <math.h>
+#include <string.h>
+
+static int check_labels(const struct nn_trainer *t, const int *labels, struct err_msg *em)
+{
+    if (t->flags & NN_TRAIN_ANY_ROOTS)
+        return err_set(em, ERR_INVAL, "training: this trainer has no losses");
+    if (!labels)
+        return err_set(em, ERR_INVAL, "training: no labels");
+    for (int r = 0; r < t->n_roots; r++)
+        for (int i = 0; i < t->clips; i++)
+            if (labels[i] < 0 || labels[i] >= t->roots[r].classes)
+                return err_set(em, ERR_RANGE,
+                               "training: label %d of clip %d outside 0..%d (loss '%s')",
+                               labels[i], i, t->roots[r].classes - 1,
+                               t->g->values[t->roots[r].value].name);
+    return 0;
+}
+
+/* Every loss on the values of the last forward; with_grad seeds their gradients. */
+static int losses(struct nn_trainer *t, const int *labels, int with_grad,
+                  struct nn_step_stats *st, struct err_msg *em)
+{
+    st->n_losses = t->n_roots;
+    for (int r = 0; r < t->n_roots; r++) {
+        int v = t->roots[r].value;
+        float *dl = with_grad ? t->grad[v] : NULL;
+        struct nn_ce_result res =
+            nn_softmax_ce(t->clips, t->o.segments, t->roots[r].classes, t->val[v], labels,
+                          t->o.label_smoothing, dl, t->loss_work);
+        if (dl)
+            t->grad_set[v] = 1;
+        if (!isfinite(res.loss))
+            return err_set(em, ERR_RANGE, "training: loss '%s' is not finite at step %lld",
+                           t->g->values[v].name, (long long)t->step);
+        st->loss[r] = (float)res.loss;
+        st->top1[r] = (float)res.correct / (float)t->clips;
+    }
+    return 0;
+}
+
+int nn_trainer_step(struct nn_trainer *t, const int *labels, struct nn_step_stats *st,
+                    struct err_msg *em)
+{
+    struct nn_step_stats local;
+    st = st ? st : &local;
+    memset(st, 0, sizeof *st);
+    int rc = check_labels(t, labels, em);
+    if (rc)
+        return rc;
+    nn_train_forward(t, 1);
+    nn_train_backward_begin(t);
+    if ((rc = losses(t, labels, 1, st, em)))
+        return rc;
+    nn_train_backward(t);
+    double norm = nn_sgd_grad_norm(t);
+    if (!isfinite(norm))
+        return err_set(em, ERR_RANGE, "training: gradient norm is not finite at step %lld",
+                       (long long)t->step);
+    /* Only now, with the step sure to complete, does anything persistent change. */
+    float lr = nn_sgd_lr(&t->o, t->step);
+    nn_train_update_running(t);
+    nn_sgd_apply(t, lr, norm);
+    st->lr = lr;
+    st->grad_norm = (float)norm;
+    t->step++;
+    return 0;
+}
+
+int nn_trainer_eval(struct nn_trainer *t, const int *labels, struct nn_step_stats *st,
+                    struct err_msg *em)
+{
+    struct nn_step_stats local;
+    st = st ? st : &local;
+    memset(st, 0, sizeof *st);
+    int rc = labels ? check_labels(t, labels, em) : 0;
+    if (rc)
+        return rc;
+    nn_train_forward(t, 0);
+    return labels ? losses(t, labels, 0, st, em) : 0;
+}
