@@ -65,7 +65,7 @@ LDFLAGS += $(SANFLAGS) -pthread
 LDLIBS += $(PKG_LIBS) -lm
 
 # The modules, in dependency order; cli/ holds main and is linked only into the binary.
-MODULES := common nn video compress config daemon
+MODULES := common nn video compress config daemon fit
 LIB_SRCS := $(wildcard $(addsuffix /*.c,$(MODULES)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_SRCS := $(wildcard cli/*.c)

@@ -25,6 +25,8 @@ int cli_cmd_infer(int argc, char **argv);
 int cli_cmd_import(int argc, char **argv);
 int cli_cmd_export(int argc, char **argv);
 int cli_cmd_serve(int argc, char **argv);
+int cli_cmd_train(int argc, char **argv);
+int cli_cmd_eval(int argc, char **argv);
 
 /* Prints "actiond: <cmd>: <message>" and returns CLI_EXIT_USAGE, for bad flags. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -23,11 +23,20 @@ static const struct cli_cmd commands[] = {
     {"compress", "prune and Tucker-decompose a model, then fine-tune it",
      "usage: actiond compress -m MODEL -d DATASET -o OUT [--report FILE]\n", cmd_not_implemented},
     {"train", "train a two-stream model on a labelled video folder",
-     "usage: actiond train -d DATASET -o MODEL [--arch NAME] [--motion mv|flow|diff]\n"
-     "                     [--epochs N] [--batch N] [--lr X] [--threads N] [--seed S]\n",
-     cmd_not_implemented},
+     "usage: actiond train -d DATASET -o MODEL [options]\n"
+     "  --arch vgg-small|resnet18 (vgg-small)   --width W channel multiplier (0.5)\n"
+     "  --size N input side (112)   --motion mv|flow|diff (mv)   --motion-len L (3)\n"
+     "  --segments K (3)   --fps F sampled (10)\n"
+     "  --epochs N (30)   --batch N clips (8)   --lr X (0.02)   --weight-decay X (5e-4)\n"
+     "  --label-smoothing X (0)   --stream rgb|motion|both (both)   --val-split F (0.1)\n"
+     "  --threads N trainer (2)   --loader-threads N (2)   --seed S (1)\n"
+     "  --resume CKPT   --checkpoint FILE (MODEL.ckpt)   --log FILE (MODEL.train.jsonl)\n"
+     "  --cache DIR decoded clips (DATASET/.actiond-cache)\n",
+     cli_cmd_train},
     {"eval", "evaluate a model on a labelled video folder",
-     "usage: actiond eval -m MODEL -d DATASET [--json]\n", cmd_not_implemented},
+     "usage: actiond eval -m MODEL -d DATASET [--split test|train|all] [--json]\n"
+     "                    [--threads N] [--cache DIR]\n",
+     cli_cmd_eval},
     {"infer", "recognise actions in a file or stream, or run raw tensors through a model",
      "usage: actiond infer -m MODEL FILE|URL [--window S] [--stride S] [--top K] [--json]\n"
      "                    [--threads N] [--hwdec NAME]\n"

@@ -1,0 +1,603 @@
+/* fit.c — training and evaluation loops: batches from video/'s loader into nn/'s trainer,
+ * a validation pass per epoch that also picks the late-fusion weights, and evaluation of a
+ * saved model through an inference plan, clip by clip. */
+#include "fit/fit.h"
+#include "video/video.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Fusion weights tried on the validation split: w_rgb = i / FUSION_STEPS. */
+#define FUSION_STEPS 20
+
+void fit_train_opts_default(struct fit_train_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->arch = "vgg-small";
+    o->width = 0.5f;
+    o->size = 112;
+    o->motion = NN_MOTION_MV;
+    o->motion_len = 3;
+    o->segments = 3;
+    o->fps = 10.f;
+    o->epochs = 30;
+    o->batch = 8;
+    o->lr = 0.02f;
+    o->weight_decay = 5e-4f;
+    o->val_split = 0.1;
+    o->seed = 1;
+    o->threads = 2;
+    o->loader_threads = 2;
+    o->streams = FIT_STREAM_RGB | FIT_STREAM_MOTION;
+}
+
+/* mean over rows of softmax(row): the TSN consensus of one clip's K segment scores */
+static void consensus(const float *logits, int rows, int c, double *out)
+{
+    for (int j = 0; j < c; j++)
+        out[j] = 0;
+    for (int r = 0; r < rows; r++) {
+        const float *x = logits + (size_t)r * c;
+        float m = x[0];
+        for (int j = 1; j < c; j++)
+            m = x[j] > m ? x[j] : m;
+        double s = 0;
+        for (int j = 0; j < c; j++)
+            s += exp((double)(x[j] - m));
+        for (int j = 0; j < c; j++)
+            out[j] += exp((double)(x[j] - m)) / s / rows;
+    }
+}
+
+static int argmax(const double *p, int n)
+{
+    int best = 0;
+    for (int j = 1; j < n; j++)
+        if (p[j] > p[best])
+            best = j;
+    return best;
+}
+
+static int input_index(const struct nn_graph *g, const char *name)
+{
+    for (int i = 0; i < nn_graph_n_inputs(g); i++)
+        if (strcmp(nn_graph_input_name(g, i), name) == 0)
+            return i;
+    return -1;
+}
+
+static int output_index(const struct nn_graph *g, const char *name)
+{
+    for (int i = 0; i < nn_graph_n_outputs(g); i++)
+        if (strcmp(nn_graph_output_name(g, i), name) == 0)
+            return i;
+    return -1;
+}
+
+static void copy_scaled(float *dst, const float *src, size_t n, float scale)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = src[i] * scale;
+}
+
+/* ---- training ---- */
+
+struct train_run {
+    const struct fit_train_opts *o;
+    struct video_dataset *ds;
+    int *train_idx, *val_idx, n_train, n_val;
+    struct nn_model *m;
+    struct nn_trainer *t;
+    struct video_loader *train_ld, *val_ld;
+    int rgb_in, motion_in, n_classes;
+    int steps_per_epoch;
+    char ckpt[4096], log[4096];
+    FILE *logf;
+    double *p_rgb, *p_mot; /* validation consensus, [n_val][classes] */
+    int *val_labels;
+};
+
+static void train_run_free(struct train_run *r)
+{
+    video_loader_free(r->train_ld);
+    video_loader_free(r->val_ld);
+    nn_trainer_free(r->t);
+    nn_model_free(r->m);
+    video_dataset_free(r->ds);
+    free(r->train_idx);
+    free(r->val_idx);
+    free(r->p_rgb);
+    free(r->p_mot);
+    free(r->val_labels);
+    if (r->logf)
+        fclose(r->logf);
+}
+
+static int build_model(struct train_run *r, struct err_msg *em)
+{
+    const struct fit_train_opts *o = r->o;
+    r->m = nn_model_new();
+    if (!r->m)
+        return err_set(em, ERR_NOMEM, "out of memory");
+    struct nn_meta *mt = &r->m->meta;
+    const char *names[NN_MAX_CLASSES];
+    r->n_classes = video_dataset_class_count(r->ds);
+    for (int i = 0; i < r->n_classes; i++)
+        names[i] = video_dataset_class_name(r->ds, i);
+    int rc = nn_model_set_classes(r->m, r->n_classes, names, em);
+    if (rc)
+        return rc;
+    mt->width = mt->height = o->size;
+    mt->motion = o->motion;
+    mt->motion_len = o->motion_len;
+    mt->segments = o->segments;
+    mt->fps = o->fps;
+    mt->fusion[0] = mt->fusion[1] = 0.5f;
+    snprintf(mt->arch, sizeof mt->arch, "%s", o->arch);
+    struct nn_arch_opts ao = {.arch = o->arch, .width = o->width, .n_classes = r->n_classes,
+                              .seed = o->seed};
+    rc = nn_arch_two_stream(r->m->graph, &ao, o->size, o->size, 2 * o->motion_len, mt->fusion,
+                            em);
+    r->rgb_in = input_index(r->m->graph, "rgb");
+    r->motion_in = input_index(r->m->graph, "motion");
+    return rc;
+}
+
+static int make_trainer(struct train_run *r, struct err_msg *em)
+{
+    const struct fit_train_opts *o = r->o;
+    struct nn_train_opts to;
+    nn_train_opts_default(&to);
+    to.batch = o->batch * o->segments;
+    to.segments = o->segments;
+    to.lr = o->lr;
+    to.weight_decay = o->weight_decay;
+    to.label_smoothing = o->label_smoothing;
+    to.schedule = NN_LR_COSINE;
+    to.warmup_steps = r->steps_per_epoch;
+    to.total_steps = o->epochs * r->steps_per_epoch;
+    if (to.total_steps <= to.warmup_steps)
+        to.total_steps = to.warmup_steps + 1;
+    to.clip_norm = 10.f;
+    to.seed = o->seed;
+    to.threads = o->threads;
+    const char *losses[2];
+    int n = 0;
+    if (o->streams & FIT_STREAM_RGB)
+        losses[n++] = "rgb/logits";
+    if (o->streams & FIT_STREAM_MOTION)
+        losses[n++] = "motion/logits";
+    return nn_trainer_new(r->m, losses, n, &to, &r->t, em);
+}
+
+static enum video_motion video_kind(enum nn_motion m)
+{
+    return video_motion_from_name(nn_motion_name(m));
+}
+
+static int make_loader(struct train_run *r, const int *idx, int n, int train,
+                       struct video_loader **out, struct err_msg *em)
+{
+    const struct fit_train_opts *o = r->o;
+    struct video_loader_opts lo;
+    video_loader_opts_default(&lo);
+    lo.width = lo.height = o->size;
+    lo.fps = o->fps;
+    memcpy(lo.mean, r->m->meta.mean, sizeof lo.mean);
+    memcpy(lo.std, r->m->meta.std, sizeof lo.std);
+    lo.segments = o->segments;
+    lo.length = o->motion_len;
+    lo.motion = video_kind(o->motion);
+    if (lo.motion == VIDEO_MOTION_COUNT)
+        return err_set(em, ERR_UNSUPPORTED, "motion kind '%s' is not available",
+                       nn_motion_name(o->motion));
+    lo.batch = o->batch;
+    lo.shuffle = lo.augment = train;
+    lo.seed = o->seed;
+    lo.threads = o->loader_threads;
+    lo.cache_dir = o->cache;
+    return video_loader_new(r->ds, idx, n, &lo, out, em);
+}
+
+/* Copies a loader batch into the trainer's inputs; a short batch repeats its clips. */
+static void fill_inputs(struct train_run *r, const struct video_batch *b, int *labels)
+{
+    int k = r->o->segments, need = r->o->batch;
+    size_t rgb_clip = (size_t)k * 3 * b->width * b->height;
+    size_t mot_clip = (size_t)k * 2 * b->length * b->width * b->height;
+    float *rgb = nn_trainer_input(r->t, r->rgb_in), *mot = nn_trainer_input(r->t, r->motion_in);
+    for (int c = 0; c < need; c++) {
+        int src = c % b->clips;
+        memcpy(rgb + c * rgb_clip, b->rgb + src * rgb_clip, rgb_clip * sizeof(float));
+        copy_scaled(mot + c * mot_clip, b->motion + src * mot_clip, mot_clip,
+                    r->m->meta.motion_scale);
+        labels[c] = b->labels[src];
+    }
+}
+
+static void progress(const struct train_run *r, int epoch, int step, const struct nn_step_stats *st,
+                     double elapsed, int64_t done, int64_t total)
+{
+    double eta = done > 0 ? elapsed / (double)done * (double)(total - done) : 0;
+    char acc[64] = "";
+    for (int i = 0, at = 0; i < st->n_losses && at < (int)sizeof acc; i++)
+        at += snprintf(acc + at, sizeof acc - (size_t)at, "%s%.2f", i ? "/" : "",
+                       (double)st->top1[i]);
+    if (r->o->progress_bar) {
+        fprintf(stderr, "\repoch %d/%d step %d/%d loss %.3f acc %s lr %.4f ETA %dm%02ds   ",
+                epoch + 1, r->o->epochs, step + 1, r->steps_per_epoch,
+                (double)(st->loss[0] + (st->n_losses > 1 ? st->loss[1] : 0)), acc,
+                (double)st->lr, (int)eta / 60, (int)eta % 60);
+    } else if ((step + 1) % (r->steps_per_epoch / 4 + 1) == 0) {
+        log_info("train: epoch %d/%d step %d/%d loss %.3f acc %s ETA %dm%02ds", epoch + 1,
+                 r->o->epochs, step + 1, r->steps_per_epoch,
+                 (double)(st->loss[0] + (st->n_losses > 1 ? st->loss[1] : 0)), acc,
+                 (int)eta / 60, (int)eta % 60);
+    }
+}
+
+struct val_result {
+    double rgb, motion, fused, w_rgb;
+};
+
+/* Accuracy of w * p_rgb + (1 - w) * p_mot over the validation clips. */
+static double fused_acc(const struct train_run *r, double w)
+{
+    int right = 0, c = r->n_classes;
+    double p[NN_MAX_CLASSES];
+    for (int i = 0; i < r->n_val; i++) {
+        for (int j = 0; j < c; j++)
+            p[j] = w * r->p_rgb[(size_t)i * c + j] + (1 - w) * r->p_mot[(size_t)i * c + j];
+        right += argmax(p, c) == r->val_labels[i];
+    }
+    return r->n_val ? (double)right / r->n_val : 0;
+}
+
+/* One pass over the validation clips in inference mode; then the fusion weight that does
+ * best on them (ties go to the weight nearest an even split). */
+static int validate(struct train_run *r, struct val_result *v, struct err_msg *em)
+{
+    int c = r->n_classes, k = r->o->segments, seen = 0, right_r = 0, right_m = 0;
+    int labels[VIDEO_LOADER_MAX_BATCH];
+    while (seen < r->n_val) {
+        const struct video_batch *b;
+        int rc = video_loader_next(r->val_ld, &b, em);
+        if (rc)
+            return rc;
+        fill_inputs(r, b, labels);
+        struct nn_step_stats st;
+        if ((rc = nn_trainer_eval(r->t, NULL, &st, em)))
+            return rc;
+        const float *lr = nn_trainer_value(r->t, "rgb/logits", NULL);
+        const float *lm = nn_trainer_value(r->t, "motion/logits", NULL);
+        for (int i = 0; i < b->clips && seen < r->n_val; i++, seen++) {
+            double *pr = r->p_rgb + (size_t)seen * c, *pm = r->p_mot + (size_t)seen * c;
+            consensus(lr + (size_t)i * k * c, k, c, pr);
+            consensus(lm + (size_t)i * k * c, k, c, pm);
+            r->val_labels[seen] = b->labels[i];
+            right_r += argmax(pr, c) == b->labels[i];
+            right_m += argmax(pm, c) == b->labels[i];
+        }
+        if (b->epoch_end)
+            break;
+    }
+    v->rgb = seen ? (double)right_r / seen : 0;
+    v->motion = seen ? (double)right_m / seen : 0;
+    v->fused = -1;
+    for (int i = 0; i <= FUSION_STEPS; i++) {
+        double w = (double)i / FUSION_STEPS, a = fused_acc(r, w);
+        if (a > v->fused + 1e-12 || (fabs(a - v->fused) < 1e-12 && fabs(w - 0.5) < fabs(v->w_rgb - 0.5))) {
+            v->fused = a;
+            v->w_rgb = w;
+        }
+    }
+    return 0;
+}
+
+static void log_epoch(struct train_run *r, int epoch, const double *loss, const double *top1,
+                      int n_losses, const struct val_result *v, double seconds, float lr)
+{
+    json_t *j = json_pack("{s:i, s:f, s:f, s:f, s:f, s:[f,f], s:f, s:f, s:i}", "epoch",
+                          epoch + 1, "train_loss", loss[0] + (n_losses > 1 ? loss[1] : 0),
+                          "val_top1_rgb", v->rgb, "val_top1_motion", v->motion, "val_top1_fused",
+                          v->fused, "fusion", v->w_rgb, 1 - v->w_rgb, "lr", (double)lr,
+                          "seconds", seconds, "steps", (int)nn_trainer_steps(r->t));
+    json_t *tr = json_array();
+    for (int i = 0; i < n_losses; i++)
+        json_array_append_new(tr, json_real(top1[i]));
+    json_object_set_new(j, "train_top1", tr);
+    if (r->logf) {
+        json_dumpf(j, r->logf, JSON_COMPACT | JSON_REAL_PRECISION(6));
+        fputc('\n', r->logf);
+        fflush(r->logf);
+    }
+    json_decref(j);
+}
+
+static int setup(struct train_run *r, struct err_msg *em)
+{
+    const struct fit_train_opts *o = r->o;
+    int rc = video_dataset_open(o->dataset, "train", &r->ds, em);
+    if (rc)
+        return rc;
+    int n = video_dataset_count(r->ds);
+    r->train_idx = malloc(sizeof(int) * (size_t)n);
+    r->val_idx = malloc(sizeof(int) * (size_t)n);
+    if (!r->train_idx || !r->val_idx)
+        return err_set(em, ERR_NOMEM, "out of memory");
+    if ((rc = video_dataset_split(r->ds, o->val_split, o->seed, r->train_idx, &r->n_train,
+                                  r->val_idx, &r->n_val, em)))
+        return rc;
+    r->steps_per_epoch = r->n_train / o->batch;
+    if (r->steps_per_epoch < 1)
+        return err_set(em, ERR_RANGE, "%d training clips are fewer than a batch of %d",
+                       r->n_train, o->batch);
+    if ((rc = build_model(r, em)) || (rc = make_trainer(r, em)))
+        return rc;
+    r->p_rgb = calloc((size_t)(r->n_val + 1) * r->n_classes, sizeof(double));
+    r->p_mot = calloc((size_t)(r->n_val + 1) * r->n_classes, sizeof(double));
+    r->val_labels = calloc((size_t)r->n_val + 1, sizeof(int));
+    if (!r->p_rgb || !r->p_mot || !r->val_labels)
+        return err_set(em, ERR_NOMEM, "out of memory");
+    snprintf(r->ckpt, sizeof r->ckpt, "%s", o->checkpoint ? o->checkpoint : "");
+    if (!o->checkpoint)
+        snprintf(r->ckpt, sizeof r->ckpt, "%s.ckpt", o->out);
+    snprintf(r->log, sizeof r->log, "%s", o->log ? o->log : "");
+    if (!o->log)
+        snprintf(r->log, sizeof r->log, "%s.train.jsonl", o->out);
+    if (o->resume && (rc = nn_trainer_resume(r->t, o->resume, em)))
+        return rc;
+    r->logf = fopen(r->log, o->resume ? "a" : "w");
+    if (!r->logf)
+        return err_set(em, ERR_IO, "%s: cannot write the training log", r->log);
+    if ((rc = make_loader(r, r->train_idx, r->n_train, 1, &r->train_ld, em)))
+        return rc;
+    if (r->n_val > 0)
+        rc = make_loader(r, r->val_idx, r->n_val, 0, &r->val_ld, em);
+    return rc;
+}
+
+/* One epoch of steps; returns the mean loss and accuracy per loss. */
+static int train_epoch(struct train_run *r, int epoch, uint64_t t0, double *loss, double *top1,
+                       int *n_losses, float *lr, struct err_msg *em)
+{
+    int labels[VIDEO_LOADER_MAX_BATCH];
+    int64_t total = (int64_t)r->o->epochs * r->steps_per_epoch;
+    for (int i = 0; i < NN_MAX_GRAPH_OUTPUTS; i++)
+        loss[i] = top1[i] = 0;
+    for (int step = 0; step < r->steps_per_epoch; step++) {
+        const struct video_batch *b;
+        int rc = video_loader_next(r->train_ld, &b, em);
+        while (rc == 0 && b->clips < r->o->batch) /* a short tail batch: skip to the next */
+            rc = video_loader_next(r->train_ld, &b, em);
+        if (rc)
+            return rc;
+        fill_inputs(r, b, labels);
+        struct nn_step_stats st;
+        if ((rc = nn_trainer_step(r->t, labels, &st, em)))
+            return rc;
+        *n_losses = st.n_losses;
+        *lr = st.lr;
+        for (int i = 0; i < st.n_losses; i++) {
+            loss[i] += st.loss[i] / r->steps_per_epoch;
+            top1[i] += st.top1[i] / r->steps_per_epoch;
+        }
+        progress(r, epoch, step, &st, clock_elapsed_s(t0, clock_mono_ns()),
+                 nn_trainer_steps(r->t), total);
+    }
+    if (r->o->progress_bar)
+        fputc('\n', stderr);
+    return 0;
+}
+
+/* Batches already consumed before a resume: the loader starts at epoch 0 again. */
+static int skip_batches(struct train_run *r, int64_t steps, struct err_msg *em)
+{
+    for (int64_t s = 0; s < steps; s++) {
+        const struct video_batch *b;
+        int rc = video_loader_next(r->train_ld, &b, em);
+        while (rc == 0 && b->clips < r->o->batch)
+            rc = video_loader_next(r->train_ld, &b, em);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int fit_train(const struct fit_train_opts *o, struct err_msg *em)
+{
+    if (o->epochs < 1 || o->epochs > FIT_MAX_EPOCHS || o->batch < 1 ||
+        o->batch > VIDEO_LOADER_MAX_BATCH || !(o->streams & 3))
+        return err_set(em, ERR_RANGE, "epochs, batch or streams out of range");
+    struct train_run r = {.o = o};
+    int rc = setup(&r, em);
+    int first = rc ? 0 : (int)(nn_trainer_steps(r.t) / r.steps_per_epoch);
+    if (rc == 0 && first > 0) {
+        log_info("train: resuming at epoch %d", first + 1);
+        rc = skip_batches(&r, (int64_t)first * r.steps_per_epoch, em);
+    }
+    log_info("train: %d clips (%d for validation), %d classes, %d steps per epoch", r.n_train,
+             r.n_val, r.n_classes, r.steps_per_epoch);
+    uint64_t t0 = clock_mono_ns();
+    struct val_result v = {0.5, 0.5, 0, 0.5};
+    for (int epoch = first; rc == 0 && epoch < o->epochs; epoch++) {
+        uint64_t te = clock_mono_ns();
+        double loss[NN_MAX_GRAPH_OUTPUTS], top1[NN_MAX_GRAPH_OUTPUTS];
+        int n_losses = 0;
+        float lr = 0;
+        rc = train_epoch(&r, epoch, t0, loss, top1, &n_losses, &lr, em);
+        if (rc == 0 && r.val_ld)
+            rc = validate(&r, &v, em);
+        if (rc == 0)
+            rc = nn_trainer_save(r.t, r.ckpt, em);
+        if (rc)
+            break;
+        log_epoch(&r, epoch, loss, top1, n_losses, &v, clock_elapsed_s(te, clock_mono_ns()), lr);
+        log_info("train: epoch %d: loss %.3f, validation top-1 rgb %.3f motion %.3f fused %.3f "
+                 "(w_rgb %.2f), %.1f s",
+                 epoch + 1, loss[0] + (n_losses > 1 ? loss[1] : 0), v.rgb, v.motion, v.fused,
+                 v.w_rgb, clock_elapsed_s(te, clock_mono_ns()));
+    }
+    if (rc == 0)
+        rc = nn_model_set_fusion(r.m, (float)v.w_rgb, (float)(1 - v.w_rgb), em);
+    if (rc == 0)
+        rc = nn_model_save(r.m, o->out, em);
+    if (rc == 0)
+        log_info("train: wrote %s in %.1f min", o->out, clock_elapsed_s(t0, clock_mono_ns()) / 60);
+    train_run_free(&r);
+    return rc;
+}
+
+/* ---- evaluation ---- */
+
+void fit_eval_result_free(struct fit_eval_result *r)
+{
+    free(r->per_class);
+    free(r->confusion);
+    free(r->classes);
+    memset(r, 0, sizeof *r);
+}
+
+struct eval_run {
+    struct video_dataset *ds;
+    struct video_loader *ld;
+    struct nn_plan *plan;
+    struct nn_ctx *ctx;
+    int rgb_in, motion_in, out_rgb, out_mot, k, c;
+};
+
+static void eval_run_free(struct eval_run *e)
+{
+    video_loader_free(e->ld);
+    nn_ctx_free(e->ctx);
+    nn_plan_free(e->plan);
+    video_dataset_free(e->ds);
+}
+
+static int eval_setup(const struct nn_model *m, const struct fit_eval_opts *o, struct eval_run *e,
+                      struct fit_eval_result *r, struct err_msg *em)
+{
+    const struct nn_meta *mt = &m->meta;
+    int rc = video_dataset_open(o->dataset, o->split ? o->split : "test", &e->ds, em);
+    if (rc)
+        return rc;
+    if (video_dataset_class_count(e->ds) != mt->n_classes)
+        return err_set(em, ERR_FORMAT, "the data set has %d classes, the model %d",
+                       video_dataset_class_count(e->ds), mt->n_classes);
+    for (int i = 0; i < mt->n_classes; i++)
+        if (strcmp(video_dataset_class_name(e->ds, i), mt->classes[i]) != 0)
+            return err_set(em, ERR_FORMAT, "class %d is '%s' in the data set, '%s' in the model",
+                           i + 1, video_dataset_class_name(e->ds, i), mt->classes[i]);
+    e->k = mt->segments;
+    e->c = mt->n_classes;
+    e->rgb_in = input_index(m->graph, "rgb");
+    e->motion_in = input_index(m->graph, "motion");
+    e->out_rgb = output_index(m->graph, "rgb/prob");
+    e->out_mot = output_index(m->graph, "motion/prob");
+    if (e->rgb_in < 0 || e->motion_in < 0)
+        return err_set(em, ERR_FORMAT, "eval needs a two-stream model (inputs rgb, motion)");
+    if ((rc = nn_plan_new(m->graph, e->k, &e->plan, em)))
+        return rc;
+    if ((rc = nn_ctx_new(e->plan, &e->ctx)))
+        return err_set(em, rc, "out of memory for the workspace");
+    struct video_loader_opts lo;
+    video_loader_opts_default(&lo);
+    lo.width = mt->width;
+    lo.height = mt->height;
+    lo.fps = mt->fps;
+    memcpy(lo.mean, mt->mean, sizeof lo.mean);
+    memcpy(lo.std, mt->std, sizeof lo.std);
+    lo.segments = mt->segments;
+    lo.length = mt->motion_len;
+    lo.motion = video_kind(mt->motion);
+    if (lo.motion == VIDEO_MOTION_COUNT)
+        return err_set(em, ERR_UNSUPPORTED, "motion kind '%s'", nn_motion_name(mt->motion));
+    lo.batch = 8;
+    lo.shuffle = lo.augment = 0;
+    lo.threads = o->loader_threads > 0 ? o->loader_threads : 2;
+    lo.cache_dir = o->cache;
+    if ((rc = video_loader_new(e->ds, NULL, video_dataset_count(e->ds), &lo, &e->ld, em)))
+        return rc;
+    r->n_classes = e->c;
+    r->per_class = calloc((size_t)e->c, sizeof(double));
+    r->confusion = calloc((size_t)e->c * e->c, sizeof(int));
+    r->classes = calloc((size_t)e->c, sizeof *r->classes);
+    if (!r->per_class || !r->confusion || !r->classes)
+        return err_set(em, ERR_NOMEM, "out of memory");
+    for (int i = 0; i < e->c; i++)
+        snprintf(r->classes[i], sizeof r->classes[i], "%s", mt->classes[i]);
+    return 0;
+}
+
+/* Runs one clip (rows clip*K..) of the batch through the plan; counts the results. */
+static void eval_clip(const struct nn_model *m, struct eval_run *e, const struct video_batch *b,
+                      int clip, int *right, int *right5, int *right_r, int *right_m,
+                      struct fit_eval_result *r)
+{
+    size_t rgb_n = (size_t)e->k * 3 * b->width * b->height;
+    size_t mot_n = (size_t)e->k * 2 * b->length * b->width * b->height;
+    memcpy(nn_ctx_input(e->ctx, e->rgb_in), b->rgb + clip * rgb_n, rgb_n * sizeof(float));
+    copy_scaled(nn_ctx_input(e->ctx, e->motion_in), b->motion + clip * mot_n, mot_n,
+                m->meta.motion_scale);
+    nn_run(e->ctx);
+    const float *y = nn_ctx_output(e->ctx, 0);
+    double p[NN_MAX_CLASSES];
+    for (int j = 0; j < e->c; j++)
+        p[j] = y[j];
+    int label = b->labels[clip], pred = argmax(p, e->c), better = 0;
+    for (int j = 0; j < e->c; j++)
+        better += p[j] > p[label];
+    *right += pred == label;
+    *right5 += better < 5;
+    r->confusion[(size_t)label * e->c + pred]++;
+    if (e->out_rgb >= 0 && e->out_mot >= 0) {
+        double pr[NN_MAX_CLASSES], pm[NN_MAX_CLASSES];
+        const float *yr = nn_ctx_output(e->ctx, e->out_rgb), *ym = nn_ctx_output(e->ctx, e->out_mot);
+        for (int j = 0; j < e->c; j++) {
+            pr[j] = pm[j] = 0;
+            for (int k = 0; k < e->k; k++) {
+                pr[j] += yr[(size_t)k * e->c + j];
+                pm[j] += ym[(size_t)k * e->c + j];
+            }
+        }
+        *right_r += argmax(pr, e->c) == label;
+        *right_m += argmax(pm, e->c) == label;
+    }
+}
+
+int fit_eval(const struct nn_model *m, const struct fit_eval_opts *o, struct fit_eval_result *r,
+             struct err_msg *em)
+{
+    memset(r, 0, sizeof *r);
+    struct eval_run e = {0};
+    int rc = eval_setup(m, o, &e, r, em);
+    int n = rc ? 0 : video_dataset_count(e.ds), right = 0, right5 = 0, rr = 0, rm = 0;
+    while (rc == 0 && r->clips < n) {
+        const struct video_batch *b;
+        if ((rc = video_loader_next(e.ld, &b, em)))
+            break;
+        for (int i = 0; i < b->clips && r->clips < n; i++, r->clips++)
+            eval_clip(m, &e, b, i, &right, &right5, &rr, &rm, r);
+        if (b->epoch_end)
+            break;
+    }
+    if (rc == 0 && r->clips > 0) {
+        r->top1 = (double)right / r->clips;
+        r->top5 = (double)right5 / r->clips;
+        r->top1_rgb = e.out_rgb >= 0 ? (double)rr / r->clips : -1;
+        r->top1_motion = e.out_mot >= 0 ? (double)rm / r->clips : -1;
+        for (int i = 0; i < e.c; i++) {
+            int row = 0;
+            for (int j = 0; j < e.c; j++)
+                row += r->confusion[(size_t)i * e.c + j];
+            r->per_class[i] = row ? (double)r->confusion[(size_t)i * e.c + i] / row : 0;
+        }
+    }
+    eval_run_free(&e);
+    if (rc)
+        fit_eval_result_free(r);
+    return rc;
+}

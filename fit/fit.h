@@ -1,0 +1,69 @@
+/* fit.h — the public door of fit/: training a two-stream model on a data-set folder and
+ * evaluating one, with video/'s loader feeding nn/'s trainer and plans. */
+#ifndef ACTIOND_FIT_FIT_H
+#define ACTIOND_FIT_FIT_H
+
+#include "common/common.h"
+#include "nn/nn.h"
+
+#include <stdbool.h>
+
+#define FIT_MAX_EPOCHS 10000
+#define FIT_STREAM_RGB 1
+#define FIT_STREAM_MOTION 2
+
+struct fit_train_opts {
+    const char *dataset;   /* folder with classInd/trainlist/testlist */
+    const char *out;       /* the model file to write */
+    const char *resume;    /* a checkpoint to continue from, or NULL */
+    const char *checkpoint; /* where checkpoints go (default OUT.ckpt) */
+    const char *log;       /* JSON lines, one per epoch (default OUT.train.jsonl) */
+    const char *cache;     /* decoded-clip cache folder (default DATASET/.actiond-cache) */
+    const char *arch;      /* "vgg-small" or "resnet18" */
+    float width;           /* channel multiplier */
+    int size;              /* input side in pixels */
+    enum nn_motion motion; /* mv, flow or diff */
+    int motion_len;        /* L */
+    int segments;          /* K */
+    float fps;             /* samples per second */
+    int epochs, batch;     /* batch: clips per step */
+    float lr, weight_decay, label_smoothing;
+    double val_split;
+    uint64_t seed;
+    int threads;           /* trainer threads */
+    int loader_threads;
+    int streams;           /* FIT_STREAM_* bits: which stream's loss trains */
+    bool progress_bar;     /* redraw one line on a terminal; else a log line now and then */
+};
+
+/* vgg-small width 0.5 at 112x112, mv, L 3, K 3, 10 fps, 30 epochs of 8 clips, lr 0.02,
+ * wd 5e-4, 10 % validation, seed 1, 2 threads, both streams. */
+void fit_train_opts_default(struct fit_train_opts *o);
+
+/* Trains, writes the model (fusion weights chosen on the validation split) and returns 0,
+ * or a negative code with em set. A data set with no readable clip is an error; a bad clip
+ * is skipped with a warning. */
+int fit_train(const struct fit_train_opts *o, struct err_msg *em);
+
+/* Evaluation of a model on clips of a data set. */
+struct fit_eval_opts {
+    const char *dataset;
+    const char *split;   /* "test" (default), "train" or "all" */
+    const char *cache;
+    int threads, loader_threads;
+};
+
+struct fit_eval_result {
+    int clips, n_classes;
+    double top1, top5;            /* fused, the model's first output */
+    double top1_rgb, top1_motion; /* each stream alone; < 0 when the model has no such output */
+    double *per_class;            /* [n_classes] fused top-1 per class */
+    int *confusion;               /* [n_classes][n_classes]: rows true, columns predicted */
+    char (*classes)[NN_CLASS_NAME_MAX];
+};
+
+int fit_eval(const struct nn_model *m, const struct fit_eval_opts *o, struct fit_eval_result *r,
+             struct err_msg *em);
+void fit_eval_result_free(struct fit_eval_result *r);
+
+#endif
