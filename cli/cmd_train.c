@@ -76,6 +76,7 @@ static int train_opt(struct fit_train_opts *o, int ch, const char *arg)
     case 'g': o->log = arg; break;
     case 'C': o->cache = arg; break;
     case 'x': rc = stream_arg(arg, &o->streams); break;
+    case 'T': rc = int_arg("train", "--stop-after", arg, 1, FIT_MAX_EPOCHS, &o->stop_after); break;
     case 'z': {
         char *end;
         o->seed = strtoull(arg, &end, 10);
@@ -103,7 +104,8 @@ int cli_cmd_train(int argc, char **argv)
         {"val-split", required_argument, NULL, 'v'}, {"resume", required_argument, NULL, 'r'},
         {"checkpoint", required_argument, NULL, 'c'}, {"log", required_argument, NULL, 'g'},
         {"cache", required_argument, NULL, 'C'}, {"stream", required_argument, NULL, 'x'},
-        {"seed", required_argument, NULL, 'z'}, {NULL, 0, NULL, 0},
+        {"seed", required_argument, NULL, 'z'}, {"stop-after", required_argument, NULL, 'T'},
+        {NULL, 0, NULL, 0},
     };
     struct fit_train_opts o;
     fit_train_opts_default(&o);

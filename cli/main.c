@@ -31,6 +31,7 @@ static const struct cli_cmd commands[] = {
      "  --label-smoothing X (0)   --stream rgb|motion|both (both)   --val-split F (0.1)\n"
      "  --threads N trainer (2)   --loader-threads N (2)   --seed S (1)\n"
      "  --resume CKPT   --checkpoint FILE (MODEL.ckpt)   --log FILE (MODEL.train.jsonl)\n"
+     "  --stop-after N   end this run after N epochs; --resume continues it\n"
      "  --cache DIR decoded clips (DATASET/.actiond-cache)\n",
      cli_cmd_train},
     {"eval", "evaluate a model on a labelled video folder",

@@ -423,7 +423,9 @@ int fit_train(const struct fit_train_opts *o, struct err_msg *em)
              r.n_val, r.n_classes, r.steps_per_epoch);
     uint64_t t0 = clock_mono_ns();
     struct val_result v = {0.5, 0.5, 0, 0.5};
-    for (int epoch = first; rc == 0 && epoch < o->epochs; epoch++) {
+    int last = o->stop_after > 0 && first + o->stop_after < o->epochs ? first + o->stop_after
+                                                                      : o->epochs;
+    for (int epoch = first; rc == 0 && epoch < last; epoch++) {
         uint64_t te = clock_mono_ns();
         double loss[NN_MAX_GRAPH_OUTPUTS], top1[NN_MAX_GRAPH_OUTPUTS];
         int n_losses = 0;
@@ -441,12 +443,18 @@ int fit_train(const struct fit_train_opts *o, struct err_msg *em)
                  epoch + 1, loss[0] + (n_losses > 1 ? loss[1] : 0), v.rgb, v.motion, v.fused,
                  v.w_rgb, clock_elapsed_s(te, clock_mono_ns()));
     }
-    if (rc == 0)
-        rc = nn_model_set_fusion(r.m, (float)v.w_rgb, (float)(1 - v.w_rgb), em);
-    if (rc == 0)
-        rc = nn_model_save(r.m, o->out, em);
-    if (rc == 0)
-        log_info("train: wrote %s in %.1f min", o->out, clock_elapsed_s(t0, clock_mono_ns()) / 60);
+    if (rc == 0 && last < o->epochs) {
+        log_info("train: stopped after epoch %d of %d; continue with --resume %s", last,
+                 o->epochs, r.ckpt);
+    } else {
+        if (rc == 0)
+            rc = nn_model_set_fusion(r.m, (float)v.w_rgb, (float)(1 - v.w_rgb), em);
+        if (rc == 0)
+            rc = nn_model_save(r.m, o->out, em);
+        if (rc == 0)
+            log_info("train: wrote %s in %.1f min", o->out,
+                     clock_elapsed_s(t0, clock_mono_ns()) / 60);
+    }
     train_run_free(&r);
     return rc;
 }

@@ -33,6 +33,7 @@ struct fit_train_opts {
     int threads;           /* trainer threads */
     int loader_threads;
     int streams;           /* FIT_STREAM_* bits: which stream's loss trains */
+    int stop_after;        /* end this run after so many epochs (checkpoint kept); 0 = never */
     bool progress_bar;     /* redraw one line on a terminal; else a log line now and then */
 };
 

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# test_train.sh — `actiond train` and `actiond eval` on a tiny synth data set: the model, the
+# per-epoch JSON log, checkpoints and resume, eval's JSON, and bad data sets.
+. "$(dirname "$0")/lib.sh"
+
+"$ACTIOND" synth -o "$TMP/d" --classes 3 --clips-per-class 6 --size 96x64 --seconds 1.5 \
+    --seed 4 >/dev/null 2>&1 || not_ok "synth"
+small=(--size 48 --batch 2 --width 0.25 --segments 2 --motion-len 2 --fps 8 --loader-threads 1)
+expect_status "train two of three epochs" 0 "$ACTIOND" train -d "$TMP/d" -o "$TMP/m.adm" --epochs 3 \
+    "${small[@]}" --stop-after 2
+[ ! -e "$TMP/m.adm" ] && ok "no model before the last epoch" || not_ok "no model before the last epoch"
+[ -s "$TMP/m.adm.ckpt" ] && ok "checkpoint written" || not_ok "checkpoint written"
+expect_lines "one log line per epoch" 2 "$(cat "$TMP/m.adm.train.jsonl")"
+for k in epoch train_loss val_top1_rgb val_top1_motion val_top1_fused fusion lr seconds; do
+    expect_match "log has $k" "\"$k\":" "$(head -1 "$TMP/m.adm.train.jsonl")"
+done
+expect_status "resume to epoch 3" 0 "$ACTIOND" train -d "$TMP/d" -o "$TMP/m.adm" --epochs 3 \
+    "${small[@]}" --resume "$TMP/m.adm.ckpt"
+expect_match "resumed at epoch 3" 'resuming at epoch 3' "$ERR"
+expect_lines "log continued" 3 "$(cat "$TMP/m.adm.train.jsonl")"
+[ -s "$TMP/m.adm" ] && ok "model written" || not_ok "model written"
+expect_status "info of the trained model" 0 "$ACTIOND" info "$TMP/m.adm"
+expect_match "trained model metadata" '3 classes, input 48x48, K=2 segments, motion mv \(L=2\), 8.0 fps' "$OUT"
+
+expect_status "eval --json" 0 "$ACTIOND" eval -m "$TMP/m.adm" -d "$TMP/d" --json
+for k in top1 top5 streams per_class confusion clips; do
+    expect_match "eval has $k" "\"$k\":" "$OUT"
+done
+expect_match "eval: every test clip" "\"clips\":$(grep -c . "$TMP/d/testlist.txt")" "$OUT"
+expect_match "eval: both streams" '"streams":\{"rgb":\{"top1":[0-9.]+\},"motion":\{"top1":[0-9.]+\}\}' "$OUT"
+
+expect_status "resume with other options is refused" 1 "$ACTIOND" --log-level warn train -d "$TMP/d" -o "$TMP/x.adm" \
+    --epochs 3 "${small[@]}" --lr 0.5 --resume "$TMP/m.adm.ckpt"
+expect_lines "refusal: one line" 1 "$ERR"
+
+# a corrupt clip is skipped with a warning naming it
+head -c 5000 /dev/urandom >"$TMP/d/bend/bend_000.mp4"
+expect_status "train with a corrupt clip" 0 "$ACTIOND" train -d "$TMP/d" -o "$TMP/c.adm" --epochs 1 "${small[@]}"
+expect_match "the corrupt clip is named" 'bend_000.mp4' "$ERR"
+expect_status "missing data set" 1 "$ACTIOND" --log-level warn train -d "$TMP/none" -o "$TMP/n.adm"
+expect_lines "missing data set: one line" 1 "$ERR"
+mkdir -p "$TMP/empty"
+expect_status "empty data set" 1 "$ACTIOND" train -d "$TMP/empty" -o "$TMP/n.adm"
+expect_status "eval of a model on other classes" 1 "$ACTIOND" eval -m "$TMP/m.adm" -d "$TMP/empty"
+expect_status "train without -o" 2 "$ACTIOND" train -d "$TMP/d"
+expect_status "train with a bad motion" 2 "$ACTIOND" train -d "$TMP/d" -o "$TMP/x.adm" --motion wind
+finish
