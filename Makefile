@@ -79,7 +79,7 @@ HELPER_SRCS := $(wildcard tests/integration/helpers/*.c)
 HELPER_BINS := $(HELPER_SRCS:tests/integration/helpers/%.c=$(BUILD)/tests/helpers/%)
 
 .SECONDARY:
-.PHONY: all check check-run tests deps demo install uninstall clean distclean
+.PHONY: all check check-run tests deps demo model install uninstall clean distclean
 all: $(BIN)
 
 # The kernels (inference op_*, training grad_*) rely on the vectoriser, which -O2 leaves mostly off in GCC 12, and on fused
@@ -125,10 +125,15 @@ check-run: tests
 deps:
 	@scripts/install-deps
 
+# The main job on its built-in default: the daemon on a sample clip with the default model.
 demo: deps
 	@$(MAKE) --no-print-directory $(BIN)
-	./$(BIN) --version
-	./$(BIN) --help
+	@ACTIOND=$(abspath $(BIN)) scripts/demo
+
+# Rebuilds models/default.adm from nothing, as models/RECIPE.md says.
+model: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@ACTIOND=$(abspath $(BIN)) scripts/make-model
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/actiond/models \
