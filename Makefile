@@ -81,6 +81,7 @@ all: $(BIN)
 # The kernels rely on the vectoriser, which -O2 leaves mostly off in GCC 12, and on fused
 # multiply-adds, which -std=c11 turns off unless asked (-ffp-contract).
 $(BUILD)/nn/op_%.o: OPTFLAGS = -O3 -g -ffp-contract=fast
+$(BUILD)/video/flow.o: OPTFLAGS = -O3 -g -ffp-contract=fast
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
