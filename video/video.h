@@ -91,8 +91,8 @@ void video_source_close(struct video_source *s);
 /* ---- dense optical flow (motion kind flow): Farnebäck polynomial expansion, see flow.c ---- */
 
 /* Bounds of the flow options: past them the work per frame grows with no gain at model sizes
- * (a 7-level pyramid of a 1024-pixel side is 16 pixels; a 41-pixel window already spans most of
- * a 112-pixel frame). */
+ * (the 7th level of a 1024-pixel side is 16 pixels; a 41-pixel window pools over a third of a
+ * 112-pixel frame). */
 #define VIDEO_FLOW_MAX_LEVELS 7
 #define VIDEO_FLOW_MAX_ITERATIONS 10
 #define VIDEO_FLOW_MAX_WINDOW 41
@@ -146,6 +146,8 @@ struct video_sampler_opts {
     int capacity;             /* samples kept, 1..VIDEO_MAX_RING */
     float mean[3], std[3];    /* per channel, on x/255: plane = (x/255 - mean) / std */
     int motion_mv;            /* also keep each sample's motion-vector field (needs export_mvs) */
+    int motion_flow;          /* also compute each sample's optical flow from the previous one */
+    struct video_flow_opts flow; /* with motion_flow; zeroed = the defaults */
 };
 
 struct video_sampler;
@@ -179,8 +181,13 @@ int video_sampler_planes(const struct video_sampler *s, int64_t i, float *out);
  *   split into its positive and negative parts: channel 2l = max(d, 0), 2l+1 = max(-d, 0), so
  *   both lie in [0, 1]; a brightening and a darkening edge stay apart, which a single signed
  *   channel squashed by a ReLU would not.
- * - MV: codec motion vectors, channel 2l = x, 2l+1 = y, pixels per sample at model size. */
-enum video_motion { VIDEO_MOTION_DIFF, VIDEO_MOTION_MV, VIDEO_MOTION_COUNT };
+ * - MV: codec motion vectors, channel 2l = x, 2l+1 = y, pixels per sample at model size.
+ *   Needs a source with export_mvs and a sampler with motion_mv.
+ * - FLOW: dense optical flow (Farnebäck, video_flow_*) of the luma of samples l -> l+1, channel
+ *   2l = x, 2l+1 = y, pixels per sample at model size, computed by the sampler as each sample
+ *   arrives (motion_flow); it sees only the sampled frames, so it needs no codec support and
+ *   works on any source, at the cost of CPU time per sample. */
+enum video_motion { VIDEO_MOTION_DIFF, VIDEO_MOTION_MV, VIDEO_MOTION_FLOW, VIDEO_MOTION_COUNT };
 
 const char *video_motion_name(enum video_motion m);
 /* VIDEO_MOTION_COUNT when the name is not a kind. */
