@@ -3,29 +3,31 @@
  *
  * Why Farnebäck and not TV-L1: the work per frame is fixed and small — a few separable filters
  * and a 2x2 solve per pixel per iteration, every loop contiguous and vectorisable — where TV-L1
- * needs tens to hundreds of primal-dual iterations with a warp each per level, 10-50x the time on
- * a Pi-class core for a gain (sharp motion boundaries) that a 112-pixel action model barely sees.
+ * runs tens to hundreds of primal-dual iterations per level, with warps between them, and its
+ * cost per frame depends on how fast it converges; its gain, sharp motion boundaries, is one a
+ * 112-pixel action model barely sees. (Not measured here: TV-L1 was not implemented.)
  *
- * The method, with the paper's section numbers:
- *  - §2 Polynomial expansion: around every pixel, f(x) ~ x^T A x + b^T x + c, fitted by weighted
- *    least squares over a (2n+1)^2 neighbourhood with Gaussian applicability a(x). With full
- *    certainty this is normalised convolution, r = (B^T W B)^{-1} B^T W f for the basis
+ * The method, step by step as the paper builds it (named [P1]..[P5] below):
+ *  - [P1] Polynomial expansion: around every pixel, f(x) ~ x^T A x + b^T x + c, fitted by
+ *    weighted least squares over a (2n+1)^2 neighbourhood with Gaussian applicability a(x). With
+ *    full certainty this is normalised convolution, r = (B^T W B)^{-1} B^T W f for the basis
  *    {1, x, y, x^2, y^2, xy}; a Gaussian is separable, so B^T W f is 9 one-dimensional
  *    correlations (3 vertical, 6 horizontal), and B^T W B is fixed: x, y and xy decouple and
  *    {1, x^2, y^2} is a 3x3 system solved once at setup.
- *  - §3 Displacement: if f2(x) = f1(x - d) then A2 = A1 and b2 = b1 - 2 A1 d (eq. 3-7), so
- *    A d = Δb with A = (A1 + A2)/2 and Δb = -(b2 - b1)/2.
- *  - §4.1 The point-wise equations are pooled over a neighbourhood with weight w (a Gaussian
- *    here): d = (Σ w A^T A)^{-1} Σ w A^T Δb (eq. 13).
- *  - §4.3-4.4 A prior displacement d~ (the previous iteration, or the coarser level) is used by
- *    comparing f1 at x with f2 at x~ = x + d~: A = (A1(x) + A2(x~))/2,
- *    Δb = -(b2(x~) - b1(x))/2 + A d~ (eq. 17-18); iterating this refines d, and a pyramid
- *    (§4.5) gives the large displacements a start.
+ *  - [P2] Displacement: if f2(x) = f1(x - d) then A2 = A1 and b2 = b1 - 2 A1 d, so A d = Δb
+ *    with A = (A1 + A2)/2 and Δb = -(b2 - b1)/2 when the two expansions are taken pixel by pixel.
+ *  - [P3] One pixel's equation is too noisy, so they are pooled over a neighbourhood with weight
+ *    w (a Gaussian here), minimising Σ w ||A d - Δb||^2: d = (Σ w A^T A)^{-1} Σ w A^T Δb.
+ *  - [P4] A prior displacement d~ (the previous iteration, or the coarser level) enters by
+ *    comparing f1 at x with f2 at x~ = x + d~: A = (A1(x) + A2(x~))/2 and
+ *    Δb = -(b2(x~) - b1(x))/2 + A d~.
+ *  - [P5] Iterating [P4] refines d, and a pyramid, coarse to fine, gives large displacements a
+ *    start.
  * Two choices of ours: where x~ leaves the image the pixel's certainty is 0 (it adds nothing to
  * the pooled sums), and the pooled 2x2 system gets a ridge toward the prior,
- * (G + λI) d = h + λ d~, λ a small fraction of the mean trace of G, so flat regions and the
- * aperture problem keep the coarser estimate instead of dividing by nearly zero; scaled by the
- * mean trace, λ does not depend on the images' brightness scale.
+ * (G + λI) d = h + λ d~ with G = Σ w A^T A, λ a small fraction of the two frames' mean
+ * trace(A^T A), so flat regions and the aperture problem keep the coarser estimate instead of
+ * dividing by nearly zero; scaled that way, λ does not depend on the images' brightness scale.
  * Borders replicate the edge pixel. Everything is allocated in one arena at setup. */
 #include "video/video.h"
 
@@ -58,7 +60,7 @@
 #define FLOW_CLONES
 #endif
 
-/* The warp (§4.3) reads four of a pixel's five coefficients at four neighbours: held together
+/* The warp [P4] reads four of a pixel's five coefficients at four neighbours: held together
  * they are one 128-bit load each (NEON, SSE) instead of four scalar ones. */
 typedef float v4f __attribute__((vector_size(16)));
 enum { Q_BX, Q_BY, Q_A11, Q_A22 }; /* lanes of a v4f */
@@ -88,10 +90,11 @@ struct video_flow {
     float *rows[ROW_BUFS];      /* padded rows, w + 2 * pad */
     float *sys;                 /* [SYS_PLANES][h][w], level-0 sized */
     /* Half kernels k[0..r] of even (k[t] = k[-t]) and odd (k[t] = -k[-t]) filters. */
-    float g[VIDEO_FLOW_MAX_POLY_N + 1], gt[VIDEO_FLOW_MAX_POLY_N + 1], gtt[VIDEO_FLOW_MAX_POLY_N + 1];
+    float g[VIDEO_FLOW_MAX_POLY_N + 1], gt[VIDEO_FLOW_MAX_POLY_N + 1];
+    float gtt[VIDEO_FLOW_MAX_POLY_N + 1];
     float win[VIDEO_FLOW_MAX_WINDOW / 2 + 1];
     int win_r;
-    /* From the correlations to the coefficients (§2): b = S_x * inv_b, A_12 = S_xy * inv_xy,
+    /* From the correlations to the coefficients [P1]: b = S_x * inv_b, A_12 = S_xy * inv_xy,
      * A_11 = p S_0 + q S_xx + s S_yy and A_22 = p S_0 + s S_xx + q S_yy. */
     float inv_b, inv_xy, p, q, s;
     struct arena arena;
@@ -122,7 +125,8 @@ static int opts_resolve(const struct video_flow_opts *in, struct video_flow_opts
     if (o->poly_sigma == 0.0f)
         o->poly_sigma = FLOW_DEFAULT_POLY_SIGMA_PER_N * (float)o->poly_n;
     if (o->levels < 1 || o->levels > VIDEO_FLOW_MAX_LEVELS)
-        return err_set(em, ERR_RANGE, "flow: levels %d outside 1..%d", o->levels, VIDEO_FLOW_MAX_LEVELS);
+        return err_set(em, ERR_RANGE, "flow: levels %d outside 1..%d", o->levels,
+                       VIDEO_FLOW_MAX_LEVELS);
     if (o->iterations < 1 || o->iterations > VIDEO_FLOW_MAX_ITERATIONS)
         return err_set(em, ERR_RANGE, "flow: iterations %d outside 1..%d", o->iterations,
                        VIDEO_FLOW_MAX_ITERATIONS);
@@ -130,7 +134,8 @@ static int opts_resolve(const struct video_flow_opts *in, struct video_flow_opts
         return err_set(em, ERR_RANGE, "flow: window %d not odd in 3..%d", o->window,
                        VIDEO_FLOW_MAX_WINDOW);
     if (o->poly_n < 1 || o->poly_n > VIDEO_FLOW_MAX_POLY_N)
-        return err_set(em, ERR_RANGE, "flow: poly_n %d outside 1..%d", o->poly_n, VIDEO_FLOW_MAX_POLY_N);
+        return err_set(em, ERR_RANGE, "flow: poly_n %d outside 1..%d", o->poly_n,
+                       VIDEO_FLOW_MAX_POLY_N);
     if (!(o->poly_sigma > 0.0f && o->poly_sigma <= (float)o->poly_n))
         return err_set(em, ERR_RANGE, "flow: poly_sigma %g outside (0, %d]", (double)o->poly_sigma,
                        o->poly_n);
@@ -172,7 +177,9 @@ static void poly_setup(struct video_flow *f)
         f->gt[t] = (float)(g * t);
         f->gtt[t] = (float)(g * t * t);
     }
-    double M[3][3] = {{m0 * m0, m0 * m2, m0 * m2}, {m0 * m2, m0 * m4, m2 * m2}, {m0 * m2, m2 * m2, m0 * m4}};
+    double M[3][3] = {{m0 * m0, m0 * m2, m0 * m2},
+                      {m0 * m2, m0 * m4, m2 * m2},
+                      {m0 * m2, m2 * m2, m0 * m4}};
     /* Rows 2 and 3 of M^{-1} by cofactors: only the quadratic coefficients are needed. */
     double det = M[0][0] * (M[1][1] * M[2][2] - M[1][2] * M[2][1]) -
                  M[0][1] * (M[1][0] * M[2][2] - M[1][2] * M[2][0]) +
@@ -185,7 +192,7 @@ static void poly_setup(struct video_flow *f)
     f->inv_xy = (float)(0.5 / (m2 * m2));
 }
 
-/* The pooling weight w of §4.1: a Gaussian with sigma = window / 4, normalised to sum 1. */
+/* The pooling weight w of [P3]: a Gaussian with sigma = window / 4, normalised to sum 1. */
 static void window_setup(struct video_flow *f)
 {
     int r = f->o.window / 2;
@@ -363,7 +370,8 @@ static void hfilter_odd(const float *in, int w, const float *k, int r, float *re
 /* ---- the pyramid ---- */
 
 /* One coarse row: the binomial low-pass down the fine columns, then across at even columns. */
-static void pyr_down(const struct video_flow *f, const struct flow_level *fine, struct flow_level *coarse)
+static void pyr_down(const struct video_flow *f, const struct flow_level *fine,
+                     struct flow_level *coarse)
 {
     static const float k[PYR_RADIUS + 1] = {6.0f / 16, 4.0f / 16, 1.0f / 16};
     float *buf = f->rows[0] + f->pad;
@@ -378,7 +386,7 @@ static void pyr_down(const struct video_flow *f, const struct flow_level *fine, 
     }
 }
 
-/* ---- §2: polynomial expansion ---- */
+/* ---- [P1] polynomial expansion ---- */
 
 /* Vertical moments of one row: v0 = Σ g f, v1 = Σ g t f, v2 = Σ g t^2 f over rows y + t. */
 FLOW_CLONES
@@ -403,7 +411,7 @@ static void poly_vertical(const struct video_flow *f, const float *img, int w, i
     }
 }
 
-/* The coefficients of one row from its six correlations (§2, see poly_setup). */
+/* The coefficients of one row from its six correlations ([P1], see poly_setup). */
 FLOW_CLONES
 static void poly_row_coeffs(const struct video_flow *f, int w, const float *sx, const float *sy,
                             const float *s0, const float *sxx, const float *syy, v4f *restrict q,
@@ -457,7 +465,7 @@ static void poly_expand(struct video_flow *f, const struct flow_level *L, struct
     out->energy = (float)(energy / ((double)w * (double)h));
 }
 
-/* ---- §3-4: displacement ---- */
+/* ---- [P2]-[P5] displacement ---- */
 
 /* Bilinear weights and the top-left index of a point known to lie inside the image. */
 struct bilin {
@@ -491,7 +499,7 @@ static int bilin_make(float xs, float ys, int w, int h, struct bilin *b)
     return 1;
 }
 
-/* The warp of one row (§4.3): A = (A1(x) + A2(x~))/2 and the b difference -(b2(x~) - b1(x))/2,
+/* The warp of one row [P4]: A = (A1(x) + A2(x~))/2 and the b difference -(b2(x~) - b1(x))/2,
  * parked in the system's planes (G11 <- A_11, G12 <- A_12, G22 <- A_22, h <- the b term) for
  * system_row; all zero where x~ leaves the image, so the pixel drops out of the pooled sums. */
 FLOW_CLONES
@@ -517,7 +525,7 @@ static void warp_row(int w, int h, int y, const float *u, const float *v, const 
     }
 }
 
-/* The point-wise system of one row (eq. 17-18 in A^T A form, for the pooling of eq. 13):
+/* The point-wise system of one row ([P4] in A^T A form, for the pooling of [P3]):
  * Δb = b term + A d~, then G = A^T A and h = A^T Δb, in place over what warp_row parked. */
 FLOW_CLONES
 static void system_row(int w, const float *u, const float *v, float *restrict G11,
@@ -569,7 +577,7 @@ static void solve_row(int w, const float *G11, const float *G12, const float *G2
     }
 }
 
-/* §4.1's pooling, separable (down each plane into a padded row, then across into a second row,
+/* [P3]'s pooling, separable (down each plane into a padded row, then across into a second row,
  * because the planes' own rows are still read by the rows below), and the solve for that row;
  * the flow is updated in place, which is safe because the whole system was built first. */
 static void pool_and_solve(struct video_flow *f, struct flow_level *L, float lambda)
@@ -591,7 +599,7 @@ static void pool_and_solve(struct video_flow *f, struct flow_level *L, float lam
     }
 }
 
-/* Iterations at one level (§4.3): build the point-wise system from the current estimate, pool
+/* Iterations at one level [P5]: build the point-wise system from the current estimate, pool
  * it, solve. λ follows the two frames' mean trace(A^T A) at this level, so every level and any
  * brightness scale is ridged alike. */
 static void level_iterate(struct video_flow *f, struct flow_level *L, const struct poly *p1,
@@ -604,7 +612,7 @@ static void level_iterate(struct video_flow *f, struct flow_level *L, const stru
     }
 }
 
-/* The coarse estimate as the fine level's start (§4.5): coarse pixel i sits on fine pixel 2i, so
+/* The coarse estimate as the fine level's start [P5]: coarse pixel i sits on fine pixel 2i, so
  * d_fine(x) = 2 d_coarse(x / 2), bilinear, the last odd pixel holding the edge value. */
 static void flow_upsample(const struct flow_level *C, struct flow_level *F)
 {

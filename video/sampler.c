@@ -33,7 +33,7 @@ struct video_sampler {
     float *mv_acc, *mv_last;  /* displacement since the last sample; the last frame's field */
     float *flow;              /* capacity * field_floats, with motion_flow */
     float *grey;              /* W * H: the newest sample's luma, the flow's input */
-    struct video_flow *flower; /* keeps the previous sample's pyramid between samples */
+    struct video_flow *flow_ctx; /* holds the previous sample's pyramid between samples */
     float lut[3][256];        /* x -> (x/255 - mean) / std */
     int64_t count;
     int64_t t0, next_k;
@@ -89,9 +89,12 @@ int video_sampler_new(const struct video_sampler_opts *o, struct video_sampler *
         video_sampler_free(s);
         return err_set(em, ERR_NOMEM, "sampler: out of memory");
     }
-    if (o->motion_flow && (rc = video_flow_new(o->width, o->height, &o->flow, &s->flower, em)) < 0) {
-        video_sampler_free(s);
-        return rc;
+    if (o->motion_flow) {
+        rc = video_flow_new(o->width, o->height, &o->flow, &s->flow_ctx, em);
+        if (rc < 0) {
+            video_sampler_free(s);
+            return rc;
+        }
     }
     for (int c = 0; c < 3; c++)
         for (int x = 0; x < 256; x++)
@@ -113,7 +116,7 @@ void video_sampler_free(struct video_sampler *s)
     free(s->mv_last);
     free(s->flow);
     free(s->grey);
-    video_flow_free(s->flower);
+    video_flow_free(s->flow_ctx);
     free(s);
 }
 
@@ -126,8 +129,8 @@ void video_sampler_reset(struct video_sampler *s)
         memset(s->mv_acc, 0, s->field_floats * sizeof(float));
         memset(s->mv_last, 0, s->field_floats * sizeof(float));
     }
-    if (s->flower)
-        video_flow_reset(s->flower);
+    if (s->flow_ctx)
+        video_flow_reset(s->flow_ctx);
 }
 
 static int64_t sample_time(const struct video_sampler *s, int64_t k)
@@ -209,7 +212,7 @@ static int sample_store(struct video_sampler *s, const struct video_frame *f, st
      * each pair is computed once however many clips later read it. */
     if (s->flow) {
         motion_luma(out, s->o.width, s->o.height, s->grey);
-        video_flow_push(s->flower, s->grey, s->flow + slot * s->field_floats);
+        video_flow_push(s->flow_ctx, s->grey, s->flow + slot * s->field_floats);
     }
     s->count++;
     return 1;

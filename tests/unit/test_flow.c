@@ -136,7 +136,9 @@ static void epe_measure(const struct pair *p, const struct motion *m, struct epe
             size_t i = (size_t)y * (size_t)p->w + (size_t)x;
             double err = hypot(p->flow[i] - (tx - x), p->flow[plane + i] - (ty - y));
             sum += err;
-            if (x >= EPE_MARGIN && y >= EPE_MARGIN && x < p->w - EPE_MARGIN && y < p->h - EPE_MARGIN) {
+            int inside = x >= EPE_MARGIN && y >= EPE_MARGIN && x < p->w - EPE_MARGIN &&
+                         y < p->h - EPE_MARGIN;
+            if (inside) {
                 sum_in += err;
                 max_in = err > max_in ? err : max_in;
                 n_in++;
