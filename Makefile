@@ -86,6 +86,7 @@ all: $(BIN)
 # multiply-adds, which -std=c11 turns off unless asked (-ffp-contract).
 $(BUILD)/nn/op_%.o: OPTFLAGS = -O3 -g -ffp-contract=fast
 $(BUILD)/nn/grad_%.o: OPTFLAGS = -O3 -g -ffp-contract=fast
+$(BUILD)/video/flow.o: OPTFLAGS = -O3 -g -ffp-contract=fast
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)

@@ -3,6 +3,8 @@
 #ifndef ACTIOND_CLI_CLI_H
 #define ACTIOND_CLI_CLI_H
 
+#include "video/video.h"
+
 /* Exit statuses of DESIGN.md's command-line contract. */
 enum cli_exit {
     CLI_EXIT_OK = 0,
@@ -33,5 +35,15 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 
 /* Subcommands, one file each (cli/cmd_NAME.c); argv[0] is the subcommand's name. */
 int cli_cmd_synth(int argc, char **argv);
+
+/* `bench --video`, parsed by cmd_bench.c and run by bench_video.c. */
+struct cli_bench_video_opts {
+    const char *path;
+    enum video_motion motion;
+    double fps;        /* samples per second; 0 = the file's rate */
+    int width, height; /* the model size the sampler makes */
+    int json;
+};
+int cli_bench_video(const struct cli_bench_video_opts *o);
 
 #endif

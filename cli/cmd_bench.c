@@ -1,5 +1,6 @@
 /* cmd_bench.c — `actiond bench`: latency of a model (or a built-in architecture) on
- * this machine, per-layer times, and the SGEMM rate that bounds it. */
+ * this machine, per-layer times, the SGEMM rate that bounds it; --video hands over to
+ * bench_video.c for the input pipeline's throughput. */
 #include "cli/cli.h"
 #include "common/common.h"
 #include "nn/nn.h"
@@ -18,7 +19,12 @@ struct bench_opts {
     const char *model;
     const char *arch;
     int size, batch, threads, iters, warmup, json, sgemm;
+    const char *size_arg, *video, *motion, *fps_arg;
 };
+
+/* `bench --video`'s model size when none is given: the smaller of the common action-model
+ * inputs (112x112, 160x120). */
+#define BENCH_VIDEO_SIDE 112
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -223,6 +229,51 @@ static int run_model(const struct bench_opts *o)
     return rc < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }
 
+/* --size for --video: WxH, or N for NxN, within the sampler's bounds. */
+static int parse_video_size(const char *s, int *w, int *h)
+{
+    char *end;
+    long a = strtol(s, &end, 10), b = a;
+    if (end == s)
+        return -1;
+    if (*end == 'x') {
+        const char *t = end + 1;
+        b = strtol(t, &end, 10);
+        if (end == t)
+            return -1;
+    }
+    int lo = VIDEO_MIN_SIDE / 2, hi = VIDEO_MAX_MODEL_SIDE;
+    if (*end != '\0' || a < lo || a > hi || b < lo || b > hi)
+        return -1;
+    *w = (int)a;
+    *h = (int)b;
+    return 0;
+}
+
+static int run_video(const struct bench_opts *o)
+{
+    if (o->model || o->arch || o->sgemm)
+        return cli_usage_error("bench", "--video times the input pipeline: no -m, --arch or --sgemm");
+    if (!o->motion)
+        return cli_usage_error("bench", "--video needs --motion mv|diff|flow");
+    struct cli_bench_video_opts v = {.path = o->video, .json = o->json,
+                                     .width = BENCH_VIDEO_SIDE, .height = BENCH_VIDEO_SIDE};
+    v.motion = video_motion_from_name(o->motion);
+    if (v.motion == VIDEO_MOTION_COUNT)
+        return cli_usage_error("bench", "--motion must be mv, diff or flow, not '%s'", o->motion);
+    if (o->size_arg && parse_video_size(o->size_arg, &v.width, &v.height) < 0)
+        return cli_usage_error("bench", "--size with --video wants WxH or N, sides %d..%d, not '%s'",
+                               VIDEO_MIN_SIDE / 2, VIDEO_MAX_MODEL_SIDE, o->size_arg);
+    if (o->fps_arg) {
+        char *end;
+        v.fps = strtod(o->fps_arg, &end);
+        if (*o->fps_arg == '\0' || *end != '\0' || !(v.fps > 0 && v.fps <= VIDEO_MAX_FPS))
+            return cli_usage_error("bench", "--fps must be a number in (0, %d], not '%s'",
+                                   VIDEO_MAX_FPS, o->fps_arg);
+    }
+    return cli_bench_video(&v);
+}
+
 int cli_cmd_bench(int argc, char **argv)
 {
     struct bench_opts o = {.size = 224, .batch = 1, .threads = 1, .iters = 20, .warmup = 3};
@@ -231,7 +282,9 @@ int cli_cmd_bench(int argc, char **argv)
         {"size", required_argument, NULL, 's'},   {"batch", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 't'}, {"iters", required_argument, NULL, 'i'},
         {"warmup", required_argument, NULL, 'w'}, {"json", no_argument, NULL, 'j'},
-        {"sgemm", no_argument, NULL, 'g'},        {NULL, 0, NULL, 0},
+        {"sgemm", no_argument, NULL, 'g'},        {"video", required_argument, NULL, 'v'},
+        {"motion", required_argument, NULL, 'M'}, {"fps", required_argument, NULL, 'f'},
+        {NULL, 0, NULL, 0},
     };
     optind = 1;
     opterr = 0;
@@ -240,13 +293,16 @@ int cli_cmd_bench(int argc, char **argv)
         switch (ch) {
         case 'm': o.model = optarg; break;
         case 'a': o.arch = optarg; break;
-        case 's': rc = parse_int("bench", "--size", optarg, 16, 4096, &o.size); break;
+        case 's': o.size_arg = optarg; break;
         case 'b': rc = parse_int("bench", "--batch", optarg, 1, NN_MAX_BATCH, &o.batch); break;
         case 't': rc = parse_int("bench", "--threads", optarg, 1, BENCH_MAX_THREADS, &o.threads); break;
         case 'i': rc = parse_int("bench", "--iters", optarg, 1, BENCH_MAX_ITERS, &o.iters); break;
         case 'w': rc = parse_int("bench", "--warmup", optarg, 0, BENCH_MAX_ITERS, &o.warmup); break;
         case 'j': o.json = 1; break;
         case 'g': o.sgemm = 1; break;
+        case 'v': o.video = optarg; break;
+        case 'M': o.motion = optarg; break;
+        case 'f': o.fps_arg = optarg; break;
         default: return cli_usage_error("bench", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
@@ -254,6 +310,12 @@ int cli_cmd_bench(int argc, char **argv)
         return rc;
     if (optind < argc)
         return cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
+    if (o.video)
+        return run_video(&o);
+    if (o.motion || o.fps_arg)
+        return cli_usage_error("bench", "--motion and --fps go with --video FILE");
+    if (o.size_arg && (rc = parse_int("bench", "--size", o.size_arg, 16, 4096, &o.size)))
+        return rc;
     if (o.sgemm)
         return run_sgemm(&o);
     if (!o.model == !o.arch)

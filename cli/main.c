@@ -69,15 +69,19 @@ static const struct cli_cmd commands[] = {
      "usage: actiond export MODEL -o OUT.onnx\n", cli_cmd_export},
     {"info", "print a model's layers, parameters and FLOPs",
      "usage: actiond info MODEL [--json]\n", cli_cmd_info},
-    {"bench", "measure a model's latency and throughput on this machine",
+    {"bench", "measure a model's latency, or the video input's throughput, on this machine",
      "usage: actiond bench (-m MODEL | --arch resnet18|vgg-small [--size N]) [--batch N]\n"
      "                     [--threads N] [--iters N] [--warmup N] [--json]\n"
      "       actiond bench --sgemm [--threads N] [--json]\n"
+     "       actiond bench --video FILE --motion mv|diff|flow [--size WxH] [--fps F] [--json]\n"
      "  --arch NAME      a built-in architecture with random weights, 3xNxN input\n"
      "  --batch N        clips per run (default 1)\n"
      "  --threads N      OpenBLAS threads (default 1)\n"
      "  --iters N        timed runs (default 20); median, p90 and min are reported\n"
-     "  --sgemm          the SGEMM rate of the OpenBLAS kernel in use (1024^3)\n",
+     "  --sgemm          the SGEMM rate of the OpenBLAS kernel in use (1024^3)\n"
+     "  --video FILE     decode + sample + motion throughput on one thread: every sample\n"
+     "                   becomes a one-step clip of --motion at --size (112x112), sampled\n"
+     "                   at --fps (default: the file's rate, every frame)\n",
      cli_cmd_bench},
     {"synth", "write a labelled synthetic action data set as H.264 files",
      "usage: actiond synth -o DIR [--classes N] [--clips-per-class N] [--seed S] [--size WxH]\n"

@@ -6,7 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const motion_names[VIDEO_MOTION_COUNT] = {"diff", "mv"};
+static const char *const motion_names[VIDEO_MOTION_COUNT] = {
+    [VIDEO_MOTION_DIFF] = "diff",
+    [VIDEO_MOTION_MV] = "mv",
+    [VIDEO_MOTION_FLOW] = "flow",
+};
 
 const char *video_motion_name(enum video_motion m)
 {
@@ -72,22 +76,33 @@ int64_t clip_snippet_start(int64_t first, int64_t n, int k, int K, int L, uint64
     return start > last ? last : start;
 }
 
+/* The field the sampler made with sample i (the motion from i - 1 to i), for the kinds it makes. */
+static const float *kept_field(const struct video_sampler *s, enum video_motion kind, int64_t i)
+{
+    switch (kind) {
+    case VIDEO_MOTION_MV: return sampler_mv(s, i);
+    case VIDEO_MOTION_FLOW: return sampler_flow(s, i);
+    default: return NULL;
+    }
+}
+
 static int fill_motion(struct video_clip *c, const struct video_sampler *s, int64_t start, float *out,
                        struct err_msg *em)
 {
     size_t plane = (size_t)c->width * (size_t)c->height;
     for (int l = 0; l < c->length; l++) {
         float *ch = out + (size_t)(2 * l) * plane;
-        if (c->kind == VIDEO_MOTION_MV) {
-            const float *f = sampler_mv(s, start + l + 1);
-            if (!f)
-                return err_set(em, ERR_INVAL, "clip: the sampler keeps no motion vectors");
-            memcpy(ch, f, 2 * plane * sizeof(float));
+        if (c->kind == VIDEO_MOTION_DIFF) {
+            const uint8_t *a = video_sampler_rgb(s, start + l, NULL);
+            const uint8_t *b = video_sampler_rgb(s, start + l + 1, NULL);
+            motion_diff(a, b, c->width, c->height, ch, ch + plane);
             continue;
         }
-        const uint8_t *a = video_sampler_rgb(s, start + l, NULL);
-        const uint8_t *b = video_sampler_rgb(s, start + l + 1, NULL);
-        motion_diff(a, b, c->width, c->height, ch, ch + plane);
+        const float *f = kept_field(s, c->kind, start + l + 1);
+        if (!f)
+            return err_set(em, ERR_INVAL, "clip: the sampler makes no %s fields (motion_%s)",
+                           video_motion_name(c->kind), video_motion_name(c->kind));
+        memcpy(ch, f, 2 * plane * sizeof(float));
     }
     return 0;
 }

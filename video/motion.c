@@ -1,5 +1,5 @@
-/* motion.c — motion fields at model size: codec motion vectors rasterised per block, and the
- * signed luma difference of consecutive samples. */
+/* motion.c — motion fields at model size: codec motion vectors rasterised per block, the
+ * signed luma difference of consecutive samples, and the luma plane the optical flow reads. */
 #include "video/motion_int.h"
 
 #include <libavutil/frame.h>
@@ -51,6 +51,16 @@ int motion_mv_raster(const struct video_frame *f, int w, int h, float *field)
     for (size_t i = 0; i < n; i++)
         paint_block(&mvs[i], sx, sy, w, h, field);
     return 1;
+}
+
+void motion_luma(const uint8_t *rgb, int w, int h, float *grey)
+{
+    size_t n = (size_t)w * (size_t)h;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *p = rgb + i * 3;
+        grey[i] = (0.299f * (float)p[0] + 0.587f * (float)p[1] + 0.114f * (float)p[2]) *
+                  (1.0f / 255.0f);
+    }
 }
 
 void motion_diff(const uint8_t *a, const uint8_t *b, int w, int h, float *pos, float *neg)

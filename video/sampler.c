@@ -1,5 +1,6 @@
 /* sampler.c — takes decoded frames at the model's rate by timestamp, resizes them to the model's
- * size with libswscale into a ring of RGB24 samples, and makes normalised float planes. */
+ * size with libswscale into a ring of RGB24 samples, and makes normalised float planes; keeps
+ * each sample's motion-vector field and optical flow alongside when asked. */
 #include "video/video.h"
 #include "video/motion_int.h"
 
@@ -30,6 +31,9 @@ struct video_sampler {
     int64_t *pts;
     float *mv;                /* capacity * field_floats, with motion_mv */
     float *mv_acc, *mv_last;  /* displacement since the last sample; the last frame's field */
+    float *flow;              /* capacity * field_floats, with motion_flow */
+    float *grey;              /* W * H: the newest sample's luma, the flow's input */
+    struct video_flow *flow_ctx; /* holds the previous sample's pyramid between samples */
     float lut[3][256];        /* x -> (x/255 - mean) / std */
     int64_t count;
     int64_t t0, next_k;
@@ -76,9 +80,21 @@ int video_sampler_new(const struct video_sampler_opts *o, struct video_sampler *
         s->mv_last = calloc(s->field_floats, sizeof(float));
         ok = ok && s->mv && s->mv_acc && s->mv_last;
     }
+    if (o->motion_flow) {
+        s->flow = calloc(cap * s->field_floats, sizeof(float));
+        s->grey = malloc((size_t)o->width * (size_t)o->height * sizeof(float));
+        ok = ok && s->flow && s->grey;
+    }
     if (!ok) {
         video_sampler_free(s);
         return err_set(em, ERR_NOMEM, "sampler: out of memory");
+    }
+    if (o->motion_flow) {
+        rc = video_flow_new(o->width, o->height, &o->flow, &s->flow_ctx, em);
+        if (rc < 0) {
+            video_sampler_free(s);
+            return rc;
+        }
     }
     for (int c = 0; c < 3; c++)
         for (int x = 0; x < 256; x++)
@@ -98,6 +114,9 @@ void video_sampler_free(struct video_sampler *s)
     free(s->mv);
     free(s->mv_acc);
     free(s->mv_last);
+    free(s->flow);
+    free(s->grey);
+    video_flow_free(s->flow_ctx);
     free(s);
 }
 
@@ -110,6 +129,8 @@ void video_sampler_reset(struct video_sampler *s)
         memset(s->mv_acc, 0, s->field_floats * sizeof(float));
         memset(s->mv_last, 0, s->field_floats * sizeof(float));
     }
+    if (s->flow_ctx)
+        video_flow_reset(s->flow_ctx);
 }
 
 static int64_t sample_time(const struct video_sampler *s, int64_t k)
@@ -187,6 +208,12 @@ static int sample_store(struct video_sampler *s, const struct video_frame *f, st
         memcpy(s->mv + slot * s->field_floats, s->mv_acc, s->field_floats * sizeof(float));
         memset(s->mv_acc, 0, s->field_floats * sizeof(float));
     }
+    /* The flow from the previous sample (zeros for the first after a reset), made now so that
+     * each pair is computed once however many clips later read it. */
+    if (s->flow) {
+        motion_luma(out, s->o.width, s->o.height, s->grey);
+        video_flow_push(s->flow_ctx, s->grey, s->flow + slot * s->field_floats);
+    }
     s->count++;
     return 1;
 }
@@ -260,6 +287,13 @@ const float *sampler_mv(const struct video_sampler *s, int64_t i)
     if (!s->mv || !kept(s, i))
         return NULL;
     return s->mv + (size_t)(i % s->o.capacity) * s->field_floats;
+}
+
+const float *sampler_flow(const struct video_sampler *s, int64_t i)
+{
+    if (!s->flow || !kept(s, i))
+        return NULL;
+    return s->flow + (size_t)(i % s->o.capacity) * s->field_floats;
 }
 
 int video_sampler_planes(const struct video_sampler *s, int64_t i, float *out)

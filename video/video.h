@@ -90,6 +90,52 @@ void video_source_info(const struct video_source *s, struct video_source_info *i
 void video_source_stats(const struct video_source *s, struct video_source_stats *st);
 void video_source_close(struct video_source *s);
 
+/* ---- dense optical flow (motion kind flow): Farnebäck polynomial expansion, see flow.c ---- */
+
+/* Bounds of the flow options: past them the work per frame grows with no gain at model sizes
+ * (the 7th level of a 1024-pixel side is 16 pixels; a 41-pixel window pools over a third of a
+ * 112-pixel frame). */
+#define VIDEO_FLOW_MAX_LEVELS 7
+#define VIDEO_FLOW_MAX_ITERATIONS 10
+#define VIDEO_FLOW_MAX_WINDOW 41
+#define VIDEO_FLOW_MAX_POLY_N 4
+/* A pyramid level is made only while its shorter side stays at least this: below it the
+ * polynomial neighbourhood and the averaging window cover the whole image. */
+#define VIDEO_FLOW_MIN_LEVEL_SIDE 12
+
+/* Zero in any field takes its default, so a zeroed struct is the documented configuration. */
+struct video_flow_opts {
+    int levels;       /* pyramid levels counting full size, 1..VIDEO_FLOW_MAX_LEVELS (3); fewer
+                       * when a level would fall under VIDEO_FLOW_MIN_LEVEL_SIDE */
+    int iterations;   /* displacement updates per level, 1..VIDEO_FLOW_MAX_ITERATIONS (3) */
+    int window;       /* odd side of the Gaussian window that pools the per-pixel constraints,
+                       * 3..VIDEO_FLOW_MAX_WINDOW (13; sigma = side / 4) */
+    int poly_n;       /* radius of the polynomial fit's neighbourhood, 1..VIDEO_FLOW_MAX_POLY_N (2) */
+    float poly_sigma; /* sigma of its Gaussian applicability, (0, poly_n] (0.75 * poly_n) */
+};
+
+/* Fills o with the defaults spelled out: 3 levels, 3 iterations, window 13, poly_n 2,
+ * poly_sigma 1.5. */
+void video_flow_opts_default(struct video_flow_opts *o);
+
+struct video_flow;
+
+/* A flow context for width x height grey images (VIDEO_MIN_SIDE/2..VIDEO_MAX_MODEL_SIDE a side):
+ * everything is allocated here, nothing per frame. ERR_RANGE for sizes or options out of bounds. */
+int video_flow_new(int width, int height, const struct video_flow_opts *o, struct video_flow **out,
+                   struct err_msg *em);
+void video_flow_free(struct video_flow *f);
+/* Forgets the previous image (a new stream). */
+void video_flow_reset(struct video_flow *f);
+/* Takes the next image grey[H][W] (any fixed brightness scale, finite values) and writes the
+ * flow from the previous image to it into out[2][H][W]: channel 0 = x (right positive), 1 = y
+ * (down positive), pixels per image pair, at the previous image's pixels. The previous image's
+ * pyramid and expansion are kept, so a stream costs one expansion per image. Returns 1, or 0
+ * with out zeroed when there was no previous image. */
+int video_flow_push(struct video_flow *f, const float *grey, float *out);
+/* The flow from a to b, as push(a) then push(b) after a reset. */
+void video_flow_pair(struct video_flow *f, const float *a, const float *b, float *out);
+
 /* ---- the sampler: frames at the model's rate and size, kept in a ring ---- */
 
 /* Samples kept at once: a minute at 16 fps, far above any clip window. */
@@ -102,6 +148,8 @@ struct video_sampler_opts {
     int capacity;             /* samples kept, 1..VIDEO_MAX_RING */
     float mean[3], std[3];    /* per channel, on x/255: plane = (x/255 - mean) / std */
     int motion_mv;            /* also keep each sample's motion-vector field (needs export_mvs) */
+    int motion_flow;          /* also compute each sample's optical flow from the previous one */
+    struct video_flow_opts flow; /* with motion_flow; zeroed = the defaults */
 };
 
 struct video_sampler;
@@ -135,8 +183,13 @@ int video_sampler_planes(const struct video_sampler *s, int64_t i, float *out);
  *   split into its positive and negative parts: channel 2l = max(d, 0), 2l+1 = max(-d, 0), so
  *   both lie in [0, 1]; a brightening and a darkening edge stay apart, which a single signed
  *   channel squashed by a ReLU would not.
- * - MV: codec motion vectors, channel 2l = x, 2l+1 = y, pixels per sample at model size. */
-enum video_motion { VIDEO_MOTION_DIFF, VIDEO_MOTION_MV, VIDEO_MOTION_COUNT };
+ * - MV: codec motion vectors, channel 2l = x, 2l+1 = y, pixels per sample at model size.
+ *   Needs a source with export_mvs and a sampler with motion_mv.
+ * - FLOW: dense optical flow (Farnebäck, video_flow_*) of the luma of samples l -> l+1, channel
+ *   2l = x, 2l+1 = y, pixels per sample at model size, computed by the sampler as each sample
+ *   arrives (motion_flow); it sees only the sampled frames, so it needs no codec support and
+ *   works on any source, at the cost of CPU time per sample. */
+enum video_motion { VIDEO_MOTION_DIFF, VIDEO_MOTION_MV, VIDEO_MOTION_FLOW, VIDEO_MOTION_COUNT };
 
 const char *video_motion_name(enum video_motion m);
 /* VIDEO_MOTION_COUNT when the name is not a kind. */

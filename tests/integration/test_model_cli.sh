@@ -16,6 +16,33 @@ expect_lines "bad count: one line" 1 "$ERR"
 expect_status "bench of an unknown arch fails" 1 "$ACTIOND" bench --arch alexnet
 expect_match "unknown arch named" "unknown architecture 'alexnet'" "$ERR"
 
+# bench --video: decode + sample + motion throughput (bench/video.sh's probe), on a 1 s clip.
+"$ACTIOND" synth -o "$TMP/v" --classes 1 --clips-per-class 1 --size 64x48 --seconds 1 \
+    --test-fraction 0 2>/dev/null
+clip="$TMP/v/bend/bend_000.mp4"
+for m in mv diff flow; do
+    expect_status "bench --video --motion $m runs" 0 "$ACTIOND" bench --video "$clip" --motion $m \
+        --size 32x24 --json
+    expect_match "bench --video $m: kind and size" "\"motion\":\"$m\".*\"width\":32,\"height\":24" "$OUT"
+    expect_match "bench --video $m: every frame decoded and sampled" '"frames":25,"samples":25,"clips":24' "$OUT"
+    expect_match "bench --video $m: frames per second" '"frames_per_s":[0-9]' "$OUT"
+done
+expect_lines "bench --video --json is one line" 1 "$OUT"
+expect_status "bench --video --fps samples at that rate" 0 "$ACTIOND" bench --video "$clip" \
+    --motion flow --fps 10 --json
+expect_match "10 samples from 25 frames" '"frames":25,"samples":10' "$OUT"
+expect_status "bench --video text output" 0 "$ACTIOND" bench --video "$clip" --motion diff
+expect_match "text names frames per second" 'frames/s, 1 thread' "$OUT"
+expect_status "bench --video needs --motion" 2 "$ACTIOND" bench --video "$clip"
+expect_status "bench --video with an unknown motion" 2 "$ACTIOND" bench --video "$clip" --motion warp
+expect_match "unknown motion named" "not 'warp'" "$ERR"
+expect_status "bench --video with a bad size" 2 "$ACTIOND" bench --video "$clip" --motion mv --size 4x4
+expect_status "bench --video with a bad fps" 2 "$ACTIOND" bench --video "$clip" --motion mv --fps 99
+expect_status "bench --video with --arch" 2 "$ACTIOND" bench --video "$clip" --motion mv --arch resnet18
+expect_status "bench --motion without --video" 2 "$ACTIOND" bench --arch resnet18 --motion mv
+expect_status "bench --video of a missing file fails" 1 "$ACTIOND" bench --video "$TMP/none.mp4" --motion mv
+expect_lines "missing video: one line" 1 "$ERR"
+
 expect_status "info of a missing file fails" 1 "$ACTIOND" info "$TMP/none.adm"
 expect_lines "missing file: one line" 1 "$ERR"
 head -c 5000 /dev/urandom >"$TMP/garbage.adm"
