@@ -109,6 +109,10 @@ static int opts_check(const struct video_loader_opts *o, struct err_msg *em)
                        o->segments, o->length, VIDEO_MAX_SEGMENTS, VIDEO_MAX_MOTION_LEN);
     if ((int)o->motion < 0 || o->motion >= VIDEO_MOTION_COUNT)
         return err_set(em, ERR_RANGE, "loader: unknown motion kind %d", (int)o->motion);
+    /* the cache keeps frames and codec vectors; flow would be recomputed per epoch */
+    if (o->motion != VIDEO_MOTION_DIFF && o->motion != VIDEO_MOTION_MV)
+        return err_set(em, ERR_UNSUPPORTED, "loader: motion kind %s is not supported for "
+                       "training yet (diff and mv are)", video_motion_name(o->motion));
     if (o->batch < 1 || o->batch > VIDEO_LOADER_MAX_BATCH)
         return err_set(em, ERR_RANGE, "loader: batch %d outside 1..%d", o->batch,
                        VIDEO_LOADER_MAX_BATCH);

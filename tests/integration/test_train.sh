@@ -44,4 +44,7 @@ expect_status "empty data set" 1 "$ACTIOND" train -d "$TMP/empty" -o "$TMP/n.adm
 expect_status "eval of a model on other classes" 1 "$ACTIOND" eval -m "$TMP/m.adm" -d "$TMP/empty"
 expect_status "train without -o" 2 "$ACTIOND" train -d "$TMP/d"
 expect_status "train with a bad motion" 2 "$ACTIOND" train -d "$TMP/d" -o "$TMP/x.adm" --motion wind
+expect_status "train with flow is refused for now" 1 "$ACTIOND" --log-level warn train -d "$TMP/d" \
+    -o "$TMP/x.adm" --motion flow --epochs 1 "${small[@]/--motion-len/--motion-len}"
+expect_match "says flow is not supported yet" 'flow is not supported' "$ERR"
 finish
