@@ -394,7 +394,7 @@ int video_dataset_split(const struct video_dataset *ds, double val_fraction, uin
 /* Samples kept of one clip: 41 s at 25 fps; a longer clip keeps its first this many, with a
  * warning. */
 #define VIDEO_CACHE_MAX_SAMPLES VIDEO_MAX_RING
-#define VIDEO_CACHE_VERSION 1
+#define VIDEO_CACHE_VERSION 2 /* 2: frames resized with SWS_AREA */
 
 struct video_cache_opts {
     const char *dir;          /* the cache folder; created (one level) when missing */
