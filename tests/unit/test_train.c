@@ -25,18 +25,6 @@ static int verbose(void)
     return getenv("NN_TEST_VERBOSE") != NULL;
 }
 
-static struct nn_node_desc node(const char *name, enum nn_op op, const char *in, const char *out)
-{
-    struct nn_node_desc d;
-    memset(&d, 0, sizeof d);
-    d.name = name;
-    d.op = op;
-    d.n_in = 1;
-    d.in[0] = in;
-    d.out = out;
-    nn_attrs_default(&d.attrs);
-    return d;
-}
 
 static void add(struct nn_graph *g, struct nn_node_desc d)
 {
@@ -274,7 +262,7 @@ static void conv_case(uint64_t *rng, int kind, int k, int stride, int dil, int b
     input(m->graph, "x", tl_shape(4, 1, cin, tl_int(rng, span, span + 4), tl_int(rng, span, span + 4)));
     tl_tensor(m->graph, "w", tl_shape(4, cout, cin / group, k, tl_int(rng, 1, k)), rng);
     tl_tensor(m->graph, "b", tl_shape(1, cout, 0, 0, 0), rng);
-    struct nn_node_desc d = node("conv", NN_OP_CONV, "x", "y");
+    struct nn_node_desc d = tl_node("conv", NN_OP_CONV, "x", "y");
     params(&d, 1 + bias, "w", "b", NULL, NULL);
     d.attrs.group = group;
     d.attrs.stride[0] = stride;
@@ -304,7 +292,7 @@ static void test_grad_conv(void **state)
     input(m->graph, "x", tl_shape(4, 1, 4, 5, 6));
     tl_tensor(m->graph, "w", tl_shape(4, 6, 2, 1, 1), &rng);
     tl_tensor(m->graph, "b", tl_shape(1, 6, 0, 0, 0), &rng);
-    struct nn_node_desc d = node("conv", NN_OP_CONV, "x", "y");
+    struct nn_node_desc d = tl_node("conv", NN_OP_CONV, "x", "y");
     params(&d, 2, "w", "b", NULL, NULL);
     d.attrs.group = 2;
     check_unary(m, d, 3, fill_uniform, "conv 1x1 grouped");
@@ -323,14 +311,14 @@ static void test_grad_conv_winograd(void **state)
         input(g, "x", tl_shape(4, 1, 8, 27, 28));
         tl_tensor(g, "w", tl_shape(4, 8, 8, 3, 3), &rng);
         tl_tensor(g, "b", tl_shape(1, 8, 0, 0, 0), &rng);
-        struct nn_node_desc d = node("conv", NN_OP_CONV, "x", shared ? "c" : "y");
+        struct nn_node_desc d = tl_node("conv", NN_OP_CONV, "x", shared ? "c" : "y");
         params(&d, 2, "w", "b", NULL, NULL);
         d.attrs.pad[0] = d.attrs.pad[2] = 1;
         d.attrs.pad[1] = shared ? 1 : 2; /* shared: y = conv(x) + x keeps x's shape */
         d.attrs.pad[3] = shared ? 1 : 0;
         add(g, d);
         if (shared) {
-            struct nn_node_desc a = node("add", NN_OP_ADD, "c", "y");
+            struct nn_node_desc a = tl_node("add", NN_OP_ADD, "c", "y");
             a.n_in = 2;
             a.in[1] = "x";
             add(g, a);
@@ -360,7 +348,7 @@ static void test_grad_tucker(void **state)
         tl_tensor(m->graph, "core", tl_shape(4, 2, 3, 3, 3), &rng);
         tl_tensor(m->graph, "uo", tl_shape(4, 4, 2, 1, 1), &rng);
         tl_tensor(m->graph, "b", tl_shape(1, 4, 0, 0, 0), &rng);
-        struct nn_node_desc d = node("tucker", NN_OP_TUCKERCONV, "x", "y");
+        struct nn_node_desc d = tl_node("tucker", NN_OP_TUCKERCONV, "x", "y");
         params(&d, 3 + bias, "ui", "core", "uo", "b");
         d.attrs.stride[0] = 2;
         d.attrs.dilation[1] = 2;
@@ -379,7 +367,7 @@ static void test_grad_batchnorm(void **state)
         struct nn_model *m = nn_model_new();
         input(m->graph, "x", shapes[i]);
         bn_tensors(m->graph, "bn", shapes[i].d[1], &rng);
-        struct nn_node_desc d = node("bn", NN_OP_BATCHNORM, "x", "y");
+        struct nn_node_desc d = tl_node("bn", NN_OP_BATCHNORM, "x", "y");
         params(&d, 4, "bn.g", "bn.b", "bn.m", "bn.v");
         check_unary(m, d, i ? 6 : 3, fill_uniform, i ? "batchnorm 2-d" : "batchnorm 4-d");
     }
@@ -391,7 +379,7 @@ static void test_grad_activations(void **state)
     const enum nn_op ops[3] = {NN_OP_RELU, NN_OP_RELU6, NN_OP_LEAKYRELU};
     const char *names[3] = {"relu", "relu6", "leakyrelu"};
     for (int i = 0; i < 3; i++) {
-        struct nn_node_desc d = node(names[i], ops[i], "x", "y");
+        struct nn_node_desc d = tl_node(names[i], ops[i], "x", "y");
         d.attrs.alpha = 0.2f;
         struct nn_model *m = unary_model(tl_shape(4, 1, 3, 5, 4));
         check_unary(m, d, 2, fill_away_from_kinks, names[i]);
@@ -401,7 +389,7 @@ static void test_grad_activations(void **state)
 static void pool_case(enum nn_op op, int k, int stride, int pad, int dil, int ceil, int incl,
                       const char *what)
 {
-    struct nn_node_desc d = node("pool", op, "x", "y");
+    struct nn_node_desc d = tl_node("pool", op, "x", "y");
     d.attrs.kernel[0] = d.attrs.kernel[1] = k;
     d.attrs.stride[0] = d.attrs.stride[1] = stride;
     d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = pad;
@@ -421,7 +409,7 @@ static void test_grad_pools(void **state)
     pool_case(NN_OP_MAXPOOL, 2, 1, 1, 2, 0, 0, "maxpool dilated");
     pool_case(NN_OP_AVGPOOL, 3, 2, 1, 1, 0, 0, "avgpool excl pad");
     pool_case(NN_OP_AVGPOOL, 3, 2, 1, 1, 1, 1, "avgpool incl pad");
-    struct nn_node_desc d = node("gap", NN_OP_GLOBALAVGPOOL, "x", "y");
+    struct nn_node_desc d = tl_node("gap", NN_OP_GLOBALAVGPOOL, "x", "y");
     struct nn_model *m = unary_model(tl_shape(4, 1, 3, 4, 5));
     check_unary(m, d, 2, fill_uniform, "global avgpool");
 }
@@ -434,11 +422,11 @@ static void test_grad_add_wsum(void **state)
         struct nn_model *m = nn_model_new();
         input(m->graph, "a", tl_shape(4, 1, 2, 3, 3));
         input(m->graph, "b", tl_shape(4, 1, 2, 3, 3));
-        struct nn_node_desc d = node("add", NN_OP_ADD, "a", "s");
+        struct nn_node_desc d = tl_node("add", NN_OP_ADD, "a", "s");
         d.n_in = 2;
         d.in[1] = same ? "a" : "b";
         add(m->graph, d);
-        struct nn_node_desc d2 = node("sum2", NN_OP_ADD, "s", "y"); /* a second reader of b */
+        struct nn_node_desc d2 = tl_node("sum2", NN_OP_ADD, "s", "y"); /* a second reader of b */
         d2.n_in = 2;
         d2.in[1] = "b";
         add(m->graph, d2);
@@ -451,7 +439,7 @@ static void test_grad_add_wsum(void **state)
     const char *ins[3] = {"a", "b", "c"};
     for (int i = 0; i < 3; i++)
         input(m->graph, ins[i], tl_shape(2, 1, 5, 0, 0));
-    struct nn_node_desc d = node("wsum", NN_OP_WSUM, "a", "y");
+    struct nn_node_desc d = tl_node("wsum", NN_OP_WSUM, "a", "y");
     d.n_in = 3;
     d.in[1] = "b";
     d.in[2] = "c";
@@ -477,7 +465,7 @@ static void test_grad_concat(void **state)
             s.d[axis] = sizes[i];
             input(m->graph, ins[i], s);
         }
-        struct nn_node_desc d = node("cat", NN_OP_CONCAT, "a", "y");
+        struct nn_node_desc d = tl_node("cat", NN_OP_CONCAT, "a", "y");
         d.n_in = 3;
         d.in[1] = "b";
         d.in[2] = "c";
@@ -501,16 +489,16 @@ static void test_grad_reshape_flatten_gemm(void **state)
         struct nn_model *m = nn_model_new();
         struct nn_graph *g = m->graph;
         input(g, "x", tl_shape(4, 1, 3, 2, 2));
-        struct nn_node_desc r = node("reshape", NN_OP_RESHAPE, "x", "r");
+        struct nn_node_desc r = tl_node("reshape", NN_OP_RESHAPE, "x", "r");
         r.attrs.shape_ndim = 3;
         r.attrs.shape[0] = 0;
         r.attrs.shape[1] = 4;
         r.attrs.shape[2] = -1;
         add(g, r);
-        add(g, node("flatten", NN_OP_FLATTEN, "r", "f"));
+        add(g, tl_node("flatten", NN_OP_FLATTEN, "r", "f"));
         tl_tensor(g, "w", tl_shape(2, 5, 12, 0, 0), &rng);
         tl_tensor(g, "b", tl_shape(1, 5, 0, 0, 0), &rng);
-        struct nn_node_desc d = node("fc", NN_OP_GEMM, "f", "y");
+        struct nn_node_desc d = tl_node("fc", NN_OP_GEMM, "f", "y");
         params(&d, 1 + bias, "w", "b", NULL, NULL);
         add(g, d);
         assert_int_equal(nn_graph_add_output(g, "y", NULL), 0);
@@ -526,7 +514,7 @@ static void test_grad_softmax(void **state)
     const struct nn_shape shapes[2] = {tl_shape(2, 1, 6, 0, 0), tl_shape(4, 1, 3, 4, 2)};
     const int axes[2] = {1, 2};
     for (int i = 0; i < 2; i++) {
-        struct nn_node_desc d = node("softmax", NN_OP_SOFTMAX, "x", "y");
+        struct nn_node_desc d = tl_node("softmax", NN_OP_SOFTMAX, "x", "y");
         d.attrs.axis = axes[i];
         struct nn_model *m = unary_model(shapes[i]);
         check_unary(m, d, 3, fill_uniform, i ? "softmax axis 2" : "softmax axis 1");
@@ -537,7 +525,7 @@ static void test_grad_softmax(void **state)
 static void test_grad_dropout(void **state)
 {
     (void)state;
-    struct nn_node_desc d = node("drop", NN_OP_DROPOUT, "x", "y");
+    struct nn_node_desc d = tl_node("drop", NN_OP_DROPOUT, "x", "y");
     d.attrs.ratio = 0.3f;
     struct nn_model *m = unary_model(tl_shape(2, 1, 20, 0, 0));
     check_unary(m, d, 4, fill_uniform, "dropout 0.3");
@@ -546,17 +534,17 @@ static void test_grad_dropout(void **state)
 static void test_grad_batchmean(void **state)
 {
     (void)state;
-    struct nn_node_desc d = node("mean", NN_OP_BATCHMEAN, "x", "y");
+    struct nn_node_desc d = tl_node("mean", NN_OP_BATCHMEAN, "x", "y");
     struct nn_model *m = unary_model(tl_shape(2, 1, 6, 0, 0));
     check_unary(m, d, 4, fill_uniform, "batchmean");
     /* a conv after the mean sees a batch of 1, whatever the training batch */
     uint64_t rng = 0xbee;
     m = nn_model_new();
     input(m->graph, "x", tl_shape(4, 1, 2, 5, 5));
-    add(m->graph, node("mean", NN_OP_BATCHMEAN, "x", "m"));
+    add(m->graph, tl_node("mean", NN_OP_BATCHMEAN, "x", "m"));
     tl_tensor(m->graph, "w", tl_shape(4, 3, 2, 3, 3), &rng);
     tl_tensor(m->graph, "b", tl_shape(1, 3, 0, 0, 0), &rng);
-    d = node("conv", NN_OP_CONV, "m", "y");
+    d = tl_node("conv", NN_OP_CONV, "m", "y");
     params(&d, 2, "w", "b", NULL, NULL);
     add(m->graph, d);
     assert_int_equal(nn_graph_add_output(m->graph, "y", NULL), 0);
@@ -577,7 +565,7 @@ static void test_grad_softmax_ce(void **state)
         input(m->graph, "x", tl_shape(2, 1, 5, 0, 0));
         tl_tensor(m->graph, "w", tl_shape(2, 4, 5, 0, 0), &rng);
         tl_tensor(m->graph, "b", tl_shape(1, 4, 0, 0, 0), &rng);
-        struct nn_node_desc d = node("fc", NN_OP_GEMM, "x", "logits");
+        struct nn_node_desc d = tl_node("fc", NN_OP_GEMM, "x", "logits");
         params(&d, 2, "w", "b", NULL, NULL);
         add(m->graph, d);
         assert_int_equal(nn_graph_add_output(m->graph, "logits", NULL), 0);
@@ -606,37 +594,37 @@ static struct nn_model *tiny_net_w(uint64_t seed, int classes, int ch)
     tl_tensor(g, "sc.w", tl_shape(4, ch, ch, 1, 1), &rng);
     tl_tensor(g, "fc.w", tl_shape(2, classes, ch, 0, 0), &rng);
     tl_tensor(g, "fc.b", tl_shape(1, classes, 0, 0, 0), &rng);
-    struct nn_node_desc d = node("c1", NN_OP_CONV, "x", "c1");
+    struct nn_node_desc d = tl_node("c1", NN_OP_CONV, "x", "c1");
     params(&d, 1, "c1.w", NULL, NULL, NULL);
     d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = 1;
     add(g, d);
-    d = node("bn1", NN_OP_BATCHNORM, "c1", "bn1");
+    d = tl_node("bn1", NN_OP_BATCHNORM, "c1", "bn1");
     params(&d, 4, "bn1.g", "bn1.b", "bn1.m", "bn1.v");
     add(g, d);
-    add(g, node("relu1", NN_OP_RELU, "bn1", "r1"));
-    d = node("pool", NN_OP_MAXPOOL, "r1", "p");
+    add(g, tl_node("relu1", NN_OP_RELU, "bn1", "r1"));
+    d = tl_node("pool", NN_OP_MAXPOOL, "r1", "p");
     d.attrs.kernel[0] = d.attrs.kernel[1] = 2;
     d.attrs.stride[0] = d.attrs.stride[1] = 2;
     add(g, d);
-    d = node("c2", NN_OP_CONV, "p", "c2");
+    d = tl_node("c2", NN_OP_CONV, "p", "c2");
     params(&d, 2, "c2.w", "c2.b", NULL, NULL);
     d.attrs.group = 2;
     d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = 1;
     add(g, d);
-    d = node("sc", NN_OP_CONV, "p", "sc");
+    d = tl_node("sc", NN_OP_CONV, "p", "sc");
     params(&d, 1, "sc.w", NULL, NULL, NULL);
     add(g, d);
-    d = node("add", NN_OP_ADD, "c2", "s");
+    d = tl_node("add", NN_OP_ADD, "c2", "s");
     d.n_in = 2;
     d.in[1] = "sc";
     add(g, d);
-    add(g, node("relu2", NN_OP_LEAKYRELU, "s", "r2"));
-    add(g, node("gap", NN_OP_GLOBALAVGPOOL, "r2", "gap"));
-    add(g, node("flat", NN_OP_FLATTEN, "gap", "f"));
-    d = node("drop", NN_OP_DROPOUT, "f", "dr");
+    add(g, tl_node("relu2", NN_OP_LEAKYRELU, "s", "r2"));
+    add(g, tl_node("gap", NN_OP_GLOBALAVGPOOL, "r2", "gap"));
+    add(g, tl_node("flat", NN_OP_FLATTEN, "gap", "f"));
+    d = tl_node("drop", NN_OP_DROPOUT, "f", "dr");
     d.attrs.ratio = 0.25f;
     add(g, d);
-    d = node("fc", NN_OP_GEMM, "dr", "logits");
+    d = tl_node("fc", NN_OP_GEMM, "dr", "logits");
     params(&d, 2, "fc.w", "fc.b", NULL, NULL);
     add(g, d);
     assert_int_equal(nn_graph_add_output(g, "logits", NULL), 0);
@@ -785,7 +773,7 @@ static void test_sgd_step_by_hand(void **state)
     input(m->graph, "x", tl_shape(2, 1, 3, 0, 0));
     tl_tensor(m->graph, "w", tl_shape(2, 2, 3, 0, 0), &rng);
     tl_tensor(m->graph, "b", tl_shape(1, 2, 0, 0, 0), &rng);
-    struct nn_node_desc d = node("fc", NN_OP_GEMM, "x", "z");
+    struct nn_node_desc d = tl_node("fc", NN_OP_GEMM, "x", "z");
     params(&d, 2, "w", "b", NULL, NULL);
     add(m->graph, d);
     assert_int_equal(nn_graph_add_output(m->graph, "z", NULL), 0);
@@ -1421,7 +1409,7 @@ static void test_trainer_refusals(void **state)
 
     m = nn_model_new(); /* nothing to train */
     input(m->graph, "x", tl_shape(2, 1, 3, 0, 0));
-    add(m->graph, node("sm", NN_OP_SOFTMAX, "x", "y"));
+    add(m->graph, tl_node("sm", NN_OP_SOFTMAX, "x", "y"));
     assert_int_equal(nn_graph_add_output(m->graph, "y", NULL), 0);
     expect_new_fails(m, "y", &o, ERR_INVAL, "no trainable parameter");
     nn_model_free(m);
