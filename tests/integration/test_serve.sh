@@ -19,11 +19,12 @@ cp "$TMP/s/bend/bend_000.mp4" "$TMP/cam.mp4"
 
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
+token=t0ken-$RANDOM$RANDOM
 write_config() { # streams...
     {
         echo "model: $TMP/m.adm"
         echo "state_dir: $TMP/state"
-        echo "http: {listen: 127.0.0.1:$port}"
+        echo "http: {listen: 127.0.0.1:$port, token: $token}"
         echo "streams:"
         for s in "$@"; do echo "$s"; done
     } >"$TMP/c.yaml"
@@ -52,7 +53,7 @@ start() {
     for _ in $(seq 50); do curl -sf "$base/healthz" >/dev/null && return 0; sleep 0.2; done
     return 1
 }
-get() { curl -sf "$base$1"; }
+get() { curl -sf -H "Authorization: Bearer $token" "$base$1"; }
 wait_for() { # seconds, jq filter on a URL
     for _ in $(seq $(($1 * 5))); do
         [ "$(get "$2" | jq -r "$3" 2>/dev/null)" = "true" ] && return 0
@@ -62,6 +63,16 @@ wait_for() { # seconds, jq filter on a URL
 }
 
 start && ok "serve answers /healthz" || not_ok "serve answers /healthz: $(tail -3 "$TMP/serve.log")"
+# live events over SSE from the start, before the first window opens an event
+curl -sN --max-time 12 -H "Authorization: Bearer $token" "$base/api/v1/events/live" >"$TMP/sse.txt" 2>/dev/null &
+sse=$!
+code=$(curl -s -o /dev/null -w '%{http_code}' "$base/api/v1/streams")
+[ "$code" = 401 ] && ok "no token: 401" || not_ok "no token: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer wrong" "$base/api/v1/health")
+[ "$code" = 401 ] && ok "wrong token: 401" || not_ok "wrong token: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$base/api/v1/nothing-here" -H "Authorization: Bearer $token")
+[ "$code" = 404 ] && ok "unknown path: 404" || not_ok "unknown path: $code"
+expect_match "404 body is JSON" '^\{"error":' "$(curl -s -H "Authorization: Bearer $token" "$base/api/v1/nothing-here")"
 grep -q 'READY=1' "$TMP/notify.log" && ok "READY=1 sent" || not_ok "READY=1 sent"
 wait_for 10 /api/v1/streams '.streams[] | select(.id=="cam1") | .state=="running"' &&
     ok "cam1 running" || not_ok "cam1 running: $(get /api/v1/streams)"
@@ -72,6 +83,8 @@ wait_for 10 /api/v1/detections '.items | length >= 2' && ok "window results stor
 wait_for 10 /api/v1/events '.items | length >= 1' && ok "an event opened" ||
     not_ok "events: $(get /api/v1/events)"
 expect_match "health names the model and OpenBLAS kernel" '"openblas_core"' "$(get /api/v1/health)"
+wait "$sse" 2>/dev/null
+grep -q '"action":' "$TMP/sse.txt" && ok "an event arrived over SSE" || not_ok "SSE: $(head -c 300 "$TMP/sse.txt")"
 
 # SIGHUP: a broken file keeps the running config; a good one adds cam3 and removes dead.
 echo "streams: [" >"$TMP/c.yaml"
