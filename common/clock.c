@@ -28,11 +28,11 @@ double clock_elapsed_s(uint64_t start_ns, uint64_t end_ns)
     return end_ns >= start_ns ? (double)(end_ns - start_ns) * 1e-9 : 0.0;
 }
 
-void clock_sleep_ms(uint64_t ms, const volatile sig_atomic_t *stop)
+void clock_sleep_ms(uint64_t ms, const atomic_int *stop)
 {
     uint64_t end = clock_mono_ns() + ms * 1000000u;
     for (;;) {
-        if (stop && *stop)
+        if (stop && atomic_load(stop))
             return;
         uint64_t now = clock_mono_ns();
         if (now >= end)

@@ -2,7 +2,7 @@
 #ifndef ACTIOND_COMMON_CLOCK_H
 #define ACTIOND_COMMON_CLOCK_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* Nanoseconds on CLOCK_MONOTONIC: immune to wall-clock steps. */
@@ -15,6 +15,6 @@ int64_t clock_wall_ms(void);
 double clock_elapsed_s(uint64_t start_ns, uint64_t end_ns);
 /* Sleeps for ms milliseconds, resuming after signals until the time is up
  * unless *stop (if not NULL) becomes non-zero. */
-void clock_sleep_ms(uint64_t ms, const volatile sig_atomic_t *stop);
+void clock_sleep_ms(uint64_t ms, const atomic_int *stop);
 
 #endif

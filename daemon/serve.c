@@ -59,7 +59,7 @@ struct serve {
     struct infer_worker workers[SERVE_MAX_WORKERS];
     int n_workers;
     struct results results;
-    volatile sig_atomic_t stop_workers;
+    atomic_int stop_workers; /* set by the main thread, read by the inference workers */
 };
 
 /* ---- results: inference workers -> main thread ---- */
@@ -294,7 +294,7 @@ static void serve_stop(struct serve *sv)
         stream_worker_stop(sv->streams[i]);
         sv->streams[i] = NULL;
     }
-    sv->stop_workers = 1;
+    atomic_store(&sv->stop_workers, 1);
     if (sv->sched)
         sched_stop(sv->sched);
     for (int i = 0; i < sv->n_workers; i++) {

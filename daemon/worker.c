@@ -21,7 +21,7 @@ struct stream_worker {
     int slot;
     int paced; /* a local file stands in for a camera: play it at its own speed */
     pthread_t thread;
-    volatile sig_atomic_t stop;
+    atomic_int stop; /* set by the thread that stops the worker */
     atomic_llong progress_ms;
     struct video_sampler *sampler;
 };
@@ -232,7 +232,7 @@ void stream_worker_stop(struct stream_worker *w)
 {
     if (!w)
         return;
-    w->stop = 1;
+    atomic_store(&w->stop, 1);
     pthread_join(w->thread, NULL);
     sched_slot_close(w->sh.sched, w->slot);
     worker_free(w);

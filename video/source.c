@@ -28,7 +28,7 @@ struct video_source {
     uint64_t deadline_ns;      /* the interrupt callback fires after this (0 = never) */
     uint64_t last_frame_ns;
     int open_timeout_ms, stall_timeout_ms;
-    const volatile sig_atomic_t *stop;
+    const atomic_int *stop;
     struct video_source_stats stats;
     char *url;
 };
@@ -41,7 +41,7 @@ void video_source_opts_default(struct video_source_opts *o)
 
 static int interrupt_due(const struct video_source *s)
 {
-    if (s->stop && *s->stop)
+    if (s->stop && atomic_load(s->stop))
         return 1;
     return s->deadline_ns && clock_mono_ns() > s->deadline_ns;
 }
@@ -68,7 +68,7 @@ static const char *av_text(int averr, char *buf, size_t cap)
 /* Why a blocking call came back early: the stop flag, or the deadline. */
 static int interrupted(struct video_source *s, int timeout_code, const char *what, struct err_msg *em)
 {
-    if (s->stop && *s->stop)
+    if (s->stop && atomic_load(s->stop))
         return err_set(em, ERR_EOF, "%s: stopped", s->url);
     return err_set(em, timeout_code, "%s: %s", s->url, what);
 }

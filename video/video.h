@@ -38,7 +38,8 @@ struct video_source_opts {
     int open_timeout_ms;       /* opening (connect, probe) gives up after this: ERR_TIMEOUT */
     int stall_timeout_ms;      /* no frame for this long while reading: ERR_STALL */
     int export_mvs;            /* ask the decoder for motion vectors (motion kind mv) */
-    const volatile sig_atomic_t *stop; /* if set and non-zero, blocking calls return ERR_EOF */
+    const atomic_int *stop;    /* if set and non-zero, blocking calls return ERR_EOF; another
+                                * thread may set it (a C11 atomic, not a signal flag) */
     const char *rtsp_transport; /* rtsp://: "tcp" (NULL: the default, survives NAT and loss)
                                  * or "udp" */
     const char *input_format;  /* a libavformat demuxer ("v4l2", "mpegts"); NULL probes, and

@@ -708,7 +708,7 @@ static void test_rtsp_silent_server_times_out(void **state)
     assert_non_null(strstr(em.text, url));
     assert_true(secs >= 0.25 && secs < 3.0);
     /* The stop flag ends the same wait at once, and says so. */
-    volatile sig_atomic_t stop = 1;
+    atomic_int stop = 1;
     o.open_timeout_ms = 5000;
     o.stop = &stop;
     memset(&em, 0, sizeof em);
