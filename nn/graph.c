@@ -285,6 +285,36 @@ const char *nn_graph_output_name(const struct nn_graph *g, int i)
     return i >= 0 && i < g->n_outputs ? g->values[g->outputs[i]].name : NULL;
 }
 
+int nn_graph_node_view(const struct nn_graph *g, int i, struct nn_node_view *v)
+{
+    if (i < 0 || i >= g->n_nodes)
+        return ERR_RANGE;
+    const struct nn_node *n = &g->nodes[i];
+    memset(v, 0, sizeof *v);
+    v->name = n->name;
+    v->op = n->op;
+    v->n_in = n->n_in;
+    for (int k = 0; k < n->n_in; k++)
+        v->in[k] = g->values[n->in[k]].name;
+    v->out = g->values[n->out].name;
+    v->n_params = n->n_params;
+    for (int k = 0; k < n->n_params; k++)
+        v->params[k] = g->tensors[n->param[k]].name;
+    v->attrs = n->a;
+    v->folded = n->folded;
+    return 0;
+}
+
+float *nn_graph_tensor(const struct nn_graph *g, const char *name, struct nn_shape *shape)
+{
+    int t = name ? find_tensor(g, name) : -1;
+    if (t < 0)
+        return NULL;
+    if (shape)
+        *shape = g->tensors[t].shape;
+    return g->tensors[t].data;
+}
+
 struct nn_shape nn_graph_input_shape(const struct nn_graph *g, int i, int batch)
 {
     struct nn_shape s = g->values[g->inputs[i]].decl;

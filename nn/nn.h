@@ -136,6 +136,25 @@ const char *nn_graph_output_name(const struct nn_graph *g, int i);
 /* Shape of input i with the batch dimension as given. */
 struct nn_shape nn_graph_input_shape(const struct nn_graph *g, int i, int batch);
 
+/* A node as stored, by names (for tools that rewrite graphs, e.g. compress/): the
+ * pointers stay valid while the graph lives and is not added to. */
+struct nn_node_view {
+    const char *name;
+    enum nn_op op;
+    int n_in;
+    const char *in[NN_MAX_NODE_INPUTS];
+    const char *out;
+    int n_params;
+    const char *params[NN_MAX_PARAMS];
+    struct nn_attrs attrs;
+    int folded; /* a BatchNorm folded into its convolution */
+};
+/* Fills v for node i (0 <= i < nn_graph_n_nodes); ERR_RANGE otherwise. */
+int nn_graph_node_view(const struct nn_graph *g, int i, struct nn_node_view *v);
+/* A parameter tensor by name: its data (writable, for in-place edits of weights) and
+ * shape, or NULL when there is none. */
+float *nn_graph_tensor(const struct nn_graph *g, const char *name, struct nn_shape *shape);
+
 /* Per-layer cost of a graph at batch 1; flops count multiply-adds as 2. */
 struct nn_layer_info {
     const char *name;

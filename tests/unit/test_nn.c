@@ -568,6 +568,21 @@ static void test_bn_fold_preserves_output(void **state)
     struct nn_layer_info li[3];
     assert_int_equal(nn_graph_layers(g, li, 3, NULL), 3);
     assert_int_equal(li[1].flops, 0); /* folded */
+    struct nn_node_view v;
+    assert_int_equal(nn_graph_node_view(g, 1, &v), 0);
+    assert_string_equal(v.name, b.name);
+    assert_int_equal(v.op, NN_OP_BATCHNORM);
+    assert_string_equal(v.in[0], b.in[0]);
+    assert_string_equal(v.out, "b");
+    assert_int_equal(v.n_params, 4);
+    assert_true(v.folded);
+    assert_int_equal(nn_graph_node_view(g, 3, &v), ERR_RANGE);
+    assert_int_equal(nn_graph_node_view(g, -1, &v), ERR_RANGE);
+    struct nn_shape ts;
+    assert_int_equal(nn_graph_node_view(g, 0, &v), 0);
+    assert_non_null(nn_graph_tensor(g, v.params[0], &ts));
+    assert_int_equal(ts.ndim, 4);
+    assert_null(nn_graph_tensor(g, "no such tensor", &ts));
     free(before);
     free(after);
     nn_graph_free(g);
