@@ -1,8 +1,7 @@
 /* fit.c — training and evaluation loops: batches from video/'s loader into nn/'s trainer,
  * a validation pass per epoch that also picks the late-fusion weights, and evaluation of a
  * saved model through an inference plan, clip by clip. */
-#include "fit/fit.h"
-#include "video/video.h"
+#include "fit/fit_int.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -105,7 +104,8 @@ static void train_run_free(struct train_run *r)
     video_loader_free(r->train_ld);
     video_loader_free(r->val_ld);
     nn_trainer_free(r->t);
-    nn_model_free(r->m);
+    if (!r->o->model)
+        nn_model_free(r->m);
     video_dataset_free(r->ds);
     free(r->train_idx);
     free(r->val_idx);
@@ -317,6 +317,24 @@ static void log_epoch(struct train_run *r, int epoch, const double *loss, const 
     json_decref(j);
 }
 
+/* A model given for fine-tuning must take what the loader will make. */
+static int finetune_check(const struct train_run *r, struct err_msg *em)
+{
+    const struct fit_train_opts *o = r->o;
+    const struct nn_meta *mt = &r->m->meta;
+    if (r->rgb_in < 0 || r->motion_in < 0)
+        return err_set(em, ERR_FORMAT, "fine-tuning needs a two-stream model (inputs rgb, motion)");
+    if (mt->width != o->size || mt->height != o->size || mt->motion != o->motion ||
+        mt->motion_len != o->motion_len || mt->segments != o->segments || mt->fps != o->fps)
+        return err_set(em, ERR_INVAL, "the fine-tuning options differ from the model's metadata");
+    if (mt->n_classes != video_dataset_class_count(r->ds))
+        return err_set(em, ERR_FORMAT, "the data set has %d classes, the model %d",
+                       video_dataset_class_count(r->ds), mt->n_classes);
+    if (!o->out && (!o->checkpoint || !o->log))
+        return err_set(em, ERR_INVAL, "fine-tuning without an output needs a checkpoint and log path");
+    return 0;
+}
+
 static int setup(struct train_run *r, struct err_msg *em)
 {
     const struct fit_train_opts *o = r->o;
@@ -335,7 +353,17 @@ static int setup(struct train_run *r, struct err_msg *em)
     if (r->steps_per_epoch < 1)
         return err_set(em, ERR_RANGE, "%d training clips are fewer than a batch of %d",
                        r->n_train, o->batch);
-    if ((rc = build_model(r, em)) || (rc = make_trainer(r, em)))
+    if (o->model) {
+        r->m = o->model;
+        r->n_classes = r->m->meta.n_classes;
+        r->rgb_in = input_index(r->m->graph, "rgb");
+        r->motion_in = input_index(r->m->graph, "motion");
+        if ((rc = finetune_check(r, em)))
+            return rc;
+    } else if ((rc = build_model(r, em))) {
+        return rc;
+    }
+    if ((rc = make_trainer(r, em)))
         return rc;
     r->p_rgb = calloc((size_t)(r->n_val + 1) * r->n_classes, sizeof(double));
     r->p_mot = calloc((size_t)(r->n_val + 1) * r->n_classes, sizeof(double));
@@ -419,8 +447,9 @@ int fit_train(const struct fit_train_opts *o, struct err_msg *em)
         log_info("train: resuming at epoch %d", first + 1);
         rc = skip_batches(&r, (int64_t)first * r.steps_per_epoch, em);
     }
-    log_info("train: %d clips (%d for validation), %d classes, %d steps per epoch", r.n_train,
-             r.n_val, r.n_classes, r.steps_per_epoch);
+    if (rc == 0)
+        log_info("train: %d clips (%d for validation), %d classes, %d steps per epoch", r.n_train,
+                 r.n_val, r.n_classes, r.steps_per_epoch);
     uint64_t t0 = clock_mono_ns();
     struct val_result v = {0.5, 0.5, 0, 0.5};
     int last = o->stop_after > 0 && first + o->stop_after < o->epochs ? first + o->stop_after
@@ -449,9 +478,9 @@ int fit_train(const struct fit_train_opts *o, struct err_msg *em)
     } else {
         if (rc == 0)
             rc = nn_model_set_fusion(r.m, (float)v.w_rgb, (float)(1 - v.w_rgb), em);
-        if (rc == 0)
+        if (rc == 0 && o->out)
             rc = nn_model_save(r.m, o->out, em);
-        if (rc == 0)
+        if (rc == 0 && o->out)
             log_info("train: wrote %s in %.1f min", o->out,
                      clock_elapsed_s(t0, clock_mono_ns()) / 60);
     }
@@ -475,6 +504,7 @@ struct eval_run {
     struct nn_plan *plan;
     struct nn_ctx *ctx;
     int rgb_in, motion_in, out_rgb, out_mot, k, c;
+    int right, right5, right_r, right_m; /* clips counted so far */
 };
 
 static void eval_run_free(struct eval_run *e)
@@ -485,20 +515,63 @@ static void eval_run_free(struct eval_run *e)
     video_dataset_free(e->ds);
 }
 
+static int eval_plan(const struct nn_model *m, struct eval_run *e, struct fit_eval_result *r,
+                     struct err_msg *em);
+
 static int eval_setup(const struct nn_model *m, const struct fit_eval_opts *o, struct eval_run *e,
                       struct fit_eval_result *r, struct err_msg *em)
 {
     const struct nn_meta *mt = &m->meta;
     int rc = video_dataset_open(o->dataset, o->split ? o->split : "test", &e->ds, em);
-    if (rc)
+    if (rc || (rc = fit_check_classes(mt, e->ds, em)))
         return rc;
-    if (video_dataset_class_count(e->ds) != mt->n_classes)
+    if ((rc = eval_plan(m, e, r, em)))
+        return rc;
+    struct video_loader_opts lo;
+    if ((rc = fit_loader_opts(mt, o->loader_threads, o->cache, &lo, em)))
+        return rc;
+    return video_loader_new(e->ds, NULL, video_dataset_count(e->ds), &lo, &e->ld, em);
+}
+
+int fit_loader_opts(const struct nn_meta *mt, int threads, const char *cache,
+                    struct video_loader_opts *lo, struct err_msg *em)
+{
+    video_loader_opts_default(lo);
+    lo->width = mt->width;
+    lo->height = mt->height;
+    lo->fps = mt->fps;
+    memcpy(lo->mean, mt->mean, sizeof lo->mean);
+    memcpy(lo->std, mt->std, sizeof lo->std);
+    lo->segments = mt->segments;
+    lo->length = mt->motion_len;
+    lo->motion = video_kind(mt->motion);
+    if (lo->motion == VIDEO_MOTION_COUNT)
+        return err_set(em, ERR_UNSUPPORTED, "motion kind '%s'", nn_motion_name(mt->motion));
+    lo->batch = 8;
+    lo->shuffle = lo->augment = 0;
+    lo->threads = threads > 0 ? threads : 2;
+    lo->cache_dir = cache;
+    return 0;
+}
+
+int fit_check_classes(const struct nn_meta *mt, const struct video_dataset *ds, struct err_msg *em)
+{
+    if (video_dataset_class_count(ds) != mt->n_classes)
         return err_set(em, ERR_FORMAT, "the data set has %d classes, the model %d",
-                       video_dataset_class_count(e->ds), mt->n_classes);
+                       video_dataset_class_count(ds), mt->n_classes);
     for (int i = 0; i < mt->n_classes; i++)
-        if (strcmp(video_dataset_class_name(e->ds, i), mt->classes[i]) != 0)
+        if (strcmp(video_dataset_class_name(ds, i), mt->classes[i]) != 0)
             return err_set(em, ERR_FORMAT, "class %d is '%s' in the data set, '%s' in the model",
-                           i + 1, video_dataset_class_name(e->ds, i), mt->classes[i]);
+                           i + 1, video_dataset_class_name(ds, i), mt->classes[i]);
+    return 0;
+}
+
+/* The plan, its context and the result's arrays: what evaluating needs besides clips. */
+static int eval_plan(const struct nn_model *m, struct eval_run *e, struct fit_eval_result *r,
+                     struct err_msg *em)
+{
+    const struct nn_meta *mt = &m->meta;
+    int rc;
     e->k = mt->segments;
     e->c = mt->n_classes;
     e->rgb_in = input_index(m->graph, "rgb");
@@ -511,24 +584,6 @@ static int eval_setup(const struct nn_model *m, const struct fit_eval_opts *o, s
         return rc;
     if ((rc = nn_ctx_new(e->plan, &e->ctx)))
         return err_set(em, rc, "out of memory for the workspace");
-    struct video_loader_opts lo;
-    video_loader_opts_default(&lo);
-    lo.width = mt->width;
-    lo.height = mt->height;
-    lo.fps = mt->fps;
-    memcpy(lo.mean, mt->mean, sizeof lo.mean);
-    memcpy(lo.std, mt->std, sizeof lo.std);
-    lo.segments = mt->segments;
-    lo.length = mt->motion_len;
-    lo.motion = video_kind(mt->motion);
-    if (lo.motion == VIDEO_MOTION_COUNT)
-        return err_set(em, ERR_UNSUPPORTED, "motion kind '%s'", nn_motion_name(mt->motion));
-    lo.batch = 8;
-    lo.shuffle = lo.augment = 0;
-    lo.threads = o->loader_threads > 0 ? o->loader_threads : 2;
-    lo.cache_dir = o->cache;
-    if ((rc = video_loader_new(e->ds, NULL, video_dataset_count(e->ds), &lo, &e->ld, em)))
-        return rc;
     r->n_classes = e->c;
     r->per_class = calloc((size_t)e->c, sizeof(double));
     r->confusion = calloc((size_t)e->c * e->c, sizeof(int));
@@ -540,26 +595,25 @@ static int eval_setup(const struct nn_model *m, const struct fit_eval_opts *o, s
     return 0;
 }
 
-/* Runs one clip (rows clip*K..) of the batch through the plan; counts the results. */
-static void eval_clip(const struct nn_model *m, struct eval_run *e, const struct video_batch *b,
-                      int clip, int *right, int *right5, int *right_r, int *right_m,
-                      struct fit_eval_result *r)
+/* Runs one clip's K segments through the plan; counts the results. */
+static void eval_clip(const struct nn_model *m, struct eval_run *e, const float *rgb,
+                      const float *motion, int label, struct fit_eval_result *r)
 {
-    size_t rgb_n = (size_t)e->k * 3 * b->width * b->height;
-    size_t mot_n = (size_t)e->k * 2 * b->length * b->width * b->height;
-    memcpy(nn_ctx_input(e->ctx, e->rgb_in), b->rgb + clip * rgb_n, rgb_n * sizeof(float));
-    copy_scaled(nn_ctx_input(e->ctx, e->motion_in), b->motion + clip * mot_n, mot_n,
-                m->meta.motion_scale);
+    size_t rgb_n = (size_t)e->k * 3 * m->meta.width * m->meta.height;
+    size_t mot_n = (size_t)e->k * 2 * m->meta.motion_len * m->meta.width * m->meta.height;
+    memcpy(nn_ctx_input(e->ctx, e->rgb_in), rgb, rgb_n * sizeof(float));
+    copy_scaled(nn_ctx_input(e->ctx, e->motion_in), motion, mot_n, m->meta.motion_scale);
     nn_run(e->ctx);
     const float *y = nn_ctx_output(e->ctx, 0);
     double p[NN_MAX_CLASSES];
     for (int j = 0; j < e->c; j++)
         p[j] = y[j];
-    int label = b->labels[clip], pred = argmax(p, e->c), better = 0;
+    int pred = argmax(p, e->c), better = 0;
     for (int j = 0; j < e->c; j++)
         better += p[j] > p[label];
-    *right += pred == label;
-    *right5 += better < 5;
+    e->right += pred == label;
+    e->right5 += better < 5;
+    r->clips++;
     r->confusion[(size_t)label * e->c + pred]++;
     if (e->out_rgb >= 0 && e->out_mot >= 0) {
         double pr[NN_MAX_CLASSES], pm[NN_MAX_CLASSES];
@@ -571,8 +625,25 @@ static void eval_clip(const struct nn_model *m, struct eval_run *e, const struct
                 pm[j] += ym[(size_t)k * e->c + j];
             }
         }
-        *right_r += argmax(pr, e->c) == label;
-        *right_m += argmax(pm, e->c) == label;
+        e->right_r += argmax(pr, e->c) == label;
+        e->right_m += argmax(pm, e->c) == label;
+    }
+}
+
+/* Accuracies from the counts. */
+static void eval_finish(const struct eval_run *e, struct fit_eval_result *r)
+{
+    if (r->clips == 0)
+        return;
+    r->top1 = (double)e->right / r->clips;
+    r->top5 = (double)e->right5 / r->clips;
+    r->top1_rgb = e->out_rgb >= 0 ? (double)e->right_r / r->clips : -1;
+    r->top1_motion = e->out_mot >= 0 ? (double)e->right_m / r->clips : -1;
+    for (int i = 0; i < e->c; i++) {
+        int row = 0;
+        for (int j = 0; j < e->c; j++)
+            row += r->confusion[(size_t)i * e->c + j];
+        r->per_class[i] = row ? (double)r->confusion[(size_t)i * e->c + i] / row : 0;
     }
 }
 
@@ -582,28 +653,42 @@ int fit_eval(const struct nn_model *m, const struct fit_eval_opts *o, struct fit
     memset(r, 0, sizeof *r);
     struct eval_run e = {0};
     int rc = eval_setup(m, o, &e, r, em);
-    int n = rc ? 0 : video_dataset_count(e.ds), right = 0, right5 = 0, rr = 0, rm = 0;
+    int n = rc ? 0 : video_dataset_count(e.ds);
     while (rc == 0 && r->clips < n) {
         const struct video_batch *b;
         if ((rc = video_loader_next(e.ld, &b, em)))
             break;
-        for (int i = 0; i < b->clips && r->clips < n; i++, r->clips++)
-            eval_clip(m, &e, b, i, &right, &right5, &rr, &rm, r);
+        size_t rgb_n = (size_t)e.k * 3 * b->width * b->height;
+        size_t mot_n = (size_t)e.k * 2 * b->length * b->width * b->height;
+        for (int i = 0; i < b->clips && r->clips < n; i++)
+            eval_clip(m, &e, b->rgb + i * rgb_n, b->motion + i * mot_n, b->labels[i], r);
         if (b->epoch_end)
             break;
     }
-    if (rc == 0 && r->clips > 0) {
-        r->top1 = (double)right / r->clips;
-        r->top5 = (double)right5 / r->clips;
-        r->top1_rgb = e.out_rgb >= 0 ? (double)rr / r->clips : -1;
-        r->top1_motion = e.out_mot >= 0 ? (double)rm / r->clips : -1;
-        for (int i = 0; i < e.c; i++) {
-            int row = 0;
-            for (int j = 0; j < e.c; j++)
-                row += r->confusion[(size_t)i * e.c + j];
-            r->per_class[i] = row ? (double)r->confusion[(size_t)i * e.c + i] / row : 0;
-        }
-    }
+    if (rc == 0)
+        eval_finish(&e, r);
+    eval_run_free(&e);
+    if (rc)
+        fit_eval_result_free(r);
+    return rc;
+}
+
+int fit_clips_eval(const struct nn_model *m, const struct fit_clips *c, struct fit_eval_result *r,
+                   struct err_msg *em)
+{
+    memset(r, 0, sizeof *r);
+    const struct nn_meta *mt = &m->meta;
+    if (mt->segments != c->segments || mt->motion_len != c->length || mt->width != c->width ||
+        mt->height != c->height || mt->n_classes != c->n_classes)
+        return err_set(em, ERR_INVAL, "the clips were loaded for another model");
+    struct eval_run e = {0};
+    int rc = eval_plan(m, &e, r, em);
+    size_t rgb_n = (size_t)e.k * 3 * c->width * c->height;
+    size_t mot_n = (size_t)e.k * 2 * c->length * c->width * c->height;
+    for (int i = 0; rc == 0 && i < c->n; i++)
+        eval_clip(m, &e, c->rgb + i * rgb_n, c->motion + i * mot_n, c->labels[i], r);
+    if (rc == 0)
+        eval_finish(&e, r);
     eval_run_free(&e);
     if (rc)
         fit_eval_result_free(r);

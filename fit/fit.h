@@ -35,6 +35,10 @@ struct fit_train_opts {
     int streams;           /* FIT_STREAM_* bits: which stream's loss trains */
     int stop_after;        /* end this run after so many epochs (checkpoint kept); 0 = never */
     bool progress_bar;     /* redraw one line on a terminal; else a log line now and then */
+    struct nn_model *model; /* fine-tuning: train this model in place instead of building
+                             * `arch` (size, motion, segments and fps must match its metadata);
+                             * not freed; written to `out` only when out is not NULL, in which
+                             * case checkpoint and log must be given */
 };
 
 /* vgg-small width 0.5 at 112x112, mv, L 3, K 3, 10 fps, 30 epochs of 8 clips, lr 0.02,
@@ -66,5 +70,42 @@ struct fit_eval_result {
 int fit_eval(const struct nn_model *m, const struct fit_eval_opts *o, struct fit_eval_result *r,
              struct err_msg *em);
 void fit_eval_result_free(struct fit_eval_result *r);
+
+/* ---- clips held in memory: calibration and repeated evaluation (compress/) ---- */
+
+enum fit_part { FIT_PART_ALL, FIT_PART_TRAIN, FIT_PART_VAL };
+
+struct fit_clips_opts {
+    const char *dataset;
+    const char *split;   /* "train" (default), "test" or "all" */
+    enum fit_part part;  /* of the split, divided as fit_train divides it (val_split, seed) */
+    double val_split;
+    uint64_t seed;
+    int max_clips;       /* 0 = all; else this many, spread evenly over the part */
+    const char *cache;
+    int loader_threads;
+};
+
+/* Clips decoded for a model's input contract, without augmentation (centred snippets). */
+struct fit_clips {
+    int n, segments, length, width, height, n_classes;
+    float *rgb;    /* [n * K][3][H][W], normalised */
+    float *motion; /* [n * K][2L][H][W], as the loader makes them (before motion_scale) */
+    int *labels;   /* [n] */
+};
+
+/* Loads the clips for model metadata mt (its size, fps, motion, K, L, mean/std, classes). */
+int fit_clips_load(const struct nn_meta *mt, const struct fit_clips_opts *o,
+                   struct fit_clips **out, struct err_msg *em);
+void fit_clips_free(struct fit_clips *c);
+/* fit_eval on clips in memory (single-threaded: call it from several threads at once with
+ * different models to spread evaluations). */
+int fit_clips_eval(const struct nn_model *m, const struct fit_clips *c, struct fit_eval_result *r,
+                   struct err_msg *em);
+/* The spatially pooled activation of each named value, averaged over the K segments of a
+ * clip: acts[v] (malloc'd, [c->n][channels[v]]). Runs the trainer's inference-mode forward,
+ * so the model must not be BN-folded. */
+int fit_clips_activations(struct nn_model *m, const struct fit_clips *c, const char *const *values,
+                          int n_values, float **acts, int *channels, struct err_msg *em);
 
 #endif

@@ -1,0 +1,241 @@
+/* test_fit.c — fit/'s clips in memory: loading a data set's parts, evaluating on them
+ * (checked against fit_eval through the loader), pooled activations, and fine-tuning a
+ * given model in place. */
+#include "fit/fit.h"
+#include "video/video.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define CLASSES 3
+#define PER_CLASS 6
+
+struct fx {
+    char dir[64];
+    struct nn_model *m;
+};
+
+/* A two-stream vgg-small at 32x32, K=1, L=1 mv at 10 fps, for the synth classes. */
+static struct nn_model *tiny_model(void)
+{
+    struct nn_model *m = nn_model_new();
+    const char *names[CLASSES];
+    for (int i = 0; i < CLASSES; i++)
+        names[i] = video_synth_class_name(i);
+    struct err_msg em = {{0}};
+    assert_int_equal(nn_model_set_classes(m, CLASSES, names, &em), 0);
+    m->meta.width = m->meta.height = 32;
+    m->meta.motion = NN_MOTION_MV;
+    m->meta.motion_len = 1;
+    m->meta.segments = 1;
+    m->meta.fps = 10;
+    struct nn_arch_opts ao = {.arch = "vgg-small", .width = 0.25f, .n_classes = CLASSES,
+                              .seed = 5};
+    if (nn_arch_two_stream(m->graph, &ao, 32, 32, 2, m->meta.fusion, &em))
+        fail_msg("%s", em.text);
+    return m;
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/actiond-fit-XXXXXX");
+    if (!f || !mkdtemp(f->dir))
+        return -1;
+    struct video_synth_opts so;
+    video_synth_opts_default(&so);
+    so.classes = CLASSES;
+    so.clips_per_class = PER_CLASS;
+    so.width = 96;
+    so.height = 64;
+    so.seconds = 1.0;
+    so.test_fraction = 0.5;
+    struct err_msg em = {{0}};
+    if (video_synth_dataset(f->dir, &so, &em)) {
+        fprintf(stderr, "synth: %s\n", em.text);
+        return -1;
+    }
+    f->m = tiny_model();
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", f->dir);
+    nn_model_free(f->m);
+    free(f);
+    return 0;
+}
+
+static struct fit_clips *load(const struct fx *f, const char *split, enum fit_part part,
+                              int max_clips)
+{
+    struct fit_clips_opts o = {.dataset = f->dir, .split = split, .part = part, .val_split = 0.34,
+                               .seed = 3, .max_clips = max_clips, .loader_threads = 1};
+    struct fit_clips *c = NULL;
+    struct err_msg em = {{0}};
+    if (fit_clips_load(&f->m->meta, &o, &c, &em))
+        fail_msg("fit_clips_load: %s", em.text);
+    return c;
+}
+
+static void test_parts(void **state)
+{
+    struct fx *f = *state;
+    struct fit_clips *all = load(f, "train", FIT_PART_ALL, 0);
+    struct fit_clips *tr = load(f, "train", FIT_PART_TRAIN, 0);
+    struct fit_clips *va = load(f, "train", FIT_PART_VAL, 0);
+    struct fit_clips *few = load(f, "train", FIT_PART_ALL, 2);
+    assert_int_equal(all->n, CLASSES * PER_CLASS / 2);
+    assert_int_equal(tr->n + va->n, all->n);
+    assert_true(va->n >= 1 && tr->n >= 1);
+    assert_int_equal(few->n, 2);
+    for (int i = 0; i < all->n; i++)
+        assert_true(all->labels[i] >= 0 && all->labels[i] < CLASSES);
+    assert_int_equal(all->width, 32);
+    assert_int_equal(all->length, 1);
+    fit_clips_free(all);
+    fit_clips_free(tr);
+    fit_clips_free(va);
+    fit_clips_free(few);
+}
+
+/* The same numbers as fit_eval, which streams the clips through the loader instead. */
+static void test_eval_matches_fit_eval(void **state)
+{
+    struct fx *f = *state;
+    struct fit_clips *c = load(f, "test", FIT_PART_ALL, 0);
+    struct fit_eval_result a, b;
+    struct err_msg em = {{0}};
+    assert_int_equal(fit_clips_eval(f->m, c, &a, &em), 0);
+    struct fit_eval_opts eo = {.dataset = f->dir, .split = "test", .threads = 1,
+                               .loader_threads = 1};
+    assert_int_equal(fit_eval(f->m, &eo, &b, &em), 0);
+    assert_int_equal(a.clips, b.clips);
+    assert_int_equal(a.clips, c->n);
+    assert_true(fabs(a.top1 - b.top1) < 1e-12);
+    assert_true(fabs(a.top1_rgb - b.top1_rgb) < 1e-12);
+    assert_true(fabs(a.top1_motion - b.top1_motion) < 1e-12);
+    assert_memory_equal(a.confusion, b.confusion, sizeof(int) * CLASSES * CLASSES);
+    fit_eval_result_free(&a);
+    fit_eval_result_free(&b);
+    fit_clips_free(c);
+}
+
+/* With K = 1, the pooled logits through the trainer's forward, softmaxed, are the plan's
+ * per-stream probabilities. */
+static void test_activations_match_plan(void **state)
+{
+    struct fx *f = *state;
+    struct fit_clips *c = load(f, "test", FIT_PART_ALL, 0);
+    const char *values[2] = {"rgb/logits", "motion/logits"};
+    float *acts[2];
+    int ch[2];
+    struct err_msg em = {{0}};
+    if (fit_clips_activations(f->m, c, values, 2, acts, ch, &em))
+        fail_msg("%s", em.text);
+    assert_int_equal(ch[0], CLASSES);
+    struct nn_plan *p;
+    struct nn_ctx *x;
+    assert_int_equal(nn_plan_new(f->m->graph, 1, &p, &em), 0);
+    assert_int_equal(nn_ctx_new(p, &x), 0);
+    size_t rgb_n = 3 * 32 * 32, mot_n = 2 * 32 * 32;
+    for (int i = 0; i < c->n; i++) {
+        memcpy(nn_ctx_input(x, 0), c->rgb + i * rgb_n, rgb_n * sizeof(float));
+        memcpy(nn_ctx_input(x, 1), c->motion + i * mot_n, mot_n * sizeof(float));
+        assert_int_equal(nn_run(x), 0);
+        for (int s = 0; s < 2; s++) {
+            const float *prob = nn_ctx_output(x, 1 + s), *lg = acts[s] + (size_t)i * CLASSES;
+            double z = 0;
+            for (int j = 0; j < CLASSES; j++)
+                z += exp(lg[j]);
+            for (int j = 0; j < CLASSES; j++)
+                assert_true(fabs(exp(lg[j]) / z - prob[j]) < 1e-4);
+        }
+    }
+    nn_ctx_free(x);
+    nn_plan_free(p);
+    free(acts[0]);
+    free(acts[1]);
+    assert_int_equal(fit_clips_activations(f->m, c, (const char *[]){"no/such"}, 1, acts, ch, &em),
+                     ERR_NOTFOUND);
+    fit_clips_free(c);
+}
+
+/* fit_train with a model given trains that model in place and writes nothing else. */
+static void test_finetune_in_place(void **state)
+{
+    struct fx *f = *state;
+    struct nn_shape s;
+    struct nn_node_view v;
+    assert_int_equal(nn_graph_node_view(f->m->graph, 0, &v), 0);
+    const float *w = nn_graph_tensor(f->m->graph, v.params[0], &s);
+    float before = w[0];
+    char ckpt[128], log[128];
+    snprintf(ckpt, sizeof ckpt, "%s/ft.ckpt", f->dir);
+    snprintf(log, sizeof log, "%s/ft.jsonl", f->dir);
+    struct fit_train_opts o;
+    fit_train_opts_default(&o);
+    o.dataset = f->dir;
+    o.model = f->m;
+    o.checkpoint = ckpt;
+    o.log = log;
+    o.size = 32;
+    o.motion_len = 1;
+    o.segments = 1;
+    o.epochs = 1;
+    o.batch = 2;
+    o.threads = 1;
+    o.loader_threads = 1;
+    o.val_split = 0.34;
+    struct err_msg em = {{0}};
+    if (fit_train(&o, &em))
+        fail_msg("%s", em.text);
+    assert_true(w[0] != before);
+    assert_int_equal(access(log, R_OK), 0);
+    o.size = 48; /* not the model's */
+    assert_int_equal(fit_train(&o, &em), ERR_INVAL);
+    o.size = 32;
+    o.log = NULL;
+    assert_int_equal(fit_train(&o, &em), ERR_INVAL);
+}
+
+static void test_wrong_classes(void **state)
+{
+    struct fx *f = *state;
+    struct nn_model *m = tiny_model();
+    const char *names[CLASSES] = {"a", "b", "c"};
+    assert_int_equal(nn_model_set_classes(m, CLASSES, names, NULL), 0);
+    struct fit_clips_opts o = {.dataset = f->dir, .loader_threads = 1};
+    struct fit_clips *c = NULL;
+    struct err_msg em = {{0}};
+    assert_int_equal(fit_clips_load(&m->meta, &o, &c, &em), ERR_FORMAT);
+    assert_null(c);
+    assert_non_null(strstr(em.text, "class 1"));
+    nn_model_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parts),
+        cmocka_unit_test(test_eval_matches_fit_eval),
+        cmocka_unit_test(test_activations_match_plan),
+        cmocka_unit_test(test_wrong_classes),
+        cmocka_unit_test(test_finetune_in_place),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
