@@ -51,6 +51,40 @@ struct nn_graph *nn_graph_new(void)
     return calloc(1, sizeof(struct nn_graph));
 }
 
+struct nn_graph *nn_graph_clone(const struct nn_graph *g)
+{
+    struct nn_graph *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    *c = *g;
+    c->cap_values = g->n_values;
+    c->cap_tensors = g->n_tensors;
+    c->cap_nodes = g->n_nodes;
+    c->values = malloc(sizeof *c->values * (size_t)(g->n_values + 1));
+    c->nodes = malloc(sizeof *c->nodes * (size_t)(g->n_nodes + 1));
+    c->tensors = calloc((size_t)g->n_tensors + 1, sizeof *c->tensors);
+    c->n_tensors = 0; /* counts the copied ones, so a failure frees just those */
+    if (!c->values || !c->nodes || !c->tensors) {
+        nn_graph_free(c);
+        return NULL;
+    }
+    memcpy(c->values, g->values, sizeof *c->values * (size_t)g->n_values);
+    memcpy(c->nodes, g->nodes, sizeof *c->nodes * (size_t)g->n_nodes);
+    for (int i = 0; i < g->n_tensors; i++) {
+        size_t bytes = (size_t)nn_shape_elems(&g->tensors[i].shape) * sizeof(float);
+        float *p = aligned_alloc(ARENA_ALIGN, arena_size_of(bytes));
+        if (!p) {
+            nn_graph_free(c);
+            return NULL;
+        }
+        memcpy(p, g->tensors[i].data, bytes);
+        c->tensors[i] = g->tensors[i];
+        c->tensors[i].data = p;
+        c->n_tensors++;
+    }
+    return c;
+}
+
 void nn_graph_free(struct nn_graph *g)
 {
     if (!g)

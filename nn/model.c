@@ -61,6 +61,24 @@ struct nn_model *nn_model_new(void)
     return m;
 }
 
+struct nn_model *nn_model_clone(const struct nn_model *m)
+{
+    struct nn_model *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->meta = m->meta;
+    c->meta.classes = NULL;
+    c->graph = nn_graph_clone(m->graph);
+    size_t cls = sizeof *m->meta.classes * (size_t)m->meta.n_classes;
+    if (c->graph && cls > 0 && (c->meta.classes = malloc(cls)))
+        memcpy(c->meta.classes, m->meta.classes, cls);
+    if (!c->graph || (cls > 0 && !c->meta.classes)) {
+        nn_model_free(c);
+        return NULL;
+    }
+    return c;
+}
+
 void nn_model_free(struct nn_model *m)
 {
     if (!m)

@@ -109,6 +109,8 @@ struct nn_graph;
 
 struct nn_graph *nn_graph_new(void);
 void nn_graph_free(struct nn_graph *g);
+/* A deep copy (NULL when out of memory). */
+struct nn_graph *nn_graph_clone(const struct nn_graph *g);
 
 /* A graph input; shape->d[0] is the batch dimension and is set at planning. */
 int nn_graph_add_input(struct nn_graph *g, const char *name, const struct nn_shape *shape,
@@ -249,6 +251,8 @@ struct nn_model {
  * nn_model_free frees it, so free it first when replacing it. */
 struct nn_model *nn_model_new(void);
 void nn_model_free(struct nn_model *m);
+/* A deep copy: graph (folded BatchNorms stay folded) and metadata; NULL when out of memory. */
+struct nn_model *nn_model_clone(const struct nn_model *m);
 /* Replaces the class names (each non-empty, under NN_CLASS_NAME_MAX bytes, UTF-8, no
  * two alike); returns 0, ERR_RANGE, ERR_INVAL (names NULL) or ERR_NOMEM. */
 int nn_model_set_classes(struct nn_model *m, int n, const char *const *names,

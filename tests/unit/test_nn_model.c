@@ -1171,6 +1171,29 @@ static char *replaced(const char *s, const char *from, const char *to)
 }
 
 /* Class names must match the first output's width, on save and on load. */
+/* A clone computes the same and owns its own weights and names. */
+static void test_clone(void **state)
+{
+    (void)state;
+    struct nn_model *m = sample_model();
+    struct nn_model *c = nn_model_clone(m);
+    assert_non_null(c);
+    assert_same_outputs(m->graph, c->graph);
+    assert_string_equal(c->meta.classes[3], "café");
+    assert_true(c->meta.classes != m->meta.classes);
+    assert_true(c->meta.fusion[0] == m->meta.fusion[0]);
+    struct nn_node_view v;
+    assert_int_equal(nn_graph_node_view(c->graph, 0, &v), 0);
+    float *w = nn_graph_tensor(c->graph, v.params[0], NULL);
+    const float *w0 = nn_graph_tensor(m->graph, v.params[0], NULL);
+    assert_true(w != w0);
+    w[0] += 1.f;
+    assert_true(w0[0] != w[0]);
+    nn_model_free(m); /* the clone outlives its source */
+    assert_int_equal(nn_graph_check(c->graph, NULL), 0);
+    nn_model_free(c);
+}
+
 static void test_classes_must_fit_output(void **state)
 {
     size_t len, n;
@@ -1575,6 +1598,7 @@ int main(void)
         cmocka_unit_test(test_hostile_directory),
         cmocka_unit_test(test_hostile_graph_json),
         cmocka_unit_test(test_classes_must_fit_output),
+        cmocka_unit_test(test_clone),
         cmocka_unit_test(test_hostile_meta_json),
         cmocka_unit_test(test_folded_bn_refused),
         cmocka_unit_test(test_save_errors),
