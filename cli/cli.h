@@ -29,9 +29,15 @@ int cli_cmd_export(int argc, char **argv);
 int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_train(int argc, char **argv);
 int cli_cmd_eval(int argc, char **argv);
+int cli_cmd_compress(int argc, char **argv);
 
 /* Prints "actiond: <cmd>: <message>" and returns CLI_EXIT_USAGE, for bad flags. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parses the whole of s as an integer / a number within [lo, hi] into *out; otherwise a
+ * usage error naming flag (its return value). */
+int cli_int_arg(const char *cmd, const char *flag, const char *s, int lo, int hi, int *out);
+int cli_float_arg(const char *cmd, const char *flag, const char *s, double lo, double hi,
+                  double *out);
 
 /* Subcommands, one file each (cli/cmd_NAME.c); argv[0] is the subcommand's name. */
 int cli_cmd_synth(int argc, char **argv);

@@ -39,16 +39,6 @@ static double quantile(const double *v, int n, double q)
     return v[i < 0 ? 0 : (i >= n ? n - 1 : i)];
 }
 
-static int parse_int(const char *cmd, const char *flag, const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < lo || v > hi)
-        return cli_usage_error(cmd, "%s must be an integer in %d..%d, not '%s'", flag, lo, hi, s);
-    *out = (int)v;
-    return 0;
-}
-
 /* GFLOP/s of one square SGEMM of side n, best of a few runs. */
 static double sgemm_rate(int n, int reps)
 {
@@ -294,10 +284,10 @@ int cli_cmd_bench(int argc, char **argv)
         case 'm': o.model = optarg; break;
         case 'a': o.arch = optarg; break;
         case 's': o.size_arg = optarg; break;
-        case 'b': rc = parse_int("bench", "--batch", optarg, 1, NN_MAX_BATCH, &o.batch); break;
-        case 't': rc = parse_int("bench", "--threads", optarg, 1, BENCH_MAX_THREADS, &o.threads); break;
-        case 'i': rc = parse_int("bench", "--iters", optarg, 1, BENCH_MAX_ITERS, &o.iters); break;
-        case 'w': rc = parse_int("bench", "--warmup", optarg, 0, BENCH_MAX_ITERS, &o.warmup); break;
+        case 'b': rc = cli_int_arg("bench", "--batch", optarg, 1, NN_MAX_BATCH, &o.batch); break;
+        case 't': rc = cli_int_arg("bench", "--threads", optarg, 1, BENCH_MAX_THREADS, &o.threads); break;
+        case 'i': rc = cli_int_arg("bench", "--iters", optarg, 1, BENCH_MAX_ITERS, &o.iters); break;
+        case 'w': rc = cli_int_arg("bench", "--warmup", optarg, 0, BENCH_MAX_ITERS, &o.warmup); break;
         case 'j': o.json = 1; break;
         case 'g': o.sgemm = 1; break;
         case 'v': o.video = optarg; break;
@@ -314,7 +304,7 @@ int cli_cmd_bench(int argc, char **argv)
         return run_video(&o);
     if (o.motion || o.fps_arg)
         return cli_usage_error("bench", "--motion and --fps go with --video FILE");
-    if (o.size_arg && (rc = parse_int("bench", "--size", o.size_arg, 16, 4096, &o.size)))
+    if (o.size_arg && (rc = cli_int_arg("bench", "--size", o.size_arg, 16, 4096, &o.size)))
         return rc;
     if (o.sgemm)
         return run_sgemm(&o);

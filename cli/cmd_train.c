@@ -11,27 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static int int_arg(const char *cmd, const char *flag, const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < lo || v > hi)
-        return cli_usage_error(cmd, "%s must be an integer in %d..%d, not '%s'", flag, lo, hi, s);
-    *out = (int)v;
-    return 0;
-}
-
-static int float_arg(const char *cmd, const char *flag, const char *s, double lo, double hi,
-                     double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (*s == '\0' || *end != '\0' || !(v >= lo && v <= hi))
-        return cli_usage_error(cmd, "%s must be a number in [%g, %g], not '%s'", flag, lo, hi, s);
-    *out = v;
-    return 0;
-}
-
 static int stream_arg(const char *s, int *out)
 {
     if (strcmp(s, "rgb") == 0)
@@ -53,30 +32,30 @@ static int train_opt(struct fit_train_opts *o, int ch, const char *arg)
     case 'd': o->dataset = arg; break;
     case 'o': o->out = arg; break;
     case 'a': o->arch = arg; break;
-    case 'W': rc = float_arg("train", "--width", arg, 0.05, 8, &d); o->width = (float)d; break;
-    case 's': rc = int_arg("train", "--size", arg, 32, 1024, &o->size); break;
+    case 'W': rc = cli_float_arg("train", "--width", arg, 0.05, 8, &d); o->width = (float)d; break;
+    case 's': rc = cli_int_arg("train", "--size", arg, 32, 1024, &o->size); break;
     case 'M':
         o->motion = nn_motion_from_name(arg);
         if (o->motion == NN_MOTION_COUNT || o->motion == NN_MOTION_NONE)
             rc = cli_usage_error("train", "--motion must be mv, flow or diff, not '%s'", arg);
         break;
-    case 'L': rc = int_arg("train", "--motion-len", arg, 1, 16, &o->motion_len); break;
-    case 'K': rc = int_arg("train", "--segments", arg, 1, 32, &o->segments); break;
-    case 'f': rc = float_arg("train", "--fps", arg, 1, 60, &d); o->fps = (float)d; break;
-    case 'e': rc = int_arg("train", "--epochs", arg, 1, FIT_MAX_EPOCHS, &o->epochs); break;
-    case 'b': rc = int_arg("train", "--batch", arg, 1, 256, &o->batch); break;
-    case 'l': rc = float_arg("train", "--lr", arg, 1e-6, 10, &d); o->lr = (float)d; break;
-    case 'w': rc = float_arg("train", "--weight-decay", arg, 0, 1, &d); o->weight_decay = (float)d; break;
-    case 'S': rc = float_arg("train", "--label-smoothing", arg, 0, 0.5, &d); o->label_smoothing = (float)d; break;
-    case 't': rc = int_arg("train", "--threads", arg, 1, 64, &o->threads); break;
-    case 'j': rc = int_arg("train", "--loader-threads", arg, 1, 16, &o->loader_threads); break;
-    case 'v': rc = float_arg("train", "--val-split", arg, 0, 0.9, &o->val_split); break;
+    case 'L': rc = cli_int_arg("train", "--motion-len", arg, 1, 16, &o->motion_len); break;
+    case 'K': rc = cli_int_arg("train", "--segments", arg, 1, 32, &o->segments); break;
+    case 'f': rc = cli_float_arg("train", "--fps", arg, 1, 60, &d); o->fps = (float)d; break;
+    case 'e': rc = cli_int_arg("train", "--epochs", arg, 1, FIT_MAX_EPOCHS, &o->epochs); break;
+    case 'b': rc = cli_int_arg("train", "--batch", arg, 1, 256, &o->batch); break;
+    case 'l': rc = cli_float_arg("train", "--lr", arg, 1e-6, 10, &d); o->lr = (float)d; break;
+    case 'w': rc = cli_float_arg("train", "--weight-decay", arg, 0, 1, &d); o->weight_decay = (float)d; break;
+    case 'S': rc = cli_float_arg("train", "--label-smoothing", arg, 0, 0.5, &d); o->label_smoothing = (float)d; break;
+    case 't': rc = cli_int_arg("train", "--threads", arg, 1, 64, &o->threads); break;
+    case 'j': rc = cli_int_arg("train", "--loader-threads", arg, 1, 16, &o->loader_threads); break;
+    case 'v': rc = cli_float_arg("train", "--val-split", arg, 0, 0.9, &o->val_split); break;
     case 'r': o->resume = arg; break;
     case 'c': o->checkpoint = arg; break;
     case 'g': o->log = arg; break;
     case 'C': o->cache = arg; break;
     case 'x': rc = stream_arg(arg, &o->streams); break;
-    case 'T': rc = int_arg("train", "--stop-after", arg, 1, FIT_MAX_EPOCHS, &o->stop_after); break;
+    case 'T': rc = cli_int_arg("train", "--stop-after", arg, 1, FIT_MAX_EPOCHS, &o->stop_after); break;
     case 'z': {
         char *end;
         o->seed = strtoull(arg, &end, 10);
@@ -189,7 +168,7 @@ int cli_cmd_eval(int argc, char **argv)
             break;
         case 'j': json = 1; break;
         case 't':
-            if (int_arg("eval", "--threads", optarg, 1, 64, &o.threads))
+            if (cli_int_arg("eval", "--threads", optarg, 1, 64, &o.threads))
                 return CLI_EXIT_USAGE;
             break;
         case 'C': o.cache = optarg; break;
