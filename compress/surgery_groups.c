@@ -1,6 +1,5 @@
-/* surgery_groups.c — channel groups: values that share one channel axis (a conv output
- * carried through BN, activations and pools, tied across residual Adds by union-find),
- * who writes, scales and reads them, and whether their channels can be removed. */
+/* surgery_groups.c — channel groups (values sharing one channel axis, tied across residual
+ * Adds by union-find): who writes, scales and reads them, and whether channels can go. */
 #include "compress/surgery_int.h"
 
 #include <math.h>
@@ -475,7 +474,7 @@ int surg_consumer_norms(const struct nn_graph *g, const struct surg_groups *gr, 
         return ERR_INVAL;
     if (gi < 0 || gi >= gr->n)
         return ERR_RANGE;
-    if (nn_graph_n_nodes(g) != gr->n_nodes)
+    if (!surg_same_graph(g, gr))
         return ERR_INVAL;
     const struct surg_group *grp = &gr->g[gi];
     for (int c = 0; c < grp->channels; c++)

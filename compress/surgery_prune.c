@@ -1,6 +1,5 @@
-/* surgery_prune.c — removing channels for real: a new model whose producer convs, BNs and
- * consumers (Conv input slices, Gemm columns behind a Flatten) are cut to the kept
- * channels, and the cost such a model would have, computed without building it. */
+/* surgery_prune.c — removing channels for real (producer rows, BN vectors, consumer input
+ * slices and Gemm columns cut to the kept ones), and that model's cost without building it. */
 #include "compress/surgery_int.h"
 
 #include <stdlib.h>

@@ -1,6 +1,5 @@
-/* surgery_tucker.c — factorised layers: which convs and Gemms can be factorised, what
- * they would cost at given ranks, and rebuilding a model with k×k convs as TuckerConv
- * (1x1 -> k×k core -> 1x1) and Gemms as two Gemms through a truncated-SVD rank. */
+/* surgery_tucker.c — which convs and Gemms can be factorised, their cost at given ranks, and
+ * rebuilding a model with k×k convs as TuckerConv and Gemms as two Gemms (truncated SVD). */
 #include "compress/surgery_int.h"
 
 #include <math.h>
@@ -137,6 +136,38 @@ static int all_finite(const float *x, int64_t n)
     return 1;
 }
 
+/* Tucker factors of conv weight w [Cout, Cin, kh, kw]: ranks in range, data finite. */
+static int tucker_check(const char *node, const struct nn_shape *w, const struct surg_factor *f,
+                        struct err_msg *em)
+{
+    if (f->r1 < 1 || f->r1 > w->d[1] || f->r2 < 1 || f->r2 > w->d[0])
+        return err_set(em, ERR_RANGE, "node '%s': Tucker ranks (%d, %d) outside 1..%d, 1..%d",
+                       node, f->r1, f->r2, w->d[1], w->d[0]);
+    if (!f->u_in || !f->core || !f->u_out)
+        return err_set(em, ERR_INVAL, "node '%s': a Tucker factor is missing", node);
+    int64_t k = (int64_t)w->d[2] * w->d[3];
+    if (!all_finite(f->u_in, (int64_t)f->r1 * w->d[1]) ||
+        !all_finite(f->core, (int64_t)f->r2 * f->r1 * k) ||
+        !all_finite(f->u_out, (int64_t)w->d[0] * f->r2))
+        return err_set(em, ERR_RANGE, "node '%s': a Tucker factor is not finite", node);
+    return 0;
+}
+
+/* SVD factors of Gemm weight w [out, in]. */
+static int svd_check(const char *node, const struct nn_shape *w, const struct surg_factor *f,
+                     struct err_msg *em)
+{
+    int lim = w->d[0] < w->d[1] ? w->d[0] : w->d[1];
+    if (f->r1 < 1 || f->r1 > lim)
+        return err_set(em, ERR_RANGE, "node '%s': SVD rank %d outside 1..%d", node, f->r1, lim);
+    if (!f->a || !f->b)
+        return err_set(em, ERR_INVAL, "node '%s': an SVD factor is missing", node);
+    if (!all_finite(f->a, (int64_t)f->r1 * w->d[1]) ||
+        !all_finite(f->b, (int64_t)w->d[0] * f->r1))
+        return err_set(em, ERR_RANGE, "node '%s': an SVD factor is not finite", node);
+    return 0;
+}
+
 /* One factor against its node: the right op, ranks in range, data present and finite. */
 static int factor_check(const struct nn_graph *g, const struct nn_node_view *v,
                         const struct surg_factor *f, struct err_msg *em)
@@ -144,31 +175,10 @@ static int factor_check(const struct nn_graph *g, const struct nn_node_view *v,
     struct nn_shape w;
     if (v->n_params < 1 || !nn_graph_tensor(g, v->params[0], &w))
         return err_set(em, ERR_FORMAT, "node '%s' has no weight", v->name);
-    if (v->op == NN_OP_CONV && v->attrs.group == 1) {
-        if (f->r1 < 1 || f->r1 > w.d[1] || f->r2 < 1 || f->r2 > w.d[0])
-            return err_set(em, ERR_RANGE, "node '%s': Tucker ranks (%d, %d) outside 1..%d, 1..%d",
-                           v->name, f->r1, f->r2, w.d[1], w.d[0]);
-        if (!f->u_in || !f->core || !f->u_out)
-            return err_set(em, ERR_INVAL, "node '%s': a Tucker factor is missing", v->name);
-        int64_t k = (int64_t)w.d[2] * w.d[3];
-        if (!all_finite(f->u_in, (int64_t)f->r1 * w.d[1]) ||
-            !all_finite(f->core, (int64_t)f->r2 * f->r1 * k) ||
-            !all_finite(f->u_out, (int64_t)w.d[0] * f->r2))
-            return err_set(em, ERR_RANGE, "node '%s': a Tucker factor is not finite", v->name);
-        return 0;
-    }
-    if (v->op == NN_OP_GEMM) {
-        int lim = w.d[0] < w.d[1] ? w.d[0] : w.d[1];
-        if (f->r1 < 1 || f->r1 > lim)
-            return err_set(em, ERR_RANGE, "node '%s': SVD rank %d outside 1..%d", v->name, f->r1,
-                           lim);
-        if (!f->a || !f->b)
-            return err_set(em, ERR_INVAL, "node '%s': an SVD factor is missing", v->name);
-        if (!all_finite(f->a, (int64_t)f->r1 * w.d[1]) ||
-            !all_finite(f->b, (int64_t)w.d[0] * f->r1))
-            return err_set(em, ERR_RANGE, "node '%s': an SVD factor is not finite", v->name);
-        return 0;
-    }
+    if (v->op == NN_OP_CONV && v->attrs.group == 1)
+        return tucker_check(v->name, &w, f, em);
+    if (v->op == NN_OP_GEMM)
+        return svd_check(v->name, &w, f, em);
     return err_set(em, ERR_UNSUPPORTED, "node '%s' is a %s%s: only group-1 Conv and Gemm "
                    "factorise", v->name, nn_op_name(v->op),
                    v->op == NN_OP_CONV ? " with groups" : "");
@@ -197,7 +207,10 @@ static int factor_map(const struct nn_graph *g, int n, const struct surg_factor 
             rc = err_set(em, ERR_NOTFOUND, "no node named '%s'", f[i].node);
         else if (which[k] >= 0)
             rc = err_set(em, ERR_INVAL, "node '%s' has two factors", f[i].node);
-        else if (nn_graph_node_view(g, k, &v), (rc = factor_check(g, &v, &f[i], em)) == 0)
+        if (rc)
+            break;
+        nn_graph_node_view(g, k, &v);
+        if ((rc = factor_check(g, &v, &f[i], em)) == 0)
             which[k] = i;
     }
     surg_names_fini(&names);
@@ -283,7 +296,7 @@ int surg_decompose(const struct nn_model *in, int n, const struct surg_factor *f
     if (!in || !in->graph || !out || n < 0 || (n > 0 && !f))
         return err_set(em, ERR_INVAL, "surg_decompose: missing model, factors or output");
     int rc = surg_check_unfolded(in->graph, em);
-    if (rc)
+    if (rc || (rc = nn_graph_check(in->graph, em)))
         return rc;
     int n_nodes = nn_graph_n_nodes(in->graph);
     int *which = malloc(((size_t)n_nodes + 1) * sizeof *which);

@@ -1,6 +1,5 @@
-/* test_surgery.c — compress/surgery*.c on the built-in graphs and a hand-built one: channel
- * groups, pruning checked against the unpruned model with the removed channels made inert,
- * costs against nn_graph_layers, and Tucker/SVD rebuilds against reconstructed weights. */
+/* test_surgery.c — compress/surgery*.c: groups on built-in and hand-built graphs, pruning
+ * against the model with removed channels made inert, costs, Tucker/SVD rebuilds. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -669,6 +668,34 @@ static void test_prune_tiny(void **state)
 }
 
 /* surg_prune_cost against the graphs surg_prune really builds, over many random masks. */
+/* An ONNX import (our ResNet-18 exported and read back, as a torchvision one would come
+ * in): the same groups, and pruning stays exact. */
+static void test_onnx_import(void **state)
+{
+    (void)state;
+    struct nn_model *m = resnet18(16), *im = NULL;
+    void *buf = NULL;
+    size_t len = 0;
+    struct err_msg em = {{0}};
+    must(nn_onnx_export_mem(m, &buf, &len, &em), &em, "export");
+    must(nn_onnx_import_mem(buf, len, &im, &em), &em, "import");
+    free(buf);
+    struct surg_groups *a = groups_of(m->graph), *b = groups_of(im->graph);
+    assert_int_equal(a->n, b->n);
+    for (int i = 0; i < a->n; i++) {
+        const struct surg_group *gb = group_named(b, a->g[i].name);
+        assert_int_equal(gb->prunable, a->g[i].prunable);
+        assert_int_equal(gb->n_producers, a->g[i].n_producers);
+        assert_int_equal(gb->n_consumers, a->g[i].n_consumers);
+        assert_int_equal(gb->channels, a->g[i].channels);
+    }
+    surg_groups_free(a);
+    surg_groups_free(b);
+    prune_exact(im, 1, INERT_CONSUMERS, 17);
+    nn_model_free(im);
+    nn_model_free(m);
+}
+
 static void test_prune_cost(void **state)
 {
     (void)state;
@@ -798,6 +825,26 @@ static void test_folded_refused(void **state)
     assert_null(out);
     surg_groups_free(gr);
     nn_model_free(m);
+}
+
+/* A graph nn/ itself rejects, and missing arguments: errors, nothing returned. */
+static void test_bad_graph(void **state)
+{
+    (void)state;
+    struct nn_graph *g = nn_graph_new(); /* no inputs, no outputs */
+    struct surg_groups *gr = NULL;
+    struct surg_convs *cs = NULL;
+    struct err_msg em = {{0}};
+    assert_int_equal(surg_groups_find(g, &gr, &em), ERR_FORMAT);
+    assert_null(gr);
+    assert_int_equal(surg_convs_find(g, &cs, &em), ERR_FORMAT);
+    assert_null(cs);
+    assert_int_equal(surg_groups_find(NULL, &gr, &em), ERR_INVAL);
+    assert_int_equal(surg_prune(NULL, NULL, NULL, NULL, &em), ERR_INVAL);
+    assert_int_equal(surg_decompose(NULL, 0, NULL, NULL, &em), ERR_INVAL);
+    surg_groups_free(NULL);
+    surg_convs_free(NULL);
+    nn_graph_free(g);
 }
 
 /* ---- factorisation ---- */
@@ -1140,10 +1187,12 @@ int main(void)
         cmocka_unit_test(test_prune_resnet_producers),
         cmocka_unit_test(test_prune_resnet_consumers),
         cmocka_unit_test(test_prune_tiny),
+        cmocka_unit_test(test_onnx_import),
         cmocka_unit_test(test_prune_cost),
         cmocka_unit_test(test_prune_trains),
         cmocka_unit_test(test_prune_errors),
         cmocka_unit_test(test_folded_refused),
+        cmocka_unit_test(test_bad_graph),
         cmocka_unit_test(test_convs_list),
         cmocka_unit_test(test_decompose_identity_vgg),
         cmocka_unit_test(test_decompose_lowrank_resnet),
