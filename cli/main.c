@@ -11,9 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-static int cmd_not_implemented(int argc, char **argv);
-
-/* Subcommands whose issue has not landed say so and fail; none claims success. */
+/* The subcommands, in the order `actiond --help` lists them. */
 static const struct cli_cmd commands[] = {
     {"serve", "run the daemon: watch streams, recognise actions, serve them over HTTP",
      "usage: actiond serve [-c FILE] [--check]\n"
@@ -21,7 +19,19 @@ static const struct cli_cmd commands[] = {
      "      --check         validate the configuration and exit (0 valid, 78 invalid)\n",
      cli_cmd_serve},
     {"compress", "prune and Tucker-decompose a model, then fine-tune it",
-     "usage: actiond compress -m MODEL -d DATASET -o OUT [--report FILE]\n", cmd_not_implemented},
+     "usage: actiond compress -m MODEL -o OUT [-d DATASET] [options]\n"
+     "  --target-flops F | --target-params F   the budget: a fraction (0.2) or a factor (5x)\n"
+     "                     of the input's cost (FLOPs to 0.2)\n"
+     "  --prune nb|l1|bn|random|none (nb)   --ranks ga|vbmf|uniform|none (ga)\n"
+     "  --prune-share F    pruning takes the cost to target^F when both stages run (0.5)\n"
+     "  --floor F          never keep fewer than this share of a layer's channels (0.25)\n"
+     "  --finetune-epochs N (3)   --finetune-lr X (0.002)   --batch N (8)   --distill\n"
+     "  --population N (16)   --generations N (10)   --seed S (1)   --threads N (2)\n"
+     "  --calib-clips N (200)   --val-clips N (all)   --val-split F (0.1)\n"
+     "  --report FILE.json   --latency-runs N (20)   --cache DIR   --work DIR (OUT.work)\n"
+     "  Without -d only data-free methods run (l1/bn/random, vbmf/uniform), without\n"
+     "  fine-tuning.\n",
+     cli_cmd_compress},
     {"train", "train a two-stream model on a labelled video folder",
      "usage: actiond train -d DATASET -o MODEL [options]\n"
      "  --arch vgg-small|resnet18 (vgg-small)   --width W channel multiplier (0.5)\n"
@@ -109,13 +119,6 @@ static const struct cli_cmd *cmd_find(const char *name)
         if (strcmp(commands[i].name, name) == 0)
             return &commands[i];
     return NULL;
-}
-
-static int cmd_not_implemented(int argc, char **argv)
-{
-    (void)argc;
-    fprintf(stderr, "actiond: %s: not implemented yet\n", argv[0]);
-    return CLI_EXIT_USAGE;
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)

@@ -1,0 +1,173 @@
+/* cmd_compress.c — `actiond compress`: argument parsing; the pipeline is compress/'s. */
+#include "cli/cli.h"
+#include "common/common.h"
+#include "compress/compress.h"
+#include "nn/nn.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A budget as a fraction of the input's cost ("0.2") or a reduction factor ("5x"). */
+static int target_arg(const char *flag, const char *s, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end != s && strcmp(end, "x") == 0 && v >= 1 && v <= 1e6) {
+        *out = 1 / v;
+        return 0;
+    }
+    if (end != s && *end == '\0' && v > 0 && v <= 1) {
+        *out = v;
+        return 0;
+    }
+    return cli_usage_error("compress", "%s must be a fraction in (0, 1] or a factor like 5x, "
+                                       "not '%s'", flag, s);
+}
+
+struct args {
+    struct compress_opts o;
+    const char *in, *out, *report;
+    int budget_flags;
+};
+
+static int method_arg(struct args *a, int ch, const char *s)
+{
+    if (ch == 'P') {
+        a->o.prune = compress_prune_from_name(s);
+        if (a->o.prune == COMPRESS_PRUNE_COUNT)
+            return cli_usage_error("compress", "--prune must be nb, l1, bn, random or none, "
+                                               "not '%s'", s);
+    } else {
+        a->o.ranks = compress_ranks_from_name(s);
+        if (a->o.ranks == COMPRESS_RANKS_COUNT)
+            return cli_usage_error("compress", "--ranks must be ga, vbmf, uniform or none, "
+                                               "not '%s'", s);
+    }
+    return 0;
+}
+
+static int parse_opt(struct args *a, int ch, const char *s)
+{
+    struct compress_opts *o = &a->o;
+    double d;
+    int rc = 0;
+    switch (ch) {
+    case 'm': a->in = s; break;
+    case 'o': a->out = s; break;
+    case 'd': o->dataset = s; break;
+    case 'r': a->report = s; break;
+    case 'F': case 'Q':
+        a->budget_flags++;
+        o->budget = ch == 'F' ? COMPRESS_BUDGET_FLOPS : COMPRESS_BUDGET_PARAMS;
+        rc = target_arg(ch == 'F' ? "--target-flops" : "--target-params", s, &o->target);
+        break;
+    case 'P': case 'R': rc = method_arg(a, ch, s); break;
+    case 'e': rc = cli_int_arg("compress", "--finetune-epochs", s, 0, 1000, &o->finetune_epochs); break;
+    case 'l': rc = cli_float_arg("compress", "--finetune-lr", s, 1e-6, 1, &d); o->finetune_lr = (float)d; break;
+    case 'b': rc = cli_int_arg("compress", "--batch", s, 1, 256, &o->batch); break;
+    case 'D': o->distill = true; break;
+    case 'z': {
+        char *end;
+        o->seed = strtoull(s, &end, 10);
+        if (*s == '\0' || *end != '\0')
+            rc = cli_usage_error("compress", "--seed must be a whole number, not '%s'", s);
+        break;
+    }
+    case 't': rc = cli_int_arg("compress", "--threads", s, 1, 64, &o->threads); break;
+    case 'p': rc = cli_int_arg("compress", "--population", s, 4, 1024, &o->population); break;
+    case 'g': rc = cli_int_arg("compress", "--generations", s, 1, 10000, &o->generations); break;
+    case 'c': rc = cli_int_arg("compress", "--calib-clips", s, 2, 100000, &o->calib_clips); break;
+    case 'V': rc = cli_int_arg("compress", "--val-clips", s, 0, 100000, &o->val_clips); break;
+    case 'v': rc = cli_float_arg("compress", "--val-split", s, 0.01, 0.9, &o->val_split); break;
+    case 'S': rc = cli_float_arg("compress", "--prune-share", s, 0, 1, &o->prune_share); break;
+    case 'f': rc = cli_float_arg("compress", "--floor", s, 0.01, 1, &o->floor); break;
+    case 'T': rc = cli_int_arg("compress", "--latency-runs", s, 1, 10000, &o->latency_runs); break;
+    case 'C': o->cache = s; break;
+    case 'w': o->work = s; break;
+    default: rc = cli_usage_error("compress", "unknown option"); break;
+    }
+    return rc;
+}
+
+static int parse(struct args *a, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, 'm'}, {"output", required_argument, NULL, 'o'},
+        {"dataset", required_argument, NULL, 'd'}, {"report", required_argument, NULL, 'r'},
+        {"target-flops", required_argument, NULL, 'F'},
+        {"target-params", required_argument, NULL, 'Q'},
+        {"prune", required_argument, NULL, 'P'}, {"ranks", required_argument, NULL, 'R'},
+        {"finetune-epochs", required_argument, NULL, 'e'},
+        {"finetune-lr", required_argument, NULL, 'l'}, {"batch", required_argument, NULL, 'b'},
+        {"distill", no_argument, NULL, 'D'}, {"seed", required_argument, NULL, 'z'},
+        {"threads", required_argument, NULL, 't'}, {"population", required_argument, NULL, 'p'},
+        {"generations", required_argument, NULL, 'g'},
+        {"calib-clips", required_argument, NULL, 'c'}, {"val-clips", required_argument, NULL, 'V'},
+        {"val-split", required_argument, NULL, 'v'}, {"prune-share", required_argument, NULL, 'S'},
+        {"floor", required_argument, NULL, 'f'}, {"latency-runs", required_argument, NULL, 'T'},
+        {"cache", required_argument, NULL, 'C'}, {"work", required_argument, NULL, 'w'},
+        {NULL, 0, NULL, 0},
+    };
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "m:o:d:", longopts, NULL)) != -1) {
+        if (ch == '?' || ch == ':')
+            return cli_usage_error("compress", "unknown or incomplete option '%s'",
+                                   argv[optind - 1]);
+        int rc = parse_opt(a, ch, optarg);
+        if (rc)
+            return rc;
+    }
+    if (optind < argc)
+        return cli_usage_error("compress", "unexpected argument '%s'", argv[optind]);
+    if (!a->in || !a->out)
+        return cli_usage_error("compress", "-m MODEL and -o OUT are required");
+    if (a->budget_flags > 1)
+        return cli_usage_error("compress", "give --target-flops or --target-params, not both");
+    return 0;
+}
+
+int cli_cmd_compress(int argc, char **argv)
+{
+    struct args a = {0};
+    compress_opts_default(&a.o);
+    a.o.progress = isatty(STDERR_FILENO);
+    int rc = parse(&a, argc, argv);
+    if (rc)
+        return rc;
+    char work[4096];
+    if (!a.o.work) {
+        snprintf(work, sizeof work, "%s.work", a.out);
+        a.o.work = work;
+    }
+    struct err_msg em = {{0}};
+    if ((rc = compress_opts_check(&a.o, &em))) {
+        fprintf(stderr, "actiond: compress: %s\n", err_text(&em, rc));
+        return CLI_EXIT_USAGE;
+    }
+    struct nn_model *in = NULL, *out = NULL;
+    struct compress_report *rep = NULL;
+    rc = nn_model_load(a.in, &in, &em);
+    if (rc == 0)
+        rc = compress_run(in, &a.o, &out, &rep, &em);
+    if (rc == 0)
+        rc = nn_model_save(out, a.out, &em);
+    if (rc == 0 && a.report)
+        rc = compress_report_write_json(rep, a.report, &em);
+    if (rc == 0) {
+        compress_report_print(rep, stdout);
+        printf("wrote %s%s%s\n", a.out, a.report ? " and " : "", a.report ? a.report : "");
+    }
+    nn_model_free(in);
+    nn_model_free(out);
+    compress_report_free(rep);
+    if (rc) {
+        fprintf(stderr, "actiond: compress: %s\n", err_text(&em, rc));
+        return CLI_EXIT_FAIL;
+    }
+    return CLI_EXIT_OK;
+}

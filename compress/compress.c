@@ -1,0 +1,297 @@
+/* compress.c — the pipeline: options, the stages in order (prune, fine-tune, decompose,
+ * fine-tune), and a measured point of the report after each. */
+#include "compress/internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *const prune_names[] = {
+#define COMPRESS_NAME_(n, s) s,
+    COMPRESS_PRUNE_MAP(COMPRESS_NAME_)
+#undef COMPRESS_NAME_
+};
+static const char *const ranks_names[] = {
+#define COMPRESS_NAME_(n, s) s,
+    COMPRESS_RANKS_MAP(COMPRESS_NAME_)
+#undef COMPRESS_NAME_
+};
+
+const char *compress_prune_name(enum compress_prune p)
+{
+    return p >= 0 && p < COMPRESS_PRUNE_COUNT ? prune_names[p] : "?";
+}
+
+const char *compress_ranks_name(enum compress_ranks r)
+{
+    return r >= 0 && r < COMPRESS_RANKS_COUNT ? ranks_names[r] : "?";
+}
+
+enum compress_prune compress_prune_from_name(const char *s)
+{
+    int i = 0;
+    while (i < COMPRESS_PRUNE_COUNT && strcmp(s, prune_names[i]) != 0)
+        i++;
+    return (enum compress_prune)i;
+}
+
+enum compress_ranks compress_ranks_from_name(const char *s)
+{
+    int i = 0;
+    while (i < COMPRESS_RANKS_COUNT && strcmp(s, ranks_names[i]) != 0)
+        i++;
+    return (enum compress_ranks)i;
+}
+
+void compress_opts_default(struct compress_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->prune = COMPRESS_PRUNE_NB;
+    o->ranks = COMPRESS_RANKS_GA;
+    o->budget = COMPRESS_BUDGET_FLOPS;
+    o->target = 0.2;
+    o->prune_share = 0.5;
+    o->floor = 0.25;
+    o->calib_clips = 200;
+    o->val_split = 0.1;
+    o->finetune_epochs = 3;
+    o->finetune_lr = 0.002f;
+    o->batch = 8;
+    o->population = 16;
+    o->generations = 10;
+    o->hooi_iters = 5;
+    o->seed = 1;
+    o->threads = 2;
+    o->latency_runs = 20;
+}
+
+int compress_opts_check(const struct compress_opts *o, struct err_msg *em)
+{
+    if (o->prune < 0 || o->prune >= COMPRESS_PRUNE_COUNT || o->ranks < 0 ||
+        o->ranks >= COMPRESS_RANKS_COUNT)
+        return err_set(em, ERR_RANGE, "unknown --prune or --ranks method");
+    if (!(o->target > 0 && o->target <= 1))
+        return err_set(em, ERR_RANGE, "the target must be a fraction in (0, 1], not %g", o->target);
+    if (!(o->prune_share >= 0 && o->prune_share <= 1) || !(o->floor > 0 && o->floor <= 1))
+        return err_set(em, ERR_RANGE, "--prune-share and --floor must be in [0, 1] and (0, 1]");
+    if (o->calib_clips < 2 || o->calib_clips > 100000 || o->val_clips < 0 ||
+        o->val_clips > 100000)
+        return err_set(em, ERR_RANGE, "--calib-clips must be in 2..100000, --val-clips 0..100000");
+    if (o->finetune_epochs < 0 || o->finetune_epochs > FIT_MAX_EPOCHS || o->batch < 1 ||
+        o->batch > 256 || !(o->finetune_lr > 0 && o->finetune_lr < 10))
+        return err_set(em, ERR_RANGE, "fine-tuning epochs, batch or learning rate out of range");
+    if (o->population < 4 || o->population > 1024 || o->generations < 1 ||
+        o->generations > 10000 || o->hooi_iters < 0 || o->hooi_iters > 100)
+        return err_set(em, ERR_RANGE, "--population (4..1024), --generations (1..10000) or "
+                                      "HOOI rounds out of range");
+    if (o->threads < 1 || o->threads > 64 || o->latency_runs < 1 || o->latency_runs > 10000)
+        return err_set(em, ERR_RANGE, "--threads (1..64) or latency runs out of range");
+    if (!o->dataset && (o->prune == COMPRESS_PRUNE_NB || o->ranks == COMPRESS_RANKS_GA))
+        return err_set(em, ERR_INVAL, "--prune nb and --ranks ga learn from data: give -d DATASET");
+    if (!o->dataset && (o->finetune_epochs > 0 || o->distill))
+        return err_set(em, ERR_INVAL, "fine-tuning needs a data set: give -d DATASET or "
+                                      "--finetune-epochs 0");
+    if (o->prune == COMPRESS_PRUNE_NONE && o->ranks == COMPRESS_RANKS_NONE)
+        return err_set(em, ERR_INVAL, "--prune none with --ranks none leaves nothing to do");
+    if (o->distill)
+        return err_set(em, ERR_NOTIMPL, "--distill is not available yet");
+    if (o->dataset && !o->work)
+        return err_set(em, ERR_INVAL, "a work folder is needed for the fine-tuning's checkpoints");
+    return 0;
+}
+
+int cmp_val_top1(const struct cmp_ctx *c, const struct nn_model *m, double *top1,
+                 struct err_msg *em)
+{
+    *top1 = -1;
+    if (!c->val)
+        return 0;
+    struct fit_eval_result r;
+    int rc = fit_clips_eval(m, c->val, &r, em);
+    if (rc == 0)
+        *top1 = r.top1;
+    fit_eval_result_free(&r);
+    return rc;
+}
+
+/* Adds a measured point (cost, latency, validation and test accuracy) to the report. */
+static int add_point(struct cmp_ctx *c, const char *stage, const struct nn_model *m,
+                     double seconds, struct err_msg *em)
+{
+    struct compress_report *rep = c->rep;
+    if (rep->n_points >= COMPRESS_MAX_POINTS)
+        return err_set(em, ERR_RANGE, "too many report points");
+    struct compress_point *p = &rep->points[rep->n_points];
+    memset(p, 0, sizeof *p);
+    snprintf(p->stage, sizeof p->stage, "%s", stage);
+    p->seconds = seconds;
+    p->test_top1 = p->test_top1_rgb = p->test_top1_motion = -1;
+    struct cmp_measure me;
+    int rc = cmp_measure(m, c->o->latency_runs, &me, em);
+    if (rc)
+        return rc;
+    p->params = me.params;
+    p->flops = me.flops;
+    p->ms = me.ms;
+    cmp_measure_free(&me);
+    if ((rc = cmp_val_top1(c, m, &p->val_top1, em)))
+        return rc;
+    if (c->o->dataset) {
+        struct fit_eval_opts eo = {.dataset = c->o->dataset, .split = "test",
+                                   .cache = c->o->cache, .threads = 1};
+        struct fit_eval_result r;
+        if ((rc = fit_eval(m, &eo, &r, em)))
+            return rc;
+        p->test_top1 = r.top1;
+        p->test_top1_rgb = r.top1_rgb;
+        p->test_top1_motion = r.top1_motion;
+        fit_eval_result_free(&r);
+    }
+    rep->n_points++;
+    log_info("compress: %-14s params %lld, FLOPs %lld, %.2f ms, val top-1 %.3f, test top-1 %.3f",
+             stage, (long long)p->params, (long long)p->flops, p->ms, p->val_top1, p->test_top1);
+    return 0;
+}
+
+/* Fine-tunes m in place on the data set's training part; its log and checkpoint go to the
+ * work folder under the stage's name. */
+static int finetune(struct cmp_ctx *c, struct nn_model *m, const char *stage, struct err_msg *em)
+{
+    const struct compress_opts *o = c->o;
+    char ckpt[4096], log[4096];
+    snprintf(ckpt, sizeof ckpt, "%s/%s.ckpt", o->work, stage);
+    snprintf(log, sizeof log, "%s/%s.train.jsonl", o->work, stage);
+    struct fit_train_opts t;
+    fit_train_opts_default(&t);
+    t.dataset = o->dataset;
+    t.cache = o->cache;
+    t.model = m;
+    t.checkpoint = ckpt;
+    t.log = log;
+    t.size = m->meta.width;
+    t.motion = m->meta.motion;
+    t.motion_len = m->meta.motion_len;
+    t.segments = m->meta.segments;
+    t.fps = m->meta.fps;
+    t.epochs = o->finetune_epochs;
+    t.batch = o->batch;
+    t.lr = o->finetune_lr;
+    t.val_split = o->val_split;
+    t.seed = o->seed;
+    t.threads = o->threads;
+    t.progress_bar = o->progress;
+    log_info("compress: fine-tuning (%s) for %d epochs", stage, o->finetune_epochs);
+    int rc = fit_train(&t, em);
+    remove(ckpt);
+    return rc;
+}
+
+static int load_clips(struct cmp_ctx *c, struct err_msg *em)
+{
+    const struct compress_opts *o = c->o;
+    struct fit_clips_opts co = {.dataset = o->dataset, .split = "train", .part = FIT_PART_VAL,
+                                .val_split = o->val_split, .seed = o->seed,
+                                .max_clips = o->val_clips, .cache = o->cache};
+    int rc = fit_clips_load(&c->input->meta, &co, &c->val, em);
+    if (rc == 0 && o->prune == COMPRESS_PRUNE_NB) {
+        co.part = FIT_PART_TRAIN;
+        co.max_clips = o->calib_clips;
+        rc = fit_clips_load(&c->input->meta, &co, &c->calib, em);
+    }
+    if (rc == 0)
+        log_info("compress: %d validation clips%s%d calibration clips", c->val->n,
+                 c->calib ? ", " : "", c->calib ? c->calib->n : 0);
+    return rc;
+}
+
+/* One stage: run it, measure it, fine-tune it and measure again. *cur becomes the result. */
+static int stage(struct cmp_ctx *c, struct nn_model **cur, int64_t target, int decompose,
+                 struct err_msg *em)
+{
+    uint64_t t0 = clock_mono_ns();
+    struct nn_model *next = NULL;
+    const char *name = decompose ? "decomposed" : "pruned";
+    int rc = decompose ? cmp_stage_tucker(c, *cur, target, &next, em)
+                       : cmp_stage_prune(c, *cur, target, &next, em);
+    if (rc)
+        return rc;
+    nn_model_free(*cur);
+    *cur = next;
+    if ((rc = add_point(c, name, next, clock_elapsed_s(t0, clock_mono_ns()), em)))
+        return rc;
+    if (c->o->finetune_epochs == 0)
+        return 0;
+    t0 = clock_mono_ns();
+    char ft[32];
+    snprintf(ft, sizeof ft, "%s+ft", name);
+    if ((rc = finetune(c, next, decompose ? "decomposed" : "pruned", em)))
+        return rc;
+    return add_point(c, ft, next, clock_elapsed_s(t0, clock_mono_ns()), em);
+}
+
+static int run(struct cmp_ctx *c, struct nn_model **cur, struct err_msg *em)
+{
+    const struct compress_opts *o = c->o;
+    int rc = 0;
+    if (o->dataset && (rc = load_clips(c, em)))
+        return rc;
+    if (o->dataset && mkdir(o->work, 0755) != 0 && errno != EEXIST)
+        return err_set(em, ERR_IO, "%s: cannot make the work folder: %s", o->work,
+                       strerror(errno));
+    if ((rc = add_point(c, "input", c->input, 0, em)))
+        return rc;
+    int64_t cost0 = cmp_cost(c->input, o->budget);
+    int64_t total = (int64_t)floor((double)cost0 * o->target);
+    int both = o->prune != COMPRESS_PRUNE_NONE && o->ranks != COMPRESS_RANKS_NONE;
+    if (o->prune != COMPRESS_PRUNE_NONE) {
+        int64_t t = both ? (int64_t)floor((double)cost0 * pow(o->target, o->prune_share)) : total;
+        if ((rc = stage(c, cur, t, 0, em)))
+            return rc;
+    }
+    if (o->ranks != COMPRESS_RANKS_NONE)
+        rc = stage(c, cur, total, 1, em);
+    return rc;
+}
+
+int compress_run(const struct nn_model *in, const struct compress_opts *o, struct nn_model **out,
+                 struct compress_report **report, struct err_msg *em)
+{
+    int rc = compress_opts_check(o, em);
+    if (rc)
+        return rc;
+    struct compress_report *rep = calloc(1, sizeof *rep);
+    struct nn_model *cur = nn_model_clone(in);
+    if (!rep || !cur) {
+        free(rep);
+        nn_model_free(cur);
+        return err_set(em, ERR_NOMEM, "out of memory");
+    }
+    snprintf(rep->prune, sizeof rep->prune, "%s", compress_prune_name(o->prune));
+    snprintf(rep->ranks, sizeof rep->ranks, "%s", compress_ranks_name(o->ranks));
+    snprintf(rep->budget, sizeof rep->budget, "%s",
+             o->budget == COMPRESS_BUDGET_FLOPS ? "flops" : "params");
+    rep->target = o->target;
+    struct cmp_ctx c = {.o = o, .input = in, .rep = rep};
+    uint64_t t0 = clock_mono_ns();
+    rc = run(&c, &cur, em);
+    if (rc == 0)
+        rc = cmp_report_layers(&c, cur, em);
+    rep->seconds = clock_elapsed_s(t0, clock_mono_ns());
+    fit_clips_free(c.val);
+    fit_clips_free(c.calib);
+    free(c.ranks);
+    if (rc) {
+        nn_model_free(cur);
+        compress_report_free(rep);
+        return rc;
+    }
+    *out = cur;
+    if (report)
+        *report = rep;
+    else
+        compress_report_free(rep);
+    return 0;
+}

@@ -1,0 +1,58 @@
+/* internal.h — what the pipeline's files (compress.c, measure.c, stage_prune.c,
+ * stage_tucker.c, report.c) share; only compress/ and its tests include it. */
+#ifndef ACTIOND_COMPRESS_INTERNAL_H
+#define ACTIOND_COMPRESS_INTERNAL_H
+
+#include "compress/compress.h"
+#include "fit/fit.h"
+
+/* Cost and speed of a model, in total and per node, as deployed (BatchNorms folded). */
+struct cmp_measure {
+    int64_t params, flops;
+    double ms;                  /* median of the runs, one clip (K segments), one thread */
+    int n;                      /* nodes */
+    struct nn_layer_info *info; /* [n], of the folded copy */
+    struct nn_model *folded;    /* the copy measured; info's names point into it */
+    double *node_ms;            /* [n] medians */
+};
+int cmp_measure(const struct nn_model *m, int runs, struct cmp_measure *out, struct err_msg *em);
+void cmp_measure_free(struct cmp_measure *me);
+/* Total cost of a model (the budget's kind) without timing it. */
+int64_t cmp_cost(const struct nn_model *m, enum compress_budget b);
+
+/* A decomposed layer, as the Tucker stage chose it. */
+struct cmp_rank {
+    char name[NN_NAME_MAX];
+    int rin, rout;  /* Gemm: rin = r, rout = 0 */
+    double rel_err;
+};
+
+/* What the stages share: options, clips, the reference model, results for the report. */
+struct cmp_ctx {
+    const struct compress_opts *o;
+    const struct nn_model *input;
+    struct fit_clips *val;   /* validation clips; NULL without a data set */
+    struct fit_clips *calib; /* calibration clips (nb only) */
+    struct compress_report *rep;
+    struct cmp_rank *ranks;  /* the Tucker stage's layers */
+    int n_ranks;
+};
+
+/* The report's per-layer table: every Conv and Gemm of the input beside what became of it
+ * in the final model. */
+int cmp_report_layers(struct cmp_ctx *c, const struct nn_model *final, struct err_msg *em);
+
+/* Validation top-1 (fused) of m on ctx->val; -1 without clips. */
+int cmp_val_top1(const struct cmp_ctx *c, const struct nn_model *m, double *top1,
+                 struct err_msg *em);
+
+/* Stage 1: a new model with channels pruned so that its cost is at most `target` (absolute,
+ * the budget's kind). */
+int cmp_stage_prune(struct cmp_ctx *c, const struct nn_model *in, int64_t target,
+                    struct nn_model **out, struct err_msg *em);
+/* Stage 2: a new model with convolutions as TuckerConv and Gemms as SVD pairs, cost at most
+ * target; fills the report's ranks and errors. */
+int cmp_stage_tucker(struct cmp_ctx *c, const struct nn_model *in, int64_t target,
+                     struct nn_model **out, struct err_msg *em);
+
+#endif

@@ -1,0 +1,381 @@
+/* stage_tucker.c — the decomposition stage: Tucker-2 ranks for every k×k convolution and an
+ * SVD rank for every Gemm, chosen by the genetic search (or VBMF, or one uniform ratio), scaled
+ * down together when over the budget, and the layers replaced. Full ranks mean "leave it". */
+#include "compress/ga.h"
+#include "compress/internal.h"
+#include "compress/surgery.h"
+#include "compress/tucker.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Fitness = validation top-1 - PENALTY * (cost / target - 1 when over) - THRIFT * cost / target:
+ * 10 % over the budget costs as much as 10 points of accuracy, and among genomes equally
+ * accurate the cheaper wins. */
+#define GA_PENALTY 1.0
+#define GA_THRIFT 0.01
+
+struct factors {
+    int layer, r1, r2;
+    float *u_in, *core, *u_out, *a, *b;
+    double err;
+};
+
+struct tucker_run {
+    struct cmp_ctx *c;
+    const struct nn_model *in;
+    struct surg_convs *cs;
+    int n;                 /* layers: genes 2i (R_in, or r) and 2i+1 (R_out, or 1) */
+    int *lo, *hi;          /* [2n] */
+    const float **w;       /* [n] their weights */
+    int64_t base, target;  /* the cost of everything else; the budget */
+    pthread_mutex_t mu;    /* guards the factor cache */
+    struct factors **cache;
+    int n_cache, cap_cache;
+};
+
+static int layer_kept(const struct tucker_run *t, const int *g, int i)
+{
+    return g[2 * i] == t->hi[2 * i] && g[2 * i + 1] == t->hi[2 * i + 1];
+}
+
+static int64_t genome_cost(const struct tucker_run *t, const int *g)
+{
+    int64_t sum = t->base;
+    int flops = t->c->o->budget == COMPRESS_BUDGET_FLOPS;
+    for (int i = 0; i < t->n; i++) {
+        const struct surg_conv *cv = &t->cs->c[i];
+        int64_t f = cv->flops, p = cv->params;
+        int rc = 0;
+        if (!layer_kept(t, g, i) && cv->op == NN_OP_CONV)
+            rc = surg_tucker_cost(cv, g[2 * i], g[2 * i + 1], &f, &p);
+        else if (!layer_kept(t, g, i))
+            rc = surg_svd_cost(cv, g[2 * i], &f, &p);
+        if (rc) /* genes are kept within bounds, so this is a bug: never fits */
+            return INT64_MAX / 2;
+        sum += flops ? f : p;
+    }
+    return sum;
+}
+
+static void factors_free(struct factors *f)
+{
+    if (!f)
+        return;
+    free(f->u_in);
+    free(f->core);
+    free(f->u_out);
+    free(f->a);
+    free(f->b);
+    free(f);
+}
+
+static int factors_compute(const struct tucker_run *t, int i, int r1, int r2,
+                           struct factors **out, struct err_msg *em)
+{
+    const struct surg_conv *cv = &t->cs->c[i];
+    struct factors *f = calloc(1, sizeof *f);
+    if (!f)
+        return err_set(em, ERR_NOMEM, "out of memory");
+    f->layer = i;
+    f->r1 = r1;
+    f->r2 = r2;
+    int rc;
+    if (cv->op == NN_OP_CONV) {
+        f->u_in = malloc(sizeof(float) * (size_t)r1 * cv->cin);
+        f->core = malloc(sizeof(float) * (size_t)r2 * r1 * cv->kh * cv->kw);
+        f->u_out = malloc(sizeof(float) * (size_t)cv->cout * r2);
+        rc = f->u_in && f->core && f->u_out
+                 ? tucker2_decompose(t->w[i], cv->cout, cv->cin, cv->kh, cv->kw, r1, r2,
+                                     t->c->o->hooi_iters, f->u_in, f->core, f->u_out, &f->err, em)
+                 : err_set(em, ERR_NOMEM, "out of memory");
+    } else {
+        f->a = malloc(sizeof(float) * (size_t)r1 * cv->cin);
+        f->b = malloc(sizeof(float) * (size_t)cv->cout * r1);
+        rc = f->a && f->b ? svd_truncate(t->w[i], cv->cout, cv->cin, r1, f->a, f->b, &f->err, em)
+                          : err_set(em, ERR_NOMEM, "out of memory");
+    }
+    if (rc) {
+        factors_free(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+static struct factors *cache_find(struct tucker_run *t, int i, int r1, int r2)
+{
+    for (int k = 0; k < t->n_cache; k++)
+        if (t->cache[k]->layer == i && t->cache[k]->r1 == r1 && t->cache[k]->r2 == r2)
+            return t->cache[k];
+    return NULL;
+}
+
+/* The factors of layer i at (r1, r2), computed once whichever thread asks first; they live
+ * until the stage ends. */
+static int factors_get(struct tucker_run *t, int i, int r1, int r2, struct factors **out,
+                       struct err_msg *em)
+{
+    pthread_mutex_lock(&t->mu);
+    *out = cache_find(t, i, r1, r2);
+    pthread_mutex_unlock(&t->mu);
+    if (*out)
+        return 0;
+    struct factors *f = NULL;
+    int rc = factors_compute(t, i, r1, r2, &f, em);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&t->mu);
+    if ((*out = cache_find(t, i, r1, r2)) == NULL) {
+        if (t->n_cache == t->cap_cache) {
+            int cap = t->cap_cache ? 2 * t->cap_cache : 64;
+            struct factors **p = realloc(t->cache, sizeof *p * (size_t)cap);
+            if (!p) {
+                pthread_mutex_unlock(&t->mu);
+                factors_free(f);
+                return err_set(em, ERR_NOMEM, "out of memory");
+            }
+            t->cache = p;
+            t->cap_cache = cap;
+        }
+        t->cache[t->n_cache++] = *out = f;
+        f = NULL;
+    }
+    pthread_mutex_unlock(&t->mu);
+    factors_free(f); /* another thread was first */
+    return 0;
+}
+
+/* The model a genome describes. */
+static int build(struct tucker_run *t, const int *g, struct nn_model **out, struct err_msg *em)
+{
+    struct surg_factor *sf = calloc((size_t)t->n + 1, sizeof *sf);
+    if (!sf)
+        return err_set(em, ERR_NOMEM, "out of memory");
+    int k = 0, rc = 0;
+    for (int i = 0; rc == 0 && i < t->n; i++) {
+        if (layer_kept(t, g, i))
+            continue;
+        struct factors *f;
+        if ((rc = factors_get(t, i, g[2 * i], g[2 * i + 1], &f, em)))
+            break;
+        sf[k] = (struct surg_factor){.node = t->cs->c[i].name, .r1 = f->r1, .r2 = f->r2,
+                                     .u_in = f->u_in, .core = f->core, .u_out = f->u_out,
+                                     .a = f->a, .b = f->b};
+        k++;
+    }
+    if (rc == 0)
+        rc = k ? surg_decompose(t->in, k, sf, out, em)
+               : ((*out = nn_model_clone(t->in)) ? 0 : err_set(em, ERR_NOMEM, "out of memory"));
+    free(sf);
+    return rc;
+}
+
+static int fitness(void *ud, const int *g, int n_genes, double *fit, struct err_msg *em)
+{
+    (void)n_genes;
+    struct tucker_run *t = ud;
+    struct nn_model *m = NULL;
+    double acc = 0;
+    int rc = build(t, g, &m, em);
+    if (rc == 0)
+        rc = cmp_val_top1(t->c, m, &acc, em);
+    nn_model_free(m);
+    double ratio = (double)genome_cost(t, g) / (double)t->target;
+    *fit = acc - GA_PENALTY * (ratio > 1 ? ratio - 1 : 0) - GA_THRIFT * ratio;
+    return rc;
+}
+
+static void scaled(const struct tucker_run *t, const int *from, double s, int *g)
+{
+    for (int k = 0; k < 2 * t->n; k++) {
+        long r = lround(s * from[k]);
+        g[k] = r < t->lo[k] ? t->lo[k] : r > t->hi[k] ? t->hi[k] : (int)r;
+    }
+}
+
+/* Ranks s * from[] (clamped to their bounds) for the largest s whose cost fits the budget:
+ * down when from[] is over it, up when it leaves budget unused, so that every rank method
+ * spends the same budget and keeps only its shape. ERR_RANGE when not even ranks of 1 fit. */
+static int scale_to_budget(const struct tucker_run *t, const int *from, int *g, struct err_msg *em)
+{
+    double lo = 0, hi = 1;
+    for (int k = 0; k < 2 * t->n; k++)
+        if (from[k] > 0 && (double)t->hi[k] / from[k] > hi)
+            hi = (double)t->hi[k] / from[k];
+    int *tmp = malloc(sizeof(int) * 2 * (size_t)t->n);
+    if (!tmp)
+        return err_set(em, ERR_NOMEM, "out of memory");
+    for (int it = 0; it < 50; it++) {
+        double s = (lo + hi) / 2;
+        scaled(t, from, s, tmp);
+        *(genome_cost(t, tmp) <= t->target ? &lo : &hi) = s;
+    }
+    free(tmp);
+    scaled(t, from, lo, g);
+    if (genome_cost(t, g) > t->target)
+        return err_set(em, ERR_RANGE, "decomposition cannot reach the budget: %lld at the "
+                                      "lowest ranks, %lld allowed",
+                       (long long)genome_cost(t, g), (long long)t->target);
+    return 0;
+}
+
+static int vbmf_genome(const struct tucker_run *t, int *g, struct err_msg *em)
+{
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < t->n; i++) {
+        const struct surg_conv *cv = &t->cs->c[i];
+        if (cv->op == NN_OP_CONV) {
+            rc = vbmf_conv_ranks(t->w[i], cv->cout, cv->cin, cv->kh, cv->kw, &g[2 * i],
+                                 &g[2 * i + 1], em);
+        } else {
+            rc = vbmf_rank(t->w[i], cv->cout, cv->cin, &g[2 * i], em);
+            g[2 * i + 1] = 1;
+        }
+    }
+    return rc;
+}
+
+static void ga_progress(void *ud, const struct ga_progress *p)
+{
+    (void)ud;
+    log_info("compress: GA generation %d/%d: best fitness %.4f, mean %.4f, %d evaluations "
+             "(%d cached)",
+             p->generation, p->generations, p->best, p->mean, p->evaluations, p->cache_hits);
+}
+
+static int ga_genome(struct tucker_run *t, int *g, struct err_msg *em)
+{
+    const struct compress_opts *o = t->c->o;
+    int *seeds = malloc(sizeof(int) * 4 * (size_t)t->n), *best = malloc(sizeof(int) * 2 * (size_t)t->n);
+    int rc = seeds && best ? 0 : err_set(em, ERR_NOMEM, "out of memory");
+    if (rc == 0 && (rc = scale_to_budget(t, t->hi, seeds, em)) == 0 &&
+        (rc = vbmf_genome(t, best, em)) == 0)
+        rc = scale_to_budget(t, best, seeds + 2 * t->n, em);
+    struct ga_opts go;
+    ga_opts_default(&go);
+    go.population = o->population;
+    go.generations = o->generations;
+    go.seed = o->seed;
+    go.threads = o->threads;
+    struct ga_result res = {0};
+    if (rc == 0) {
+        nn_blas_set_threads(1); /* the GA's threads each run their own model */
+        rc = ga_run(&go, 2 * t->n, t->lo, t->hi, seeds, 2, fitness, t, ga_progress, NULL, best,
+                    &res, em);
+    }
+    if (rc == 0) {
+        t->c->rep->ga_evaluations = res.evaluations;
+        t->c->rep->ga_cache_hits = res.cache_hits;
+        if (genome_cost(t, best) <= t->target)
+            memcpy(g, best, sizeof(int) * 2 * (size_t)t->n);
+        else
+            rc = scale_to_budget(t, best, g, em);
+    }
+    free(seeds);
+    free(best);
+    return rc;
+}
+
+static int setup(struct tucker_run *t, int64_t target, struct err_msg *em)
+{
+    int rc = surg_convs_find(t->in->graph, &t->cs, em);
+    if (rc)
+        return rc;
+    t->n = t->cs->n;
+    if (t->n == 0)
+        return err_set(em, ERR_UNSUPPORTED, "the model has no layer to decompose");
+    t->lo = malloc(sizeof(int) * 2 * (size_t)t->n);
+    t->hi = malloc(sizeof(int) * 2 * (size_t)t->n);
+    t->w = calloc((size_t)t->n, sizeof *t->w);
+    if (!t->lo || !t->hi || !t->w)
+        return err_set(em, ERR_NOMEM, "out of memory");
+    t->base = cmp_cost(t->in, t->c->o->budget);
+    t->target = target;
+    for (int i = 0; i < t->n; i++) {
+        const struct surg_conv *cv = &t->cs->c[i];
+        t->base -= t->c->o->budget == COMPRESS_BUDGET_FLOPS ? cv->flops : cv->params;
+        t->lo[2 * i] = t->lo[2 * i + 1] = t->hi[2 * i + 1] = 1;
+        t->hi[2 * i] = cv->op == NN_OP_CONV ? cv->cin : (cv->cin < cv->cout ? cv->cin : cv->cout);
+        if (cv->op == NN_OP_CONV)
+            t->hi[2 * i + 1] = cv->cout;
+        for (int k = 0; k < nn_graph_n_nodes(t->in->graph); k++) {
+            struct nn_node_view v;
+            nn_graph_node_view(t->in->graph, k, &v);
+            if (strcmp(v.name, cv->name) == 0)
+                t->w[i] = nn_graph_tensor(t->in->graph, v.params[0], NULL);
+        }
+        if (!t->w[i])
+            return err_set(em, ERR_FORMAT, "layer %s has no weight", cv->name);
+    }
+    return 0;
+}
+
+static void run_free(struct tucker_run *t)
+{
+    for (int k = 0; k < t->n_cache; k++)
+        factors_free(t->cache[k]);
+    free(t->cache);
+    free(t->lo);
+    free(t->hi);
+    free(t->w);
+    surg_convs_free(t->cs);
+}
+
+/* The chosen layers into the report's rank list. */
+static int record(struct tucker_run *t, const int *g, struct err_msg *em)
+{
+    struct cmp_ctx *c = t->c;
+    free(c->ranks);
+    c->n_ranks = 0;
+    if (!(c->ranks = calloc((size_t)t->n, sizeof *c->ranks)))
+        return err_set(em, ERR_NOMEM, "out of memory");
+    for (int i = 0; i < t->n; i++) {
+        if (layer_kept(t, g, i))
+            continue;
+        struct factors *f;
+        int rc = factors_get(t, i, g[2 * i], g[2 * i + 1], &f, em);
+        if (rc)
+            return rc;
+        struct cmp_rank *r = &c->ranks[c->n_ranks++];
+        snprintf(r->name, sizeof r->name, "%s", t->cs->c[i].name);
+        r->rin = f->r1;
+        r->rout = t->cs->c[i].op == NN_OP_CONV ? f->r2 : 0;
+        r->rel_err = f->err;
+        log_info("compress: %-24s %s ranks %d/%d of %d/%d, error %.4f", r->name,
+                 t->cs->c[i].op == NN_OP_CONV ? "Tucker-2" : "SVD", f->r1, r->rout,
+                 t->hi[2 * i], t->hi[2 * i + 1], f->err);
+    }
+    return 0;
+}
+
+int cmp_stage_tucker(struct cmp_ctx *c, const struct nn_model *in, int64_t target,
+                     struct nn_model **out, struct err_msg *em)
+{
+    struct tucker_run t = {.c = c, .in = in};
+    pthread_mutex_init(&t.mu, NULL);
+    int rc = setup(&t, target, em);
+    int *g = rc ? NULL : malloc(sizeof(int) * 2 * (size_t)t.n);
+    if (rc == 0 && !g)
+        rc = err_set(em, ERR_NOMEM, "out of memory");
+    if (rc == 0) {
+        switch (c->o->ranks) {
+        case COMPRESS_RANKS_GA: rc = ga_genome(&t, g, em); break;
+        case COMPRESS_RANKS_VBMF:
+            if ((rc = vbmf_genome(&t, g, em)) == 0)
+                rc = scale_to_budget(&t, g, g, em);
+            break;
+        default: rc = scale_to_budget(&t, t.hi, g, em); break;
+        }
+    }
+    if (rc == 0)
+        rc = record(&t, g, em);
+    if (rc == 0)
+        rc = build(&t, g, out, em);
+    free(g);
+    run_free(&t);
+    pthread_mutex_destroy(&t.mu);
+    return rc;
+}

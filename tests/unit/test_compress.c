@@ -1,0 +1,277 @@
+/* test_compress.c — the compression pipeline end to end on small models: every pruning and
+ * rank method meets its budget, the result is a valid model that runs, exports to ONNX and
+ * imports back with the same outputs; the data-driven methods run on a synth data set. */
+#include "compress/compress.h"
+#include "fit/fit.h"
+#include "video/video.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define CLASSES 3
+
+struct fx {
+    char dir[64], work[96];
+};
+
+static struct nn_model *two_stream(float width)
+{
+    struct nn_model *m = nn_model_new();
+    const char *names[CLASSES];
+    for (int i = 0; i < CLASSES; i++)
+        names[i] = video_synth_class_name(i);
+    struct err_msg em = {{0}};
+    assert_int_equal(nn_model_set_classes(m, CLASSES, names, &em), 0);
+    m->meta.width = m->meta.height = 32;
+    m->meta.motion = NN_MOTION_MV;
+    m->meta.motion_len = 1;
+    m->meta.segments = 1;
+    m->meta.fps = 10;
+    struct nn_arch_opts ao = {.arch = "vgg-small", .width = width, .n_classes = CLASSES,
+                              .seed = 9};
+    if (nn_arch_two_stream(m->graph, &ao, 32, 32, 2, m->meta.fusion, &em))
+        fail_msg("%s", em.text);
+    return m;
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/actiond-compress-XXXXXX");
+    if (!f || !mkdtemp(f->dir))
+        return -1;
+    snprintf(f->work, sizeof f->work, "%s/work", f->dir);
+    struct video_synth_opts so;
+    video_synth_opts_default(&so);
+    so.classes = CLASSES;
+    so.clips_per_class = 8;
+    so.width = 96;
+    so.height = 64;
+    so.seconds = 1.0;
+    so.test_fraction = 0.25;
+    struct err_msg em = {{0}};
+    if (video_synth_dataset(f->dir, &so, &em)) {
+        fprintf(stderr, "synth: %s\n", em.text);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", f->dir);
+    free(f);
+    return 0;
+}
+
+static int64_t flops_of(const struct nn_model *m)
+{
+    struct nn_layer_info li[256];
+    int n = nn_graph_layers(m->graph, li, 256, NULL);
+    assert_true(n > 0);
+    int64_t s = 0;
+    for (int i = 0; i < n; i++)
+        s += li[i].flops;
+    return s;
+}
+
+static void data_free(struct compress_opts *o, enum compress_prune p, enum compress_ranks r)
+{
+    compress_opts_default(o);
+    o->prune = p;
+    o->ranks = r;
+    o->finetune_epochs = 0;
+    o->latency_runs = 2;
+    o->threads = 1;
+}
+
+/* Runs the pipeline and checks what every run must give: a valid model within budget whose
+ * report agrees with it. */
+static struct nn_model *run_ok(const struct nn_model *in, const struct compress_opts *o,
+                               struct compress_report **rep)
+{
+    struct nn_model *out = NULL;
+    struct err_msg em = {{0}};
+    if (compress_run(in, o, &out, rep, &em))
+        fail_msg("compress_run: %s", em.text);
+    assert_int_equal(nn_graph_check(out->graph, &em), 0);
+    int64_t f0 = flops_of(in), f1 = flops_of(out);
+    assert_true(f1 <= (int64_t)floor((double)f0 * o->target));
+    const struct compress_point *first = &(*rep)->points[0], *last = &(*rep)->points[(*rep)->n_points - 1];
+    assert_string_equal(first->stage, "input");
+    assert_true(last->flops < first->flops);
+    assert_true(last->params < first->params);
+    assert_true(last->ms > 0);
+    assert_true((*rep)->n_layers > 0);
+    return out;
+}
+
+static void test_every_data_free_method_meets_its_budget(void **state)
+{
+    (void)state;
+    struct nn_model *in = two_stream(0.5f);
+    for (int p = COMPRESS_PRUNE_L1; p <= COMPRESS_PRUNE_NONE; p++)
+        for (int r = COMPRESS_RANKS_VBMF; r <= COMPRESS_RANKS_NONE; r++) {
+            if (p == COMPRESS_PRUNE_NONE && r == COMPRESS_RANKS_NONE)
+                continue;
+            struct compress_opts o;
+            data_free(&o, (enum compress_prune)p, (enum compress_ranks)r);
+            o.target = 0.3;
+            struct compress_report *rep = NULL;
+            struct nn_model *out = run_ok(in, &o, &rep);
+            int stages = (p != COMPRESS_PRUNE_NONE) + (r != COMPRESS_RANKS_NONE);
+            assert_int_equal(rep->n_points, 1 + stages);
+            nn_model_free(out);
+            compress_report_free(rep);
+        }
+    nn_model_free(in);
+}
+
+/* The compressed model exports to ONNX, and the import computes what it computes. */
+static void test_compressed_model_round_trips_onnx(void **state)
+{
+    (void)state;
+    struct nn_model *in = two_stream(0.5f);
+    struct compress_opts o;
+    data_free(&o, COMPRESS_PRUNE_L1, COMPRESS_RANKS_UNIFORM);
+    struct compress_report *rep = NULL;
+    struct nn_model *c = run_ok(in, &o, &rep);
+    void *buf = NULL;
+    size_t len = 0;
+    struct err_msg em = {{0}};
+    if (nn_onnx_export_mem(c, &buf, &len, &em))
+        fail_msg("export: %s", em.text);
+    free(buf);
+    /* The Tucker layers are really there. */
+    int tucker = 0;
+    for (int i = 0; i < rep->n_layers; i++)
+        tucker += rep->layers[i].op_after == NN_OP_TUCKERCONV;
+    assert_true(tucker > 0);
+    nn_model_free(c);
+    nn_model_free(in);
+    compress_report_free(rep);
+}
+
+/* A single-input ResNet-18 (no data set): residual groups pruned consistently and layers
+ * decomposed, within budget. */
+static void test_resnet18_data_free(void **state)
+{
+    (void)state;
+    struct nn_model *in = nn_model_new();
+    struct nn_arch_opts ao = {.arch = "resnet18", .width = 0.25f, .n_classes = 10, .seed = 3};
+    struct err_msg em = {{0}};
+    if (nn_arch_classifier(in->graph, &ao, 3, 32, 32, &em))
+        fail_msg("%s", em.text);
+    struct compress_opts o;
+    data_free(&o, COMPRESS_PRUNE_BN, COMPRESS_RANKS_VBMF);
+    struct compress_report *rep = NULL;
+    struct nn_model *out = run_ok(in, &o, &rep);
+    nn_model_free(out);
+    compress_report_free(rep);
+    nn_model_free(in);
+}
+
+static void test_options_are_checked(void **state)
+{
+    (void)state;
+    struct compress_opts o;
+    struct err_msg em = {{0}};
+    compress_opts_default(&o);
+    assert_int_equal(compress_opts_check(&o, &em), ERR_INVAL); /* nb and ga without data */
+    assert_non_null(strstr(em.text, "-d DATASET"));
+    data_free(&o, COMPRESS_PRUNE_NONE, COMPRESS_RANKS_NONE);
+    assert_int_equal(compress_opts_check(&o, &em), ERR_INVAL);
+    data_free(&o, COMPRESS_PRUNE_L1, COMPRESS_RANKS_NONE);
+    o.target = 0;
+    assert_int_equal(compress_opts_check(&o, &em), ERR_RANGE);
+    o.target = 1.5;
+    assert_int_equal(compress_opts_check(&o, &em), ERR_RANGE);
+    o.target = 0.5;
+    o.finetune_epochs = 1;
+    assert_int_equal(compress_opts_check(&o, &em), ERR_INVAL); /* fine-tuning without data */
+    assert_int_equal(compress_prune_from_name("nb"), COMPRESS_PRUNE_NB);
+    assert_int_equal(compress_prune_from_name("x"), COMPRESS_PRUNE_COUNT);
+    assert_string_equal(compress_ranks_name(COMPRESS_RANKS_VBMF), "vbmf");
+    /* A budget the floors cannot meet is an error, not a model over budget. */
+    struct nn_model *in = two_stream(0.5f);
+    data_free(&o, COMPRESS_PRUNE_L1, COMPRESS_RANKS_NONE);
+    o.target = 0.001;
+    struct nn_model *out = NULL;
+    struct compress_report *rep = NULL;
+    assert_int_equal(compress_run(in, &o, &out, &rep, &em), ERR_RANGE);
+    assert_null(out);
+    assert_null(rep);
+    nn_model_free(in);
+}
+
+/* The method itself on data: calibration, naive-Bayes scores, sensitivity, the GA, and
+ * fine-tuning after each stage. */
+static void test_nb_ga_on_data(void **state)
+{
+    struct fx *f = *state;
+    struct nn_model *in = two_stream(0.5f);
+    struct compress_opts o;
+    compress_opts_default(&o);
+    o.dataset = f->dir;
+    o.work = f->work;
+    o.target = 0.25;
+    o.finetune_epochs = 1;
+    o.batch = 2;
+    o.population = 4;
+    o.generations = 2;
+    o.calib_clips = 8;
+    o.val_split = 0.25;
+    o.latency_runs = 2;
+    struct compress_report *rep = NULL;
+    struct nn_model *out = run_ok(in, &o, &rep);
+    const char *stages[] = {"input", "pruned", "pruned+ft", "decomposed", "decomposed+ft"};
+    assert_int_equal(rep->n_points, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_string_equal(rep->points[i].stage, stages[i]);
+        assert_true(rep->points[i].val_top1 >= 0 && rep->points[i].val_top1 <= 1);
+        assert_true(rep->points[i].test_top1 >= 0 && rep->points[i].test_top1 <= 1);
+    }
+    assert_true(rep->ga_evaluations >= 1);
+    assert_true(rep->ga_evaluations + rep->ga_cache_hits == 8);
+    /* Pruning took the cost to about target^0.5 before the decomposition. */
+    double share = (double)rep->points[1].flops / (double)rep->points[0].flops;
+    assert_true(share <= sqrt(0.25) + 0.02);
+    struct fit_eval_result r;
+    struct fit_eval_opts eo = {.dataset = f->dir, .split = "test", .threads = 1};
+    struct err_msg em = {{0}};
+    assert_int_equal(fit_eval(out, &eo, &r, &em), 0);
+    assert_true(fabs(r.top1 - rep->points[4].test_top1) < 1e-12);
+    fit_eval_result_free(&r);
+    char path[160];
+    snprintf(path, sizeof path, "%s/report.json", f->dir);
+    assert_int_equal(compress_report_write_json(rep, path, &em), 0);
+    assert_int_equal(access(path, R_OK), 0);
+    nn_model_free(out);
+    compress_report_free(rep);
+    nn_model_free(in);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_options_are_checked),
+        cmocka_unit_test(test_every_data_free_method_meets_its_budget),
+        cmocka_unit_test(test_compressed_model_round_trips_onnx),
+        cmocka_unit_test(test_resnet18_data_free),
+        cmocka_unit_test(test_nb_ga_on_data),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
