@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# test_compress.sh — `actiond compress` as a user runs it: flags, the data-free methods on the
+# default model, an ONNX-imported ResNet-18 within its budget, and a compressed model that ONNX
+# Runtime runs to the same outputs.
+. "$(dirname "$0")/lib.sh"
+top="$(cd "$(dirname "$0")/../.." && pwd)"
+model="$top/models/default.adm"
+
+expect_status "compress without -m" 2 "$ACTIOND" compress -o "$TMP/x.adm"
+expect_status "a bad --prune" 2 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" --prune svd
+expect_match "names the methods" 'nb, l1, bn, random or none' "$ERR"
+expect_status "a zero budget" 2 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" --target-flops 0
+expect_status "a budget that is no number" 2 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" \
+    --target-flops lots
+expect_status "two budgets" 2 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" --target-flops 0.5 \
+    --target-params 0.5
+expect_status "nb needs a data set" 2 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" \
+    --ranks uniform --finetune-epochs 0
+expect_match "says so" '-d DATASET' "$ERR"
+expect_lines "in one line" 1 "$ERR"
+expect_status "a missing model" 1 "$ACTIOND" compress -m "$TMP/none.adm" -o "$TMP/x.adm" \
+    --prune l1 --ranks uniform --finetune-epochs 0
+expect_status "a budget the floors cannot meet" 1 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" \
+    --prune l1 --ranks none --finetune-epochs 0 --target-flops 0.001
+expect_match "says why" 'cost' "$ERR"
+
+# flops of the first and the last point of a report
+points() { jq -r '[.points[0].flops, .points[-1].flops, .points[0].params, .points[-1].params] | @tsv' "$1"; }
+
+expect_status "l1 + uniform to 5x fewer FLOPs, no data" 0 "$ACTIOND" compress -m "$model" \
+    -o "$TMP/c.adm" --prune l1 --ranks uniform --finetune-epochs 0 --target-flops 5x \
+    --report "$TMP/c.json" --latency-runs 3
+expect_match "prints the stages" 'decomposed' "$OUT"
+read -r f0 f1 p0 p1 < <(points "$TMP/c.json")
+if [ $((f1 * 5)) -le "$f0" ] && [ "$p1" -lt "$p0" ]; then
+    ok "within budget ($f0 -> $f1 FLOPs, $p0 -> $p1 params)"
+else
+    not_ok "within budget ($f0 -> $f1 FLOPs)"
+fi
+expect_status "the result loads" 0 "$ACTIOND" info "$TMP/c.adm"
+expect_match "with Tucker layers" 'TuckerConv' "$OUT"
+
+# ONNX Runtime agrees with the compressed two-stream model.
+/usr/bin/python3 -c 'import numpy as np, sys
+r = np.random.default_rng(1)
+np.save(sys.argv[1], r.standard_normal((3, 3, 112, 112)).astype("<f4"))
+np.save(sys.argv[2], r.standard_normal((3, 6, 112, 112)).astype("<f4"))' \
+    "$TMP/c.rgb.input.npy" "$TMP/c.motion.input.npy"
+expect_status "infer on tensors" 0 "$ACTIOND" infer -m "$TMP/c.adm" \
+    --input "rgb=$TMP/c.rgb.input.npy" --input "motion=$TMP/c.motion.input.npy" \
+    --output "$TMP/c.output.npy"
+expect_status "export" 0 "$ACTIOND" export "$TMP/c.adm" -o "$TMP/c.onnx"
+ort="$top/bench/node_modules"
+if [ -d "$ort/onnxruntime-node" ]; then
+    expect_status "ONNX Runtime gives the same scores (1e-4)" 0 \
+        env NODE_PATH="$ort" TOL=1e-4 node "$top/tests/ort/check.js" "$TMP/c"
+    echo "# $OUT"
+else
+    not_ok "ONNX Runtime is installed (scripts/install-deps)"
+fi
+
+# An ONNX-imported ResNet-18 (random weights), data-free, to 0.2 of its FLOPs.
+if /usr/bin/python3 "$top/tests/python/make_resnet18.py" "$TMP" --size 64 --name r18 \
+    >"$TMP/py.log" 2>&1; then
+    ok "ResNet-18 generated"
+else
+    not_ok "ResNet-18 generated: $(tail -1 "$TMP/py.log")"
+fi
+expect_status "import" 0 "$ACTIOND" import "$TMP/r18.onnx" -o "$TMP/r18.adm"
+expect_status "compress the import (bn + vbmf)" 0 "$ACTIOND" compress -m "$TMP/r18.adm" \
+    -o "$TMP/r18c.adm" --prune bn --ranks vbmf --finetune-epochs 0 --target-flops 0.2 \
+    --report "$TMP/r18.json" --latency-runs 2
+read -r f0 f1 p0 p1 < <(points "$TMP/r18.json")
+if [ $((f1 * 5)) -le "$f0" ]; then ok "ResNet-18 within budget ($f0 -> $f1 FLOPs)"
+else not_ok "ResNet-18 within budget ($f0 -> $f1 FLOPs)"; fi
+expect_status "the compressed ResNet-18 loads and runs" 0 "$ACTIOND" infer -m "$TMP/r18c.adm" \
+    --input "$TMP/r18.input.npy" --output "$TMP/r18c.out.npy"
+finish
