@@ -284,6 +284,8 @@ static void t2_core(struct t2 *t)
 static int t2_hooi(struct t2 *t, int iters, struct err_msg *em)
 {
     size_t ni = (size_t)t->rin * t->cin, no = (size_t)t->rout * t->cout;
+    if (iters == 0)
+        return 0;
     t2_core(t);
     double err = rel_from_sq(t->w2 - sumsq(t->s2, (size_t)t->rout * t->rin * t->k), t->w2);
     for (int it = 0; it < iters; it++) {
