@@ -9,6 +9,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* With --distill, half of each fine-tuning target is the input model's probabilities. */
+#define COMPRESS_DISTILL_WEIGHT 0.5f
+
 static const char *const prune_names[] = {
 #define COMPRESS_NAME_(n, s) s,
     COMPRESS_PRUNE_MAP(COMPRESS_NAME_)
@@ -96,8 +99,6 @@ int compress_opts_check(const struct compress_opts *o, struct err_msg *em)
                                       "--finetune-epochs 0");
     if (o->prune == COMPRESS_PRUNE_NONE && o->ranks == COMPRESS_RANKS_NONE)
         return err_set(em, ERR_INVAL, "--prune none with --ranks none leaves nothing to do");
-    if (o->distill)
-        return err_set(em, ERR_NOTIMPL, "--distill is not available yet");
     if (o->dataset && !o->work)
         return err_set(em, ERR_INVAL, "a work folder is needed for the fine-tuning's checkpoints");
     return 0;
@@ -183,6 +184,8 @@ static int finetune(struct cmp_ctx *c, struct nn_model *m, const char *stage, st
     t.seed = o->seed;
     t.threads = o->threads;
     t.progress_bar = o->progress;
+    t.teacher = o->distill ? c->input : NULL;
+    t.distill = COMPRESS_DISTILL_WEIGHT;
     log_info("compress: fine-tuning (%s) for %d epochs", stage, o->finetune_epochs);
     int rc = fit_train(&t, em);
     remove(ckpt);

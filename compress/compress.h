@@ -98,6 +98,7 @@ struct compress_report {
     int n_points;
     struct compress_point points[COMPRESS_MAX_POINTS];
     int ga_evaluations, ga_cache_hits;
+    double ms_input, ms_output; /* one-thread latency of a clip, the two timed interleaved */
     double seconds;
 };
 void compress_report_free(struct compress_report *r);

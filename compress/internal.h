@@ -16,6 +16,11 @@ struct cmp_measure {
     double *node_ms;            /* [n] medians */
 };
 int cmp_measure(const struct nn_model *m, int runs, struct cmp_measure *out, struct err_msg *em);
+/* Several models timed interleaved, run by run (the input beside the output: a machine busy
+ * now and then slows both alike, so their ratio holds). */
+#define CMP_MEASURE_MAX 4
+int cmp_measure_many(const struct nn_model *const *m, int n, int runs, struct cmp_measure *out,
+                     struct err_msg *em);
 void cmp_measure_free(struct cmp_measure *me);
 /* Total cost of a model (the budget's kind) without timing it. */
 int64_t cmp_cost(const struct nn_model *m, enum compress_budget b);

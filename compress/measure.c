@@ -1,5 +1,6 @@
 /* measure.c — a model's parameters, FLOPs and one-thread latency (in total and per node), as
  * it would be deployed: a BN-folded copy, planned for one clip, the median of timed runs.
+ * Models compared are timed interleaved, run by run, so a busy machine slows both alike.
  * Budgets count the unfolded graph (cmp_cost), as training keeps it; the BatchNorms' share is
  * under 1 % of a convolution's. */
 #include "compress/internal.h"
@@ -39,68 +40,104 @@ int64_t cmp_cost(const struct nn_model *m, enum compress_budget b)
     return li ? sum : -1;
 }
 
-/* Times `runs` runs of a folded copy: the total and each node's median. */
-static int time_runs(struct nn_model *f, int runs, struct cmp_measure *me, struct err_msg *em)
+/* One model being timed: its plan, context and every run's times (total last). */
+struct timed {
+    struct nn_plan *p;
+    struct nn_ctx *x;
+    double *all; /* [(n + 1) * runs] */
+};
+
+static int timed_setup(struct cmp_measure *me, int runs, struct timed *t, struct err_msg *em)
 {
-    struct nn_plan *p = NULL;
-    struct nn_ctx *x = NULL;
-    double *all = calloc((size_t)(runs + 1) * (me->n + 1), sizeof(double));
-    int rc = all ? nn_plan_new(f->graph, f->meta.segments, &p, em) : ERR_NOMEM;
-    if (rc == 0 && (rc = nn_ctx_new(p, &x)))
-        err_set(em, rc, "out of memory for the workspace");
+    const struct nn_graph *g = me->folded->graph;
+    if (!(t->all = calloc((size_t)(runs + 1) * (me->n + 1), sizeof(double))))
+        return err_set(em, ERR_NOMEM, "out of memory");
+    int rc = nn_plan_new(g, me->folded->meta.segments, &t->p, em);
+    if (rc == 0 && (rc = nn_ctx_new(t->p, &t->x)))
+        return err_set(em, rc, "out of memory for the workspace");
     uint64_t s = 0x9e3779b97f4a7c15ull;
-    for (int i = 0; rc == 0 && i < nn_graph_n_inputs(f->graph); i++) {
-        struct nn_shape sh = nn_plan_input_shape(p, i);
-        float *in = nn_ctx_input(x, i);
+    for (int i = 0; rc == 0 && i < nn_graph_n_inputs(g); i++) {
+        struct nn_shape sh = nn_plan_input_shape(t->p, i);
+        float *in = nn_ctx_input(t->x, i);
         for (int64_t j = 0; j < nn_shape_elems(&sh); j++, s = s * 6364136223846793005ull + 1)
             in[j] = (float)((s >> 40) & 0xffff) / 65536.f - 0.5f;
     }
     if (rc == 0) {
-        nn_ctx_enable_timing(x, 1);
-        nn_run(x); /* warm-up: caches, lazily packed weights */
-        for (int r = 0; r < runs; r++) {
-            uint64_t t0 = clock_mono_ns();
-            nn_run(x);
-            all[(size_t)me->n * runs + r] = clock_elapsed_s(t0, clock_mono_ns()) * 1e3;
-            for (int k = 0; k < me->n; k++)
-                all[(size_t)k * runs + r] = nn_ctx_node_ms(x)[k];
-        }
-        for (int k = 0; k < me->n; k++)
-            me->node_ms[k] = median(all + (size_t)k * runs, runs);
-        me->ms = median(all + (size_t)me->n * runs, runs);
+        nn_ctx_enable_timing(t->x, 1);
+        nn_run(t->x); /* warm-up: caches, lazily packed weights */
     }
-    nn_ctx_free(x);
-    nn_plan_free(p);
-    free(all);
-    return rc == ERR_NOMEM && !all ? err_set(em, rc, "out of memory") : rc;
+    return rc;
 }
 
-int cmp_measure(const struct nn_model *m, int runs, struct cmp_measure *me, struct err_msg *em)
+static void timed_run(const struct cmp_measure *me, struct timed *t, int runs, int r)
+{
+    uint64_t t0 = clock_mono_ns();
+    nn_run(t->x);
+    t->all[(size_t)me->n * runs + r] = clock_elapsed_s(t0, clock_mono_ns()) * 1e3;
+    for (int k = 0; k < me->n; k++)
+        t->all[(size_t)k * runs + r] = nn_ctx_node_ms(t->x)[k];
+}
+
+static void timed_finish(struct cmp_measure *me, struct timed *t, int runs)
+{
+    for (int k = 0; k < me->n; k++)
+        me->node_ms[k] = median(t->all + (size_t)k * runs, runs);
+    me->ms = median(t->all + (size_t)me->n * runs, runs);
+}
+
+/* The folded copy, its per-node costs and the totals; no timing yet. */
+static int prepare(const struct nn_model *m, struct cmp_measure *me, struct err_msg *em)
 {
     memset(me, 0, sizeof *me);
-    if (runs < 1)
-        runs = 1;
-    struct nn_model *f = nn_model_clone(m);
-    if (!f)
+    if (!(me->folded = nn_model_clone(m)))
         return err_set(em, ERR_NOMEM, "out of memory for a copy of the model");
     me->n = nn_graph_n_nodes(m->graph);
     me->info = calloc((size_t)me->n + 1, sizeof *me->info);
     me->node_ms = calloc((size_t)me->n + 1, sizeof *me->node_ms);
     int rc = me->info && me->node_ms ? 0 : err_set(em, ERR_NOMEM, "out of memory");
-    me->folded = f;
     if (rc == 0)
-        rc = nn_graph_fold_bn(f->graph, em);
-    if (rc == 0 && nn_graph_layers(f->graph, me->info, me->n, em) != me->n)
+        rc = nn_graph_fold_bn(me->folded->graph, em);
+    if (rc == 0 && nn_graph_layers(me->folded->graph, me->info, me->n, em) != me->n)
         rc = ERR_FORMAT;
-    if (rc == 0) {
-        nn_blas_set_threads(1);
-        rc = time_runs(f, runs, me, em);
-    }
     for (int i = 0; rc == 0 && i < me->n; i++) {
         me->params += me->info[i].params;
         me->flops += me->info[i].flops;
     }
-    if (rc)
-        cmp_measure_free(me);
     return rc;
+}
+
+int cmp_measure_many(const struct nn_model *const *m, int n, int runs, struct cmp_measure *me,
+                     struct err_msg *em)
+{
+    struct timed t[CMP_MEASURE_MAX] = {{0}};
+    if (n < 1 || n > CMP_MEASURE_MAX)
+        return err_set(em, ERR_RANGE, "%d models to time together", n);
+    runs = runs < 1 ? 1 : runs;
+    int rc = 0;
+    for (int i = 0; i < n; i++)
+        memset(&me[i], 0, sizeof me[i]);
+    for (int i = 0; rc == 0 && i < n; i++)
+        if ((rc = prepare(m[i], &me[i], em)) == 0)
+            nn_blas_set_threads(1);
+    for (int i = 0; rc == 0 && i < n; i++)
+        rc = timed_setup(&me[i], runs, &t[i], em);
+    for (int r = 0; rc == 0 && r < runs; r++)
+        for (int i = 0; i < n; i++)
+            timed_run(&me[i], &t[i], runs, r);
+    for (int i = 0; i < n; i++) {
+        if (rc == 0)
+            timed_finish(&me[i], &t[i], runs);
+        nn_ctx_free(t[i].x);
+        nn_plan_free(t[i].p);
+        free(t[i].all);
+    }
+    if (rc)
+        for (int i = 0; i < n; i++)
+            cmp_measure_free(&me[i]);
+    return rc;
+}
+
+int cmp_measure(const struct nn_model *m, int runs, struct cmp_measure *me, struct err_msg *em)
+{
+    return cmp_measure_many(&m, 1, runs, me, em);
 }

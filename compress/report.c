@@ -84,24 +84,24 @@ static void fill_layer(const struct cmp_ctx *c, const struct cmp_measure *a,
 
 int cmp_report_layers(struct cmp_ctx *c, const struct nn_model *final, struct err_msg *em)
 {
-    struct cmp_measure a, b;
-    int rc = cmp_measure(c->input, c->o->latency_runs, &a, em);
+    struct cmp_measure me[2];
+    const struct nn_model *both[2] = {c->input, final};
+    int rc = cmp_measure_many(both, 2, c->o->latency_runs, me, em);
     if (rc)
         return rc;
-    if ((rc = cmp_measure(final, c->o->latency_runs, &b, em))) {
-        cmp_measure_free(&a);
-        return rc;
-    }
+    struct cmp_measure *a = &me[0], *b = &me[1];
     struct compress_report *r = c->rep;
-    r->layers = calloc((size_t)a.n + 1, sizeof *r->layers);
+    r->ms_input = a->ms;
+    r->ms_output = b->ms;
+    r->layers = calloc((size_t)a->n + 1, sizeof *r->layers);
     if (!r->layers)
         rc = err_set(em, ERR_NOMEM, "out of memory");
-    for (int i = 0; rc == 0 && i < a.n; i++)
-        if (a.info[i].op == NN_OP_CONV || a.info[i].op == NN_OP_GEMM ||
-            a.info[i].op == NN_OP_TUCKERCONV)
-            fill_layer(c, &a, &b, i, final, &r->layers[r->n_layers++]);
-    cmp_measure_free(&a);
-    cmp_measure_free(&b);
+    for (int i = 0; rc == 0 && i < a->n; i++)
+        if (a->info[i].op == NN_OP_CONV || a->info[i].op == NN_OP_GEMM ||
+            a->info[i].op == NN_OP_TUCKERCONV)
+            fill_layer(c, a, b, i, final, &r->layers[r->n_layers++]);
+    cmp_measure_free(a);
+    cmp_measure_free(b);
     return rc;
 }
 
@@ -135,10 +135,11 @@ int compress_report_write_json(const struct compress_report *r, const char *path
         json_array_append_new(layers, layer_json(&r->layers[i]));
     for (int i = 0; i < r->n_points; i++)
         json_array_append_new(points, point_json(&r->points[i]));
-    json_t *j = json_pack("{s:s, s:s, s:s, s:f, s:i, s:i, s:f, s:o, s:o}", "prune", r->prune,
-                          "ranks", r->ranks, "budget", r->budget, "target", r->target,
+    json_t *j = json_pack("{s:s, s:s, s:s, s:f, s:i, s:i, s:f, s:f, s:f, s:o, s:o}", "prune",
+                          r->prune, "ranks", r->ranks, "budget", r->budget, "target", r->target,
                           "ga_evaluations", r->ga_evaluations, "ga_cache_hits", r->ga_cache_hits,
-                          "seconds", r->seconds, "points", points, "layers", layers);
+                          "seconds", r->seconds, "ms_input", r->ms_input, "ms_output",
+                          r->ms_output, "points", points, "layers", layers);
     if (!j)
         return err_set(em, ERR_NOMEM, "out of memory for the report");
     char tmp[4096];
@@ -185,10 +186,11 @@ void compress_report_print(const struct compress_report *r, FILE *f)
     }
     if (r->n_points >= 2) {
         const struct compress_point *a = &r->points[0], *b = &r->points[r->n_points - 1];
-        fprintf(f, "\nparams %.2fx fewer, FLOPs %.2fx fewer, latency %.2fx lower, test top-1 "
-                   "%+.3f, in %.1f min\n",
+        fprintf(f, "\nparams %.2fx fewer, FLOPs %.2fx fewer, latency %.2fx lower (%.2f -> %.2f "
+                   "ms, timed side by side), test top-1 %+.3f, in %.1f min\n",
                 (double)a->params / (double)(b->params ? b->params : 1),
-                (double)a->flops / (double)(b->flops ? b->flops : 1), a->ms / (b->ms > 0 ? b->ms : 1),
+                (double)a->flops / (double)(b->flops ? b->flops : 1),
+                r->ms_input / (r->ms_output > 0 ? r->ms_output : 1), r->ms_input, r->ms_output,
                 b->test_top1 - a->test_top1, r->seconds / 60);
     }
 }

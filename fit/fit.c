@@ -97,6 +97,12 @@ struct train_run {
     FILE *logf;
     double *p_rgb, *p_mot; /* validation consensus, [n_val][classes] */
     int *val_labels;
+    /* distillation: the teacher, folded, planned for the training batch */
+    struct nn_model *teacher;
+    struct nn_plan *t_plan;
+    struct nn_ctx *t_ctx;
+    int t_out[2];   /* per loss: the teacher's output of that stream's probabilities */
+    float *soft[2]; /* per loss: [batch][classes], the teacher's consensus */
 };
 
 static void train_run_free(struct train_run *r)
@@ -112,6 +118,11 @@ static void train_run_free(struct train_run *r)
     free(r->p_rgb);
     free(r->p_mot);
     free(r->val_labels);
+    nn_ctx_free(r->t_ctx);
+    nn_plan_free(r->t_plan);
+    nn_model_free(r->teacher);
+    free(r->soft[0]);
+    free(r->soft[1]);
     if (r->logf)
         fclose(r->logf);
 }
@@ -317,6 +328,63 @@ static void log_epoch(struct train_run *r, int epoch, const double *loss, const 
     json_decref(j);
 }
 
+/* The teacher of distillation: a folded copy planned for the training batch, and the soft
+ * targets of each loss registered with the trainer (filled before every step). */
+static int teacher_setup(struct train_run *r, struct err_msg *em)
+{
+    const struct fit_train_opts *o = r->o;
+    if (!(o->distill > 0 && o->distill <= 1))
+        return err_set(em, ERR_RANGE, "distillation weight %g outside (0, 1]", (double)o->distill);
+    const struct nn_meta *a = &o->teacher->meta, *b = &r->m->meta;
+    if (a->n_classes != r->n_classes || a->width != b->width || a->height != b->height ||
+        a->motion_len != b->motion_len || a->segments != b->segments ||
+        input_index(o->teacher->graph, "rgb") != r->rgb_in ||
+        input_index(o->teacher->graph, "motion") != r->motion_in)
+        return err_set(em, ERR_INVAL, "the teacher does not take the student's inputs and classes");
+    if (!(r->teacher = nn_model_clone(o->teacher)))
+        return err_set(em, ERR_NOMEM, "out of memory for the teacher");
+    int rc = nn_graph_fold_bn(r->teacher->graph, em);
+    if (rc == 0)
+        rc = nn_plan_new(r->teacher->graph, o->batch * o->segments, &r->t_plan, em);
+    if (rc == 0 && (rc = nn_ctx_new(r->t_plan, &r->t_ctx)))
+        return err_set(em, rc, "out of memory for the teacher's workspace");
+    const char *streams[2] = {"rgb/prob", "motion/prob"};
+    for (int i = 0, s = 0; rc == 0 && s < 2; s++) {
+        if (!(o->streams & (s ? FIT_STREAM_MOTION : FIT_STREAM_RGB)))
+            continue;
+        if ((r->t_out[i] = output_index(r->teacher->graph, streams[s])) < 0)
+            return err_set(em, ERR_FORMAT, "the teacher has no output '%s'", streams[s]);
+        if (!(r->soft[i] = calloc((size_t)o->batch * r->n_classes, sizeof(float))))
+            return err_set(em, ERR_NOMEM, "out of memory");
+        rc = nn_trainer_set_soft_targets(r->t, i, r->soft[i], o->distill, em);
+        i++;
+    }
+    return rc;
+}
+
+/* The teacher on the batch the trainer is about to step on: each clip's mean probabilities. */
+static void teacher_targets(struct train_run *r)
+{
+    const struct fit_train_opts *o = r->o;
+    int c = r->n_classes;
+    for (int i = 0; i < 2; i++) {
+        struct nn_shape s = nn_trainer_input_shape(r->t, i);
+        memcpy(nn_ctx_input(r->t_ctx, i), nn_trainer_input(r->t, i),
+               sizeof(float) * (size_t)nn_shape_elems(&s));
+    }
+    nn_run(r->t_ctx);
+    for (int l = 0; l < 2 && r->soft[l]; l++) {
+        const float *p = nn_ctx_output(r->t_ctx, r->t_out[l]);
+        for (int clip = 0; clip < o->batch; clip++)
+            for (int j = 0; j < c; j++) {
+                double sum = 0;
+                for (int k = 0; k < o->segments; k++)
+                    sum += p[(size_t)(clip * o->segments + k) * c + j];
+                r->soft[l][(size_t)clip * c + j] = (float)(sum / o->segments);
+            }
+    }
+}
+
 /* A model given for fine-tuning must take what the loader will make. */
 static int finetune_check(const struct train_run *r, struct err_msg *em)
 {
@@ -365,6 +433,8 @@ static int setup(struct train_run *r, struct err_msg *em)
     }
     if ((rc = make_trainer(r, em)))
         return rc;
+    if (o->teacher && (rc = teacher_setup(r, em)))
+        return rc;
     r->p_rgb = calloc((size_t)(r->n_val + 1) * r->n_classes, sizeof(double));
     r->p_mot = calloc((size_t)(r->n_val + 1) * r->n_classes, sizeof(double));
     r->val_labels = calloc((size_t)r->n_val + 1, sizeof(int));
@@ -404,6 +474,8 @@ static int train_epoch(struct train_run *r, int epoch, uint64_t t0, double *loss
         if (rc)
             return rc;
         fill_inputs(r, b, labels);
+        if (r->teacher)
+            teacher_targets(r);
         struct nn_step_stats st;
         if ((rc = nn_trainer_step(r->t, labels, &st, em)))
             return rc;

@@ -39,6 +39,10 @@ struct fit_train_opts {
                              * `arch` (size, motion, segments and fps must match its metadata);
                              * not freed; written to `out` only when out is not NULL, in which
                              * case checkpoint and log must be given */
+    const struct nn_model *teacher; /* distillation: each stream's loss also pulls towards
+                                     * this model's probabilities on the same batch (same
+                                     * inputs and classes); NULL = off */
+    float distill;         /* the weight of the teacher's targets, (0, 1] */
 };
 
 /* vgg-small width 0.5 at 112x112, mv, L 3, K 3, 10 fps, 30 epochs of 8 clips, lr 0.02,

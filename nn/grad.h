@@ -115,12 +115,21 @@ struct nn_ce_result {
     double loss;  /* mean over clips */
     int correct;  /* clips whose consensus argmax is the label */
 };
+/* Soft targets mixed into a loss (distillation): soft[clips][classes], each row a
+ * distribution, with weight w in [0, 1]; w 0 (or soft NULL) is plain cross-entropy. */
+struct nn_soft_target {
+    const float *soft;
+    float w;
+};
+
 /* Softmax cross-entropy on logits [clips * segments, classes]: the segments of a clip
  * are averaged first (TSN consensus), zbar = mean_s z_s, then
- * loss = -sum_c q_c log softmax(zbar)_c with q = (1 - eps) * onehot(label) + eps / classes.
+ * loss = -sum_c q_c log softmax(zbar)_c with q = (1 - w) * ((1 - eps) * onehot(label) +
+ * eps / classes) + w * soft[clip] (st NULL: w = 0).
  * dlogits (when not NULL) gets d(mean loss)/dz = (softmax(zbar) - q) / (clips * segments)
  * in every row. work: classes doubles. Labels must be in range (the caller checks). */
 struct nn_ce_result nn_softmax_ce(int clips, int segments, int classes, const float *logits,
-                                  const int *labels, float eps, float *dlogits, double *work);
+                                  const int *labels, float eps, const struct nn_soft_target *st,
+                                  float *dlogits, double *work);
 
 #endif

@@ -31,8 +31,19 @@ static double log_sum_exp(int classes, const double *z)
     return m + log(s);
 }
 
+/* The target q_c of clip i: the smoothed one-hot, mixed with the soft row when given. */
+static double target(int i, int c, int label, int classes, double on, double off,
+                     const struct nn_soft_target *st)
+{
+    double q = c == label ? on : off;
+    if (st && st->soft && st->w > 0)
+        q = (1 - st->w) * q + st->w * st->soft[(size_t)i * classes + c];
+    return q;
+}
+
 struct nn_ce_result nn_softmax_ce(int clips, int segments, int classes, const float *logits,
-                                  const int *labels, float eps, float *dlogits, double *work)
+                                  const int *labels, float eps, const struct nn_soft_target *st,
+                                  float *dlogits, double *work)
 {
     struct nn_ce_result r = {0, 0};
     double off = (double)eps / classes, on = 1.0 - eps + off; /* smoothed target q */
@@ -44,13 +55,13 @@ struct nn_ce_result nn_softmax_ce(int clips, int segments, int classes, const fl
         /* -sum_c q_c (z_c - lse) = lse - sum_c q_c z_c, as sum_c q_c = 1 */
         double qz = 0;
         for (int c = 0; c < classes; c++)
-            qz += (c == labels[i] ? on : off) * work[c];
+            qz += target(i, c, labels[i], classes, on, off, st) * work[c];
         r.loss += lse - qz;
         r.correct += best == labels[i];
         if (!dlogits)
             continue;
         for (int c = 0; c < classes; c++) {
-            double q = c == labels[i] ? on : off;
+            double q = target(i, c, labels[i], classes, on, off, st);
             float gr = (float)((exp(work[c] - lse) - q) * scale);
             for (int k = 0; k < segments; k++)
                 dlogits[base + (size_t)k * classes + c] = gr;

@@ -19,6 +19,7 @@ struct nn_train_aux {
 struct nn_train_root {
     int value;
     int rows, classes;
+    struct nn_soft_target soft; /* distillation targets, when set */
 };
 
 /* Creation flags, for gradient checks. */

@@ -32,7 +32,7 @@ static int losses(struct nn_trainer *t, const int *labels, int with_grad,
         float *dl = with_grad ? t->grad[v] : NULL;
         struct nn_ce_result res =
             nn_softmax_ce(t->clips, t->o.segments, t->roots[r].classes, t->val[v], labels,
-                          t->o.label_smoothing, dl, t->loss_work);
+                          t->o.label_smoothing, &t->roots[r].soft, dl, t->loss_work);
         if (dl)
             t->grad_set[v] = 1;
         if (!isfinite(res.loss))
@@ -41,6 +41,18 @@ static int losses(struct nn_trainer *t, const int *labels, int with_grad,
         st->loss[r] = (float)res.loss;
         st->top1[r] = (float)res.correct / (float)t->clips;
     }
+    return 0;
+}
+
+int nn_trainer_set_soft_targets(struct nn_trainer *t, int loss, const float *soft, float weight,
+                                struct err_msg *em)
+{
+    if (loss < 0 || loss >= t->n_roots || (t->flags & NN_TRAIN_ANY_ROOTS))
+        return err_set(em, ERR_RANGE, "soft targets for loss %d of %d", loss, t->n_roots);
+    if (!(weight >= 0 && weight <= 1))
+        return err_set(em, ERR_RANGE, "soft-target weight %g outside [0, 1]", (double)weight);
+    t->roots[loss].soft.soft = weight > 0 ? soft : NULL;
+    t->roots[loss].soft.w = soft ? weight : 0;
     return 0;
 }
 

@@ -235,6 +235,7 @@ static void test_nb_ga_on_data(void **state)
     o.calib_clips = 8;
     o.val_split = 0.25;
     o.latency_runs = 2;
+    o.distill = true;
     struct compress_report *rep = NULL;
     struct nn_model *out = run_ok(in, &o, &rep);
     const char *stages[] = {"input", "pruned", "pruned+ft", "decomposed", "decomposed+ft"};

@@ -213,6 +213,65 @@ static void test_finetune_in_place(void **state)
     assert_int_equal(fit_train(&o, &em), ERR_INVAL);
 }
 
+/* The first weight of a copy of m after one epoch, with or without a teacher. */
+static float weight_after(struct fit_train_opts *o, const struct nn_model *m,
+                          const struct nn_model *teacher)
+{
+    struct nn_model *s = nn_model_clone(m);
+    o->model = s;
+    o->teacher = teacher;
+    struct err_msg em = {{0}};
+    if (fit_train(o, &em))
+        fail_msg("%s", em.text);
+    struct nn_node_view v;
+    nn_graph_node_view(s->graph, 0, &v);
+    float w = nn_graph_tensor(s->graph, v.params[0], NULL)[3];
+    nn_model_free(s);
+    return w;
+}
+
+/* Distillation from a teacher: its targets change what is learnt (and deterministically),
+ * and a teacher that does not take the student's inputs is refused. */
+static void test_distill(void **state)
+{
+    struct fx *f = *state;
+    struct nn_model *teacher = tiny_model(), *other = tiny_model();
+    other->meta.width = 48;
+    char ckpt[128], log[128];
+    snprintf(ckpt, sizeof ckpt, "%s/d.ckpt", f->dir);
+    snprintf(log, sizeof log, "%s/d.jsonl", f->dir);
+    struct fit_train_opts o;
+    fit_train_opts_default(&o);
+    o.dataset = f->dir;
+    o.model = f->m;
+    o.teacher = teacher;
+    o.distill = 0.5f;
+    o.checkpoint = ckpt;
+    o.log = log;
+    o.size = 32;
+    o.motion_len = 1;
+    o.segments = 1;
+    o.epochs = 1;
+    o.batch = 2;
+    o.threads = 1;
+    o.loader_threads = 1;
+    o.val_split = 0.34;
+    float plain = weight_after(&o, f->m, NULL), taught = weight_after(&o, f->m, teacher);
+    assert_true(plain != taught);
+    assert_true(taught == weight_after(&o, f->m, teacher));
+    struct err_msg em = {{0}};
+    o.model = f->m;
+    o.teacher = teacher;
+    o.distill = 0;
+    assert_int_equal(fit_train(&o, &em), ERR_RANGE);
+    o.distill = 0.5f;
+    o.teacher = other;
+    assert_int_equal(fit_train(&o, &em), ERR_INVAL);
+    assert_non_null(strstr(em.text, "teacher"));
+    nn_model_free(teacher);
+    nn_model_free(other);
+}
+
 static void test_wrong_classes(void **state)
 {
     struct fx *f = *state;
@@ -236,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_activations_match_plan),
         cmocka_unit_test(test_wrong_classes),
         cmocka_unit_test(test_finetune_in_place),
+        cmocka_unit_test(test_distill),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -764,6 +764,63 @@ static void test_learns_separable_problem(void **state)
     nn_model_free(m);
 }
 
+/* Soft targets: weight 1 with one-hot rows is exactly the hard loss; weight 0.5 with
+ * uniform rows gives the mixture of the two cross-entropies, computed here from the logits. */
+static void test_soft_targets(void **state)
+{
+    (void)state;
+    const int clips = 4, k = 2, classes = 3;
+    struct nn_model *m[2] = {tiny_net(0x50f7, classes), tiny_net(0x50f7, classes)};
+    struct nn_train_opts o;
+    nn_train_opts_default(&o);
+    o.batch = clips * k;
+    o.segments = k;
+    const char *loss = "logits";
+    struct nn_trainer *t[2] = {new_trainer(m[0], &loss, 1, &o), new_trainer(m[1], &loss, 1, &o)};
+    int labels[4];
+    float onehot[12] = {0}, uniform[12];
+    struct nn_step_stats st[2];
+    for (int i = 0; i < 12; i++)
+        uniform[i] = 1.f / classes;
+    for (int r = 0; r < 2; r++) {
+        uint64_t rng = 5;
+        make_batch(&rng, t[r], clips, k, labels);
+    }
+    for (int i = 0; i < clips; i++)
+        onehot[i * classes + labels[i]] = 1;
+    assert_int_equal(nn_trainer_set_soft_targets(t[1], 0, onehot, 1.f, NULL), 0);
+    for (int s = 0; s < 3; s++)
+        for (int r = 0; r < 2; r++)
+            step_ok(t[r], labels, &st[r]);
+    assert_true(fabsf(st[0].loss[0] - st[1].loss[0]) < 1e-6f);
+    /* The mixture, checked against the logits of an eval. */
+    assert_int_equal(nn_trainer_set_soft_targets(t[1], 0, uniform, 0.5f, NULL), 0);
+    assert_int_equal(nn_trainer_eval(t[1], labels, &st[1], NULL), 0);
+    const float *z = nn_trainer_value(t[1], "logits", NULL);
+    double want = 0;
+    for (int i = 0; i < clips; i++) {
+        double zb[3], mx = -1e30, lse = 0, hard, unif = 0;
+        for (int c = 0; c < classes; c++) {
+            zb[c] = (z[(i * k) * classes + c] + z[(i * k + 1) * classes + c]) / 2;
+            mx = zb[c] > mx ? zb[c] : mx;
+        }
+        for (int c = 0; c < classes; c++)
+            lse += exp(zb[c] - mx);
+        lse = mx + log(lse);
+        hard = lse - zb[labels[i]];
+        for (int c = 0; c < classes; c++)
+            unif += (lse - zb[c]) / classes;
+        want += (0.5 * hard + 0.5 * unif) / clips;
+    }
+    assert_true(fabs(st[1].loss[0] - want) < 1e-5);
+    assert_int_equal(nn_trainer_set_soft_targets(t[1], 1, uniform, 0.5f, NULL), ERR_RANGE);
+    assert_int_equal(nn_trainer_set_soft_targets(t[1], 0, uniform, 1.5f, NULL), ERR_RANGE);
+    for (int r = 0; r < 2; r++) {
+        nn_trainer_free(t[r]);
+        nn_model_free(m[r]);
+    }
+}
+
 /* x[2,3] -> Gemm -> logits: the gradient and two SGD steps worked out by hand. */
 static void test_sgd_step_by_hand(void **state)
 {
@@ -1504,6 +1561,7 @@ int main(void)
         cmocka_unit_test(test_grad_softmax_ce),
         cmocka_unit_test(test_grad_network),
         cmocka_unit_test(test_learns_separable_problem),
+        cmocka_unit_test(test_soft_targets),
         cmocka_unit_test(test_sgd_step_by_hand),
         cmocka_unit_test(test_lr_schedules),
         cmocka_unit_test(test_options_checked),

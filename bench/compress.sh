@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# compress.sh — the compression table: the default model compressed by the method (nb + ga) and
+# the baselines at the same FLOPs budget, each fine-tuned the same way, on the synth data set the
+# model was trained on; every figure (params, FLOPs, one-thread latency, test top-1) comes from
+# the reports `actiond compress` writes. Writes bench/results/compress-*.json, the table into
+# docs/compression.md and the chart docs/compression-chart.svg.
+# usage: bench/compress.sh [--quick]   (quick: fewer fine-tuning epochs and a smaller GA)
+# env: MODEL (models/default.adm), DATA (a synth folder; made here when absent), TARGET (0.2)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+ACTIOND=${ACTIOND:-$top/actiond}
+MODEL=${MODEL:-$top/models/default.adm}
+TARGET=${TARGET:-0.2}
+work="$here/work/compress"
+DATA=${DATA:-$work/data}
+mkdir -p "$work" "$here/results"
+# The default model's own recipe (models/RECIPE.md): seed 1, 120 clips a class, 10 % test.
+[ -f "$DATA/trainlist.txt" ] || "$ACTIOND" --log-level warn synth -o "$DATA" --seed 1 \
+    --clips-per-class 120 --test-fraction 0.1
+common=(--target-flops "$TARGET" --seed 1 --threads 2 -d "$DATA")
+if [ "${1:-}" = "--quick" ]; then
+    common+=(--finetune-epochs 1 --population 8 --generations 4 --val-clips 60 --latency-runs 10)
+else
+    common+=(--finetune-epochs 3 --population 16 --generations 10 --latency-runs 20)
+fi
+methods=("nb ga" "l1 vbmf" "bn uniform" "nb none" "none ga")
+for m in "${methods[@]}"; do
+    read -r p r <<<"$m"
+    name="$p-$r"
+    echo "compress.sh: $name" >&2
+    start=$(date +%s)
+    "$ACTIOND" compress -m "$MODEL" -o "$work/$name.adm" --prune "$p" --ranks "$r" \
+        --report "$work/$name.json" --work "$work/$name.work" "${common[@]}" \
+        >"$work/$name.txt" 2>"$work/$name.log"
+    echo "compress.sh: $name took $(( $(date +%s) - start )) s" >&2
+done
+out="$here/results/compress-$(date -u +%Y%m%d-%H%M%S)-$(hostname -s).json"
+/usr/bin/python3 "$here/compress_table.py" "$work" "$out" "$top/docs/compression.md" \
+    "$top/docs/compression-chart.svg" "$TARGET" "${1:-full}" "${methods[@]}"

@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""compress_table.py — turns the reports of bench/compress.sh into one results file, the table
+in docs/compression.md (between its bench markers) and an SVG chart of test top-1 against FLOPs.
+usage: compress_table.py WORK OUT.json DOC.md CHART.svg TARGET MODE METHOD..."""
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+BEGIN, END = "<!-- bench/compress.sh: begin -->", "<!-- bench/compress.sh: end -->"
+LABELS = {"nb-ga": "nb + ga (the method)", "l1-vbmf": "l1 + vbmf", "bn-uniform": "bn + uniform",
+          "nb-none": "nb only", "none-ga": "ga only"}
+COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"]
+
+
+def cpu_name():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def load(work, methods):
+    runs = {}
+    for m in methods:
+        name = m.replace(" ", "-")
+        runs[name] = json.load(open(os.path.join(work, name + ".json")))
+    return runs
+
+
+def row(name, rep):
+    a, b = rep["points"][0], rep["points"][-1]
+    # Latency from the side-by-side timing of input and output at the end of the run.
+    return {"method": name, "params": b["params"], "flops": b["flops"], "ms": rep["ms_output"],
+            "ms_input": rep["ms_input"],
+            "params_x": a["params"] / b["params"], "flops_x": a["flops"] / b["flops"],
+            "latency_x": rep["ms_input"] / rep["ms_output"], "test_top1": b["test_top1"],
+            "delta": b["test_top1"] - a["test_top1"], "val_top1": b["val_top1"],
+            "input": a, "minutes": rep["seconds"] / 60, "points": rep["points"]}
+
+
+def table(rows, target, mode):
+    a = rows[0]["input"]
+    lines = [f"Budget: FLOPs ≤ {target} of the input ({1 / float(target):.0f}× fewer), "
+             f"{mode} run of `bench/compress.sh`, {time.strftime('%Y-%m-%d', time.gmtime())}, "
+             f"{cpu_name()}, {os.cpu_count()} cores. Latency: one clip (3 segments), one "
+             "thread, median of the runs; each method's input and output timed interleaved in the same "
+             "process, the ratio taken pair by pair (the uncompressed row gives the median of "
+             "those input timings).", "",
+             "| method | params | MFLOPs | latency | test top-1 | Δ top-1 | minutes |",
+             "|---|---|---|---|---|---|---|",
+             f"| uncompressed | {a['params']:,} | {a['flops'] / 1e6:.1f} | "
+             f"{statistics.median(r['ms_input'] for r in rows):.2f} ms | "
+             f"{a['test_top1']:.3f} | | |"]
+    for r in rows:
+        lines.append(f"| {LABELS.get(r['method'], r['method'])} | {r['params']:,} "
+                     f"({r['params_x']:.1f}× fewer) | {r['flops'] / 1e6:.1f} ({r['flops_x']:.1f}×) "
+                     f"| {r['ms']:.2f} ms ({r['latency_x']:.1f}× lower) | {r['test_top1']:.3f} | "
+                     f"{100 * r['delta']:+.1f} pt | {r['minutes']:.1f} |")
+    return lines
+
+
+def verdict(rows):
+    m = next(r for r in rows if r["method"] == "nb-ga")
+    goals = [("≥ 10× fewer params", m["params_x"] >= 10),
+             ("≥ 5× fewer FLOPs", m["flops_x"] >= 5 - 1e-9),
+             ("≥ 4× lower 1-thread latency", m["latency_x"] >= 4),
+             ("top-1 within 1.0 point of the uncompressed model", m["delta"] >= -0.01 - 1e-9)]
+    lines = ["", "Goals for nb + ga: " + "; ".join(
+        f"{g} — {'met' if ok else 'NOT met'}" for g, ok in goals) + "."]
+    worse = [LABELS[r["method"]] for r in rows
+             if r["method"] != "nb-ga" and r["test_top1"] >= m["test_top1"]]
+    if worse:
+        lines.append(f"nb + ga does **not** beat every baseline: {', '.join(worse)} "
+                     f"{'is' if len(worse) == 1 else 'are'} as accurate or more at this budget.")
+    else:
+        lines.append("nb + ga is more accurate than every baseline at this budget.")
+    return lines
+
+
+def svg(rows, path):
+    w, h, l, r, t, b = 640, 400, 60, 180, 20, 50
+    pts = [p for row_ in rows for p in row_["points"]]
+    xs = [p["flops"] / 1e6 for p in pts]
+    ys = [p["test_top1"] for p in pts]
+    x0, x1 = 0, max(xs) * 1.05
+    y0, y1 = max(0.0, min(ys) - 0.05), min(1.0, max(ys) + 0.05)
+    X = lambda v: l + (v - x0) / (x1 - x0) * (w - l - r)
+    Y = lambda v: h - b - (v - y0) / (y1 - y0) * (h - t - b)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+           'font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<line x1="{l}" y1="{h - b}" x2="{w - r}" y2="{h - b}" stroke="black"/>',
+           f'<line x1="{l}" y1="{t}" x2="{l}" y2="{h - b}" stroke="black"/>',
+           f'<text x="{(l + w - r) / 2}" y="{h - 10}" text-anchor="middle">MFLOPs per clip</text>',
+           f'<text x="15" y="{(t + h - b) / 2}" transform="rotate(-90 15 {(t + h - b) / 2})" '
+           'text-anchor="middle">test top-1</text>']
+    for i in range(6):
+        xv, yv = x0 + (x1 - x0) * i / 5, y0 + (y1 - y0) * i / 5
+        out.append(f'<text x="{X(xv):.0f}" y="{h - b + 16}" text-anchor="middle">{xv:.0f}</text>')
+        out.append(f'<text x="{l - 6}" y="{Y(yv) + 4:.0f}" text-anchor="end">{yv:.2f}</text>')
+    for k, row_ in enumerate(rows):
+        c = COLOURS[k % len(COLOURS)]
+        path_ = " ".join(f"{X(p['flops'] / 1e6):.1f},{Y(p['test_top1']):.1f}" for p in row_["points"])
+        out.append(f'<polyline points="{path_}" fill="none" stroke="{c}" stroke-opacity="0.5"/>')
+        last = row_["points"][-1]
+        out.append(f'<circle cx="{X(last["flops"] / 1e6):.1f}" cy="{Y(last["test_top1"]):.1f}" '
+                   f'r="5" fill="{c}"/>')
+        out.append(f'<rect x="{w - r + 15}" y="{t + 18 * k}" width="10" height="10" fill="{c}"/>')
+        out.append(f'<text x="{w - r + 30}" y="{t + 18 * k + 10}">'
+                   f'{LABELS.get(row_["method"], row_["method"])}</text>')
+    a = rows[0]["input"]
+    out.append(f'<circle cx="{X(a["flops"] / 1e6):.1f}" cy="{Y(a["test_top1"]):.1f}" r="5" '
+               'fill="black"/>')
+    out.append(f'<text x="{X(a["flops"] / 1e6) - 8:.1f}" y="{Y(a["test_top1"]) - 8:.1f}" '
+               'text-anchor="end">uncompressed</text>')
+    out.append("</svg>")
+    open(path, "w").write("\n".join(out) + "\n")
+
+
+def main():
+    work, out, doc, chart, target, mode = sys.argv[1:7]
+    methods = sys.argv[7:]
+    runs = load(work, methods)
+    rows = [row(n, rep) for n, rep in runs.items()]
+    lines = table(rows, target, mode) + verdict(rows)
+    json.dump({"target": float(target), "mode": mode, "cpu": cpu_name(),
+               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "loadavg_after": open("/proc/loadavg").read().split()[:3],
+               "runs": runs}, open(out, "w"), indent=1)
+    svg(rows, chart)
+    text = open(doc).read()
+    block = "\n".join([BEGIN, *lines, "", f"Results: `{os.path.relpath(out, os.path.dirname(doc) + '/..')}`; "
+                       "chart: [compression-chart.svg](compression-chart.svg).", END])
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text += "\n## Results\n\n" + block + "\n"
+    open(doc, "w").write(text)
+    print("\n".join(lines))
+    print(f"\nresults: {out}; table in {doc}; chart {chart}")
+
+
+if __name__ == "__main__":
+    main()
