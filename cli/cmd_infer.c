@@ -167,14 +167,6 @@ static int top_classes(const float *scores, int n, int k, int *idx)
     return k;
 }
 
-static void class_name(const struct nn_model *m, int i, char *buf, size_t len)
-{
-    if (i < m->meta.n_classes)
-        snprintf(buf, len, "%s", m->meta.classes[i]);
-    else
-        snprintf(buf, len, "class%d", i);
-}
-
 static int print_window(const struct pipeline_window *w, void *user)
 {
     struct video_run *vr = user;
@@ -187,7 +179,7 @@ static int print_window(const struct pipeline_window *w, void *user)
     if (vr->o->json) {
         json_t *top = json_array();
         for (int r = 0; r < k; r++) {
-            class_name(vr->m, idx[r], name, sizeof name);
+            nn_model_class_name(vr->m, idx[r], name, sizeof name);
             json_array_append_new(top, json_pack("{s:s, s:f}", "action", name, "score",
                                                  (double)w->scores[idx[r]]));
         }
@@ -198,7 +190,7 @@ static int print_window(const struct pipeline_window *w, void *user)
     } else {
         printf("%8.2f - %8.2f s ", start, end);
         for (int r = 0; r < k; r++) {
-            class_name(vr->m, idx[r], name, sizeof name);
+            nn_model_class_name(vr->m, idx[r], name, sizeof name);
             printf(" %s %.3f", name, (double)w->scores[idx[r]]);
         }
         putchar('\n');
@@ -215,7 +207,7 @@ static void print_summary(const struct video_run *vr, const struct pipeline_stat
     for (int j = 0; j < vr->n_classes && at < sizeof line; j++) {
         if (!vr->top_counts[j])
             continue;
-        class_name(vr->m, j, name, sizeof name);
+        nn_model_class_name(vr->m, j, name, sizeof name);
         at += (size_t)snprintf(line + at, sizeof line - at, " %s:%d", name, vr->top_counts[j]);
     }
     log_info("infer: %lld windows from %lld frames (%lld samples) in %.2f s, %.1f frames/s%s%s",

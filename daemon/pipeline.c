@@ -125,10 +125,7 @@ int scorer_n_classes(const struct scorer *s)
 
 void scorer_class_name(const struct scorer *s, int i, char *buf, size_t len)
 {
-    if (i < s->m->meta.n_classes)
-        snprintf(buf, len, "%s", s->m->meta.classes[i]);
-    else
-        snprintf(buf, len, "class%d", i);
+    nn_model_class_name(s->m, i, buf, len);
 }
 
 /* Copies a clip plane set into a model input of the same element count, scaled. */

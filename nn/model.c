@@ -4,6 +4,7 @@
 #include "nn/graph.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +60,14 @@ struct nn_model *nn_model_new(void)
     }
     meta_default(&m->meta);
     return m;
+}
+
+void nn_model_class_name(const struct nn_model *m, int i, char *buf, size_t len)
+{
+    if (i >= 0 && i < m->meta.n_classes)
+        snprintf(buf, len, "%s", m->meta.classes[i]);
+    else
+        snprintf(buf, len, "class%d", i);
 }
 
 struct nn_model *nn_model_clone(const struct nn_model *m)

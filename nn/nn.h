@@ -253,6 +253,9 @@ struct nn_model *nn_model_new(void);
 void nn_model_free(struct nn_model *m);
 /* A deep copy: graph (folded BatchNorms stay folded) and metadata; NULL when out of memory. */
 struct nn_model *nn_model_clone(const struct nn_model *m);
+/* The name of output class i into buf: the metadata's name, or "class<i>" for a model
+ * without names (an ONNX import) or an index past them. */
+void nn_model_class_name(const struct nn_model *m, int i, char *buf, size_t len);
 /* Replaces the class names (each non-empty, under NN_CLASS_NAME_MAX bytes, UTF-8, no
  * two alike); returns 0, ERR_RANGE, ERR_INVAL (names NULL) or ERR_NOMEM. */
 int nn_model_set_classes(struct nn_model *m, int n, const char *const *names,

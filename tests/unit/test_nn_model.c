@@ -1189,6 +1189,11 @@ static void test_clone(void **state)
     assert_true(w != w0);
     w[0] += 1.f;
     assert_true(w0[0] != w[0]);
+    char name[NN_CLASS_NAME_MAX];
+    nn_model_class_name(c, 3, name, sizeof name);
+    assert_string_equal(name, "café");
+    nn_model_class_name(c, 7, name, sizeof name); /* past the names */
+    assert_string_equal(name, "class7");
     nn_model_free(m); /* the clone outlives its source */
     assert_int_equal(nn_graph_check(c->graph, NULL), 0);
     nn_model_free(c);
