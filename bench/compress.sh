@@ -5,24 +5,28 @@
 # the reports `actiond compress` writes. Writes bench/results/compress-*.json, the table into
 # docs/compression.md and the chart docs/compression-chart.svg.
 # usage: bench/compress.sh [--quick]   (quick: fewer fine-tuning epochs and a smaller GA)
-# env: MODEL (models/default.adm), DATA (a synth folder; made here when absent), TARGET (0.2)
+# env: MODEL (models/default.adm), DATA (a synth folder; made here when absent), TARGET (FLOPs,
+# 0.2) and TARGET_PARAMS (0.1): the budget every method gets
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 ACTIOND=${ACTIOND:-$top/actiond}
 MODEL=${MODEL:-$top/models/default.adm}
 TARGET=${TARGET:-0.2}
+TARGET_PARAMS=${TARGET_PARAMS:-0.1}
 work="$here/work/compress"
 DATA=${DATA:-$work/data}
 mkdir -p "$work" "$here/results"
 # The default model's own recipe (models/RECIPE.md): seed 1, 120 clips a class, 10 % test.
 [ -f "$DATA/trainlist.txt" ] || "$ACTIOND" --log-level warn synth -o "$DATA" --seed 1 \
     --clips-per-class 120 --test-fraction 0.1
-common=(--target-flops "$TARGET" --seed 1 --threads 2 -d "$DATA")
+# Every method: the same budget, fine-tuning (distilled from the input) and seed.
+common=(--target-flops "$TARGET" --target-params "$TARGET_PARAMS" --seed 1 --threads 2
+        -d "$DATA" --finetune-lr 0.005 --distill)
 if [ "${1:-}" = "--quick" ]; then
-    common+=(--finetune-epochs 1 --population 8 --generations 4 --val-clips 60 --latency-runs 10)
+    common+=(--finetune-epochs 1 --population 8 --generations 3 --val-clips 60 --latency-runs 10)
 else
-    common+=(--finetune-epochs 3 --population 16 --generations 10 --latency-runs 20)
+    common+=(--finetune-epochs 3 --population 8 --generations 5 --latency-runs 20)
 fi
 methods=("nb ga" "l1 vbmf" "bn uniform" "nb none" "none ga")
 for m in "${methods[@]}"; do
@@ -37,4 +41,4 @@ for m in "${methods[@]}"; do
 done
 out="$here/results/compress-$(date -u +%Y%m%d-%H%M%S)-$(hostname -s).json"
 /usr/bin/python3 "$here/compress_table.py" "$work" "$out" "$top/docs/compression.md" \
-    "$top/docs/compression-chart.svg" "$TARGET" "${1:-full}" "${methods[@]}"
+    "$top/docs/compression-chart.svg" "$TARGET" "$TARGET_PARAMS" "${1:-full}" "${methods[@]}"

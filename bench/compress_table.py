@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """compress_table.py — turns the reports of bench/compress.sh into one results file, the table
 in docs/compression.md (between its bench markers) and an SVG chart of test top-1 against FLOPs.
-usage: compress_table.py WORK OUT.json DOC.md CHART.svg TARGET MODE METHOD..."""
+usage: compress_table.py WORK OUT.json DOC.md CHART.svg TARGET TARGET_PARAMS MODE METHOD..."""
 import json
 import os
 import platform
@@ -41,9 +41,10 @@ def row(name, rep):
             "input": a, "minutes": rep["seconds"] / 60, "points": rep["points"]}
 
 
-def table(rows, target, mode):
+def table(rows, target, target_params, mode):
     a = rows[0]["input"]
-    lines = [f"Budget: FLOPs ≤ {target} of the input ({1 / float(target):.0f}× fewer), "
+    lines = [f"Budget: FLOPs ≤ {target} of the input ({1 / float(target):.0f}× fewer) and "
+             f"parameters ≤ {target_params} ({1 / float(target_params):.0f}× fewer), "
              f"{mode} run of `bench/compress.sh`, {time.strftime('%Y-%m-%d', time.gmtime())}, "
              f"{cpu_name()}, {os.cpu_count()} cores. Latency: one clip (3 segments), one "
              "thread, median of the runs; each method's input and output timed interleaved in the same "
@@ -121,12 +122,13 @@ def svg(rows, path):
 
 
 def main():
-    work, out, doc, chart, target, mode = sys.argv[1:7]
-    methods = sys.argv[7:]
+    work, out, doc, chart, target, target_params, mode = sys.argv[1:8]
+    methods = sys.argv[8:]
     runs = load(work, methods)
     rows = [row(n, rep) for n, rep in runs.items()]
-    lines = table(rows, target, mode) + verdict(rows)
-    json.dump({"target": float(target), "mode": mode, "cpu": cpu_name(),
+    lines = table(rows, target, target_params, mode) + verdict(rows)
+    json.dump({"target_flops": float(target), "target_params": float(target_params),
+               "mode": mode, "cpu": cpu_name(),
                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "loadavg_after": open("/proc/loadavg").read().split()[:3],
                "runs": runs}, open(out, "w"), indent=1)

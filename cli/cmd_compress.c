@@ -30,7 +30,7 @@ static int target_arg(const char *flag, const char *s, double *out)
 struct args {
     struct compress_opts o;
     const char *in, *out, *report;
-    int budget_flags;
+    bool flops_given, params_given;
 };
 
 static int method_arg(struct args *a, int ch, const char *s)
@@ -59,10 +59,13 @@ static int parse_opt(struct args *a, int ch, const char *s)
     case 'o': a->out = s; break;
     case 'd': o->dataset = s; break;
     case 'r': a->report = s; break;
-    case 'F': case 'Q':
-        a->budget_flags++;
-        o->budget = ch == 'F' ? COMPRESS_BUDGET_FLOPS : COMPRESS_BUDGET_PARAMS;
-        rc = target_arg(ch == 'F' ? "--target-flops" : "--target-params", s, &o->target);
+    case 'F':
+        a->flops_given = true;
+        rc = target_arg("--target-flops", s, &o->target_flops);
+        break;
+    case 'Q':
+        a->params_given = true;
+        rc = target_arg("--target-params", s, &o->target_params);
         break;
     case 'P': case 'R': rc = method_arg(a, ch, s); break;
     case 'e': rc = cli_int_arg("compress", "--finetune-epochs", s, 0, 1000, &o->finetune_epochs); break;
@@ -126,8 +129,8 @@ static int parse(struct args *a, int argc, char **argv)
         return cli_usage_error("compress", "unexpected argument '%s'", argv[optind]);
     if (!a->in || !a->out)
         return cli_usage_error("compress", "-m MODEL and -o OUT are required");
-    if (a->budget_flags > 1)
-        return cli_usage_error("compress", "give --target-flops or --target-params, not both");
+    if (a->params_given && !a->flops_given)
+        a->o.target_flops = 0; /* a parameter budget alone: FLOPs unlimited */
     return 0;
 }
 

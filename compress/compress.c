@@ -54,8 +54,7 @@ void compress_opts_default(struct compress_opts *o)
     memset(o, 0, sizeof *o);
     o->prune = COMPRESS_PRUNE_NB;
     o->ranks = COMPRESS_RANKS_GA;
-    o->budget = COMPRESS_BUDGET_FLOPS;
-    o->target = 0.2;
+    o->target_flops = 0.2;
     o->prune_share = 0.5;
     o->floor = 0.25;
     o->calib_clips = 200;
@@ -76,8 +75,11 @@ int compress_opts_check(const struct compress_opts *o, struct err_msg *em)
     if (o->prune < 0 || o->prune >= COMPRESS_PRUNE_COUNT || o->ranks < 0 ||
         o->ranks >= COMPRESS_RANKS_COUNT)
         return err_set(em, ERR_RANGE, "unknown --prune or --ranks method");
-    if (!(o->target > 0 && o->target <= 1))
-        return err_set(em, ERR_RANGE, "the target must be a fraction in (0, 1], not %g", o->target);
+    if (!(o->target_flops >= 0 && o->target_flops <= 1) ||
+        !(o->target_params >= 0 && o->target_params <= 1) ||
+        (o->target_flops == 0 && o->target_params == 0))
+        return err_set(em, ERR_RANGE, "the targets must be fractions in (0, 1] (at least one), "
+                                      "not %g and %g", o->target_flops, o->target_params);
     if (!(o->prune_share >= 0 && o->prune_share <= 1) || !(o->floor > 0 && o->floor <= 1))
         return err_set(em, ERR_RANGE, "--prune-share and --floor must be in [0, 1] and (0, 1]");
     if (o->calib_clips < 2 || o->calib_clips > 100000 || o->val_clips < 0 ||
@@ -102,6 +104,24 @@ int compress_opts_check(const struct compress_opts *o, struct err_msg *em)
     if (o->dataset && !o->work)
         return err_set(em, ERR_INVAL, "a work folder is needed for the fine-tuning's checkpoints");
     return 0;
+}
+
+struct cmp_budget cmp_budget_of(const struct nn_model *m, const struct compress_opts *o,
+                                double power)
+{
+    struct cmp_budget b = {0, 0};
+    if (o->target_flops > 0)
+        b.flops = floor((double)cmp_cost(m, 1) * pow(o->target_flops, power));
+    if (o->target_params > 0)
+        b.params = floor((double)cmp_cost(m, 0) * pow(o->target_params, power));
+    return b;
+}
+
+double cmp_budget_ratio(struct cmp_budget b, int64_t flops, int64_t params)
+{
+    double f = b.flops > 0 ? (double)flops / b.flops : 0;
+    double p = b.params > 0 ? (double)params / b.params : 0;
+    return f > p ? f : p;
 }
 
 int cmp_val_top1(const struct cmp_ctx *c, const struct nn_model *m, double *top1,
@@ -211,7 +231,7 @@ static int load_clips(struct cmp_ctx *c, struct err_msg *em)
 }
 
 /* One stage: run it, measure it, fine-tune it and measure again. *cur becomes the result. */
-static int stage(struct cmp_ctx *c, struct nn_model **cur, int64_t target, int decompose,
+static int stage(struct cmp_ctx *c, struct nn_model **cur, struct cmp_budget target, int decompose,
                  struct err_msg *em)
 {
     uint64_t t0 = clock_mono_ns();
@@ -246,11 +266,10 @@ static int run(struct cmp_ctx *c, struct nn_model **cur, struct err_msg *em)
                        strerror(errno));
     if ((rc = add_point(c, "input", c->input, 0, em)))
         return rc;
-    int64_t cost0 = cmp_cost(c->input, o->budget);
-    int64_t total = (int64_t)floor((double)cost0 * o->target);
     int both = o->prune != COMPRESS_PRUNE_NONE && o->ranks != COMPRESS_RANKS_NONE;
+    struct cmp_budget total = cmp_budget_of(c->input, o, 1);
     if (o->prune != COMPRESS_PRUNE_NONE) {
-        int64_t t = both ? (int64_t)floor((double)cost0 * pow(o->target, o->prune_share)) : total;
+        struct cmp_budget t = both ? cmp_budget_of(c->input, o, o->prune_share) : total;
         if ((rc = stage(c, cur, t, 0, em)))
             return rc;
     }
@@ -274,9 +293,8 @@ int compress_run(const struct nn_model *in, const struct compress_opts *o, struc
     }
     snprintf(rep->prune, sizeof rep->prune, "%s", compress_prune_name(o->prune));
     snprintf(rep->ranks, sizeof rep->ranks, "%s", compress_ranks_name(o->ranks));
-    snprintf(rep->budget, sizeof rep->budget, "%s",
-             o->budget == COMPRESS_BUDGET_FLOPS ? "flops" : "params");
-    rep->target = o->target;
+    rep->target_flops = o->target_flops;
+    rep->target_params = o->target_params;
     struct cmp_ctx c = {.o = o, .input = in, .rep = rep};
     uint64_t t0 = clock_mono_ns();
     rc = run(&c, &cur, em);

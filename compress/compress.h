@@ -31,9 +31,6 @@ const char *compress_ranks_name(enum compress_ranks r);
 enum compress_prune compress_prune_from_name(const char *s);
 enum compress_ranks compress_ranks_from_name(const char *s);
 
-/* What the budget counts. */
-enum compress_budget { COMPRESS_BUDGET_FLOPS, COMPRESS_BUDGET_PARAMS };
-
 struct compress_opts {
     const char *dataset;     /* a data-set folder; NULL runs data-free (l1/bn/random pruning,
                               * vbmf/uniform ranks, no fine-tuning) */
@@ -41,8 +38,8 @@ struct compress_opts {
     const char *work;        /* checkpoints and logs of the fine-tuning (default OUT.work) */
     enum compress_prune prune;
     enum compress_ranks ranks;
-    enum compress_budget budget;
-    double target;           /* the compressed model's cost as a fraction of the input's, (0, 1] */
+    double target_flops;     /* the budget: the compressed model's FLOPs and parameters as */
+    double target_params;    /* fractions of the input's, (0, 1]; 0 = no limit (not both) */
     double prune_share;      /* with both stages: pruning takes the cost to target^prune_share */
     double floor;            /* never keep fewer than this fraction of a layer's channels */
     int calib_clips;         /* calibration clips (from the training part) */
@@ -60,7 +57,7 @@ struct compress_opts {
     bool progress;           /* redraw a progress line on a terminal */
 };
 
-/* nb + ga, FLOPs to 0.2, prune share 0.5, floor 0.25, 200 calibration clips, all validation
+/* nb + ga, FLOPs to 0.2 (parameters unlimited), prune share 0.5, floor 0.25, 200 calibration clips, all validation
  * clips, val split 0.1, 3 fine-tuning epochs at lr 0.002 in batches of 8, population 16 over
  * 10 generations, 5 HOOI rounds, seed 1, 2 threads, 20 latency runs. */
 void compress_opts_default(struct compress_opts *o);
@@ -91,8 +88,8 @@ struct compress_point {
 #define COMPRESS_MAX_POINTS 8
 
 struct compress_report {
-    char prune[16], ranks[16], budget[8];
-    double target;
+    char prune[16], ranks[16];
+    double target_flops, target_params; /* 0 = no limit */
     int n_layers;
     struct compress_layer *layers;
     int n_points;

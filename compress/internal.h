@@ -22,8 +22,20 @@ int cmp_measure(const struct nn_model *m, int runs, struct cmp_measure *out, str
 int cmp_measure_many(const struct nn_model *const *m, int n, int runs, struct cmp_measure *out,
                      struct err_msg *em);
 void cmp_measure_free(struct cmp_measure *me);
-/* Total cost of a model (the budget's kind) without timing it. */
-int64_t cmp_cost(const struct nn_model *m, enum compress_budget b);
+/* Total FLOPs (flops 1) or parameters (flops 0) of a model, without timing it. */
+int64_t cmp_cost(const struct nn_model *m, int flops);
+
+/* A budget in absolute counts; a limit of 0 is no limit. */
+struct cmp_budget {
+    double flops, params;
+};
+/* The budget for model m: its cost times each target of o raised to power (1: the whole
+ * budget; prune_share: the pruning stage's part). */
+struct cmp_budget cmp_budget_of(const struct nn_model *m, const struct compress_opts *o,
+                                double power);
+/* How full a cost leaves the budget: the larger of cost / limit over the limits set; within
+ * the budget when <= 1. */
+double cmp_budget_ratio(struct cmp_budget b, int64_t flops, int64_t params);
 
 /* A decomposed layer, as the Tucker stage chose it. */
 struct cmp_rank {
@@ -51,13 +63,12 @@ int cmp_report_layers(struct cmp_ctx *c, const struct nn_model *final, struct er
 int cmp_val_top1(const struct cmp_ctx *c, const struct nn_model *m, double *top1,
                  struct err_msg *em);
 
-/* Stage 1: a new model with channels pruned so that its cost is at most `target` (absolute,
- * the budget's kind). */
-int cmp_stage_prune(struct cmp_ctx *c, const struct nn_model *in, int64_t target,
+/* Stage 1: a new model with channels pruned so that its cost is within `target`. */
+int cmp_stage_prune(struct cmp_ctx *c, const struct nn_model *in, struct cmp_budget target,
                     struct nn_model **out, struct err_msg *em);
-/* Stage 2: a new model with convolutions as TuckerConv and Gemms as SVD pairs, cost at most
+/* Stage 2: a new model with convolutions as TuckerConv and Gemms as SVD pairs, within
  * target; fills the report's ranks and errors. */
-int cmp_stage_tucker(struct cmp_ctx *c, const struct nn_model *in, int64_t target,
+int cmp_stage_tucker(struct cmp_ctx *c, const struct nn_model *in, struct cmp_budget target,
                      struct nn_model **out, struct err_msg *em);
 
 #endif

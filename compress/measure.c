@@ -28,14 +28,14 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-int64_t cmp_cost(const struct nn_model *m, enum compress_budget b)
+int64_t cmp_cost(const struct nn_model *m, int flops)
 {
     int n = nn_graph_n_nodes(m->graph);
     struct nn_layer_info *li = calloc((size_t)n + 1, sizeof *li);
     int64_t sum = 0;
     if (li && nn_graph_layers(m->graph, li, n, NULL) == n)
         for (int i = 0; i < n; i++)
-            sum += b == COMPRESS_BUDGET_FLOPS ? li[i].flops : li[i].params;
+            sum += flops ? li[i].flops : li[i].params;
     free(li);
     return li ? sum : -1;
 }

@@ -135,8 +135,9 @@ int compress_report_write_json(const struct compress_report *r, const char *path
         json_array_append_new(layers, layer_json(&r->layers[i]));
     for (int i = 0; i < r->n_points; i++)
         json_array_append_new(points, point_json(&r->points[i]));
-    json_t *j = json_pack("{s:s, s:s, s:s, s:f, s:i, s:i, s:f, s:f, s:f, s:o, s:o}", "prune",
-                          r->prune, "ranks", r->ranks, "budget", r->budget, "target", r->target,
+    json_t *j = json_pack("{s:s, s:s, s:f, s:f, s:i, s:i, s:f, s:f, s:f, s:o, s:o}", "prune",
+                          r->prune, "ranks", r->ranks, "target_flops", r->target_flops,
+                          "target_params", r->target_params,
                           "ga_evaluations", r->ga_evaluations, "ga_cache_hits", r->ga_cache_hits,
                           "seconds", r->seconds, "ms_input", r->ms_input, "ms_output",
                           r->ms_output, "points", points, "layers", layers);
@@ -173,8 +174,9 @@ static void print_layers(const struct compress_report *r, FILE *f)
 
 void compress_report_print(const struct compress_report *r, FILE *f)
 {
-    fprintf(f, "compress: prune %s, ranks %s, %s to %.3g of the input\n", r->prune, r->ranks,
-            r->budget, r->target);
+    fprintf(f, "compress: prune %s, ranks %s, budget: FLOPs %.3g and params %.3g of the input "
+               "(0: no limit)\n",
+            r->prune, r->ranks, r->target_flops, r->target_params);
     print_layers(r, f);
     fprintf(f, "\n%-14s %11s %9s %9s %8s %8s %8s %8s %8s\n", "stage", "params", "MFLOPs", "ms",
             "val", "test", "rgb", "motion", "seconds");

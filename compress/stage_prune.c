@@ -23,6 +23,7 @@ struct prune_run {
     double **score; /* [n][channels] */
     double *lw;     /* [n] */
     int *keep_all;  /* [gr->n]: the cost function's scratch */
+    struct cmp_budget budget;
 };
 
 static void run_free(struct prune_run *r)
@@ -152,7 +153,7 @@ static double prune_cost(void *ud, const int *keep)
     int64_t flops = 0, params = 0;
     if (surg_prune_cost(r->in->graph, r->gr, r->keep_all, &flops, &params) != 0)
         return NAN;
-    return (double)(r->c->o->budget == COMPRESS_BUDGET_FLOPS ? flops : params);
+    return cmp_budget_ratio(r->budget, flops, params);
 }
 
 /* Masks keeping keep[i] channels of prunable group i (the top scores); NULL for the others. */
@@ -218,8 +219,7 @@ static int sensitivity(struct prune_run *r, struct err_msg *em)
     return rc;
 }
 
-static int allocate_and_cut(struct prune_run *r, int64_t target, struct nn_model **out,
-                            struct err_msg *em)
+static int allocate_and_cut(struct prune_run *r, struct nn_model **out, struct err_msg *em)
 {
     int *ch = calloc((size_t)r->n, sizeof(int)), *fl = calloc((size_t)r->n, sizeof(int));
     int *keep = calloc((size_t)r->n, sizeof(int));
@@ -232,7 +232,7 @@ static int allocate_and_cut(struct prune_run *r, int64_t target, struct nn_model
     }
     if (rc == 0)
         rc = prune_allocate(r->n, ch, (const double *const *)r->score, r->lw, fl, prune_cost, r,
-                            (double)target, keep, em);
+                            1.0, keep, em);
     for (int i = 0; rc == 0 && i < r->n; i++)
         log_info("compress: prune %-24s %4d -> %4d channels", r->gr->g[r->gi[i]].name, ch[i],
                  keep[i]);
@@ -247,17 +247,17 @@ static int allocate_and_cut(struct prune_run *r, int64_t target, struct nn_model
     return rc;
 }
 
-int cmp_stage_prune(struct cmp_ctx *c, const struct nn_model *in, int64_t target,
+int cmp_stage_prune(struct cmp_ctx *c, const struct nn_model *in, struct cmp_budget target,
                     struct nn_model **out, struct err_msg *em)
 {
-    struct prune_run r = {.c = c, .in = in};
+    struct prune_run r = {.c = c, .in = in, .budget = target};
     int rc = setup(&r, em);
     if (rc == 0)
         rc = c->o->prune == COMPRESS_PRUNE_NB ? score_nb(&r, em) : score_baseline(&r, em);
     if (rc == 0)
         rc = sensitivity(&r, em);
     if (rc == 0)
-        rc = allocate_and_cut(&r, target, out, em);
+        rc = allocate_and_cut(&r, out, em);
     run_free(&r);
     return rc;
 }

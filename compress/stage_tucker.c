@@ -30,7 +30,8 @@ struct tucker_run {
     int n;                 /* layers: genes 2i (R_in, or r) and 2i+1 (R_out, or 1) */
     int *lo, *hi;          /* [2n] */
     const float **w;       /* [n] their weights */
-    int64_t base, target;  /* the cost of everything else; the budget */
+    int64_t base_flops, base_params; /* the cost of everything else */
+    struct cmp_budget budget;
     pthread_mutex_t mu;    /* guards the factor cache */
     struct factors **cache;
     int n_cache, cap_cache;
@@ -41,10 +42,10 @@ static int layer_kept(const struct tucker_run *t, const int *g, int i)
     return g[2 * i] == t->hi[2 * i] && g[2 * i + 1] == t->hi[2 * i + 1];
 }
 
-static int64_t genome_cost(const struct tucker_run *t, const int *g)
+/* The model's cost relative to the budget (cmp_budget_ratio): within it when <= 1. */
+static double genome_cost(const struct tucker_run *t, const int *g)
 {
-    int64_t sum = t->base;
-    int flops = t->c->o->budget == COMPRESS_BUDGET_FLOPS;
+    int64_t flops = t->base_flops, params = t->base_params;
     for (int i = 0; i < t->n; i++) {
         const struct surg_conv *cv = &t->cs->c[i];
         int64_t f = cv->flops, p = cv->params;
@@ -54,10 +55,11 @@ static int64_t genome_cost(const struct tucker_run *t, const int *g)
         else if (!layer_kept(t, g, i))
             rc = surg_svd_cost(cv, g[2 * i], &f, &p);
         if (rc) /* genes are kept within bounds, so this is a bug: never fits */
-            return INT64_MAX / 2;
-        sum += flops ? f : p;
+            return HUGE_VAL;
+        flops += f;
+        params += p;
     }
-    return sum;
+    return cmp_budget_ratio(t->budget, flops, params);
 }
 
 static void factors_free(struct factors *f)
@@ -183,7 +185,7 @@ static int fitness(void *ud, const int *g, int n_genes, double *fit, struct err_
     if (rc == 0)
         rc = cmp_val_top1(t->c, m, &acc, em);
     nn_model_free(m);
-    double ratio = (double)genome_cost(t, g) / (double)t->target;
+    double ratio = genome_cost(t, g);
     *fit = acc - GA_PENALTY * (ratio > 1 ? ratio - 1 : 0) - GA_THRIFT * ratio;
     return rc;
 }
@@ -211,14 +213,14 @@ static int scale_to_budget(const struct tucker_run *t, const int *from, int *g, 
     for (int it = 0; it < 50; it++) {
         double s = (lo + hi) / 2;
         scaled(t, from, s, tmp);
-        *(genome_cost(t, tmp) <= t->target ? &lo : &hi) = s;
+        *(genome_cost(t, tmp) <= 1 ? &lo : &hi) = s;
     }
     free(tmp);
     scaled(t, from, lo, g);
-    if (genome_cost(t, g) > t->target)
-        return err_set(em, ERR_RANGE, "decomposition cannot reach the budget: %lld at the "
-                                      "lowest ranks, %lld allowed",
-                       (long long)genome_cost(t, g), (long long)t->target);
+    if (genome_cost(t, g) > 1)
+        return err_set(em, ERR_RANGE, "decomposition cannot reach the budget: %.2f times it "
+                                      "at the lowest ranks",
+                       genome_cost(t, g));
     return 0;
 }
 
@@ -269,7 +271,7 @@ static int ga_genome(struct tucker_run *t, int *g, struct err_msg *em)
     if (rc == 0) {
         t->c->rep->ga_evaluations = res.evaluations;
         t->c->rep->ga_cache_hits = res.cache_hits;
-        if (genome_cost(t, best) <= t->target)
+        if (genome_cost(t, best) <= 1)
             memcpy(g, best, sizeof(int) * 2 * (size_t)t->n);
         else
             rc = scale_to_budget(t, best, g, em);
@@ -279,7 +281,7 @@ static int ga_genome(struct tucker_run *t, int *g, struct err_msg *em)
     return rc;
 }
 
-static int setup(struct tucker_run *t, int64_t target, struct err_msg *em)
+static int setup(struct tucker_run *t, struct cmp_budget target, struct err_msg *em)
 {
     int rc = surg_convs_find(t->in->graph, &t->cs, em);
     if (rc)
@@ -292,11 +294,13 @@ static int setup(struct tucker_run *t, int64_t target, struct err_msg *em)
     t->w = calloc((size_t)t->n, sizeof *t->w);
     if (!t->lo || !t->hi || !t->w)
         return err_set(em, ERR_NOMEM, "out of memory");
-    t->base = cmp_cost(t->in, t->c->o->budget);
-    t->target = target;
+    t->base_flops = cmp_cost(t->in, 1);
+    t->base_params = cmp_cost(t->in, 0);
+    t->budget = target;
     for (int i = 0; i < t->n; i++) {
         const struct surg_conv *cv = &t->cs->c[i];
-        t->base -= t->c->o->budget == COMPRESS_BUDGET_FLOPS ? cv->flops : cv->params;
+        t->base_flops -= cv->flops;
+        t->base_params -= cv->params;
         t->lo[2 * i] = t->lo[2 * i + 1] = t->hi[2 * i + 1] = 1;
         t->hi[2 * i] = cv->op == NN_OP_CONV ? cv->cin : (cv->cin < cv->cout ? cv->cin : cv->cout);
         if (cv->op == NN_OP_CONV)
@@ -351,7 +355,7 @@ static int record(struct tucker_run *t, const int *g, struct err_msg *em)
     return 0;
 }
 
-int cmp_stage_tucker(struct cmp_ctx *c, const struct nn_model *in, int64_t target,
+int cmp_stage_tucker(struct cmp_ctx *c, const struct nn_model *in, struct cmp_budget target,
                      struct nn_model **out, struct err_msg *em)
 {
     struct tucker_run t = {.c = c, .in = in};

@@ -77,14 +77,14 @@ static int teardown(void **state)
     return 0;
 }
 
-static int64_t flops_of(const struct nn_model *m)
+static int64_t cost_of(const struct nn_model *m, int flops)
 {
     struct nn_layer_info li[256];
     int n = nn_graph_layers(m->graph, li, 256, NULL);
     assert_true(n > 0);
     int64_t s = 0;
     for (int i = 0; i < n; i++)
-        s += li[i].flops;
+        s += flops ? li[i].flops : li[i].params;
     return s;
 }
 
@@ -108,8 +108,11 @@ static struct nn_model *run_ok(const struct nn_model *in, const struct compress_
     if (compress_run(in, o, &out, rep, &em))
         fail_msg("compress_run: %s", em.text);
     assert_int_equal(nn_graph_check(out->graph, &em), 0);
-    int64_t f0 = flops_of(in), f1 = flops_of(out);
-    assert_true(f1 <= (int64_t)floor((double)f0 * o->target));
+    for (int k = 0; k < 2; k++) {
+        double t = k ? o->target_flops : o->target_params;
+        if (t > 0)
+            assert_true(cost_of(out, k) <= (int64_t)floor((double)cost_of(in, k) * t));
+    }
     const struct compress_point *first = &(*rep)->points[0], *last = &(*rep)->points[(*rep)->n_points - 1];
     assert_string_equal(first->stage, "input");
     assert_true(last->flops < first->flops);
@@ -129,7 +132,7 @@ static void test_every_data_free_method_meets_its_budget(void **state)
                 continue;
             struct compress_opts o;
             data_free(&o, (enum compress_prune)p, (enum compress_ranks)r);
-            o.target = 0.3;
+            o.target_flops = 0.3;
             struct compress_report *rep = NULL;
             struct nn_model *out = run_ok(in, &o, &rep);
             int stages = (p != COMPRESS_PRUNE_NONE) + (r != COMPRESS_RANKS_NONE);
@@ -177,6 +180,8 @@ static void test_resnet18_data_free(void **state)
         fail_msg("%s", em.text);
     struct compress_opts o;
     data_free(&o, COMPRESS_PRUNE_BN, COMPRESS_RANKS_VBMF);
+    o.target_flops = 0;
+    o.target_params = 0.2; /* a parameter budget alone */
     struct compress_report *rep = NULL;
     struct nn_model *out = run_ok(in, &o, &rep);
     nn_model_free(out);
@@ -195,11 +200,14 @@ static void test_options_are_checked(void **state)
     data_free(&o, COMPRESS_PRUNE_NONE, COMPRESS_RANKS_NONE);
     assert_int_equal(compress_opts_check(&o, &em), ERR_INVAL);
     data_free(&o, COMPRESS_PRUNE_L1, COMPRESS_RANKS_NONE);
-    o.target = 0;
+    o.target_flops = 0;
+    assert_int_equal(compress_opts_check(&o, &em), ERR_RANGE); /* no budget at all */
+    o.target_flops = 1.5;
     assert_int_equal(compress_opts_check(&o, &em), ERR_RANGE);
-    o.target = 1.5;
+    o.target_flops = 0.5;
+    o.target_params = -1;
     assert_int_equal(compress_opts_check(&o, &em), ERR_RANGE);
-    o.target = 0.5;
+    o.target_params = 0;
     o.finetune_epochs = 1;
     assert_int_equal(compress_opts_check(&o, &em), ERR_INVAL); /* fine-tuning without data */
     assert_int_equal(compress_prune_from_name("nb"), COMPRESS_PRUNE_NB);
@@ -208,7 +216,7 @@ static void test_options_are_checked(void **state)
     /* A budget the floors cannot meet is an error, not a model over budget. */
     struct nn_model *in = two_stream(0.5f);
     data_free(&o, COMPRESS_PRUNE_L1, COMPRESS_RANKS_NONE);
-    o.target = 0.001;
+    o.target_flops = 0.001;
     struct nn_model *out = NULL;
     struct compress_report *rep = NULL;
     assert_int_equal(compress_run(in, &o, &out, &rep, &em), ERR_RANGE);
@@ -227,7 +235,8 @@ static void test_nb_ga_on_data(void **state)
     compress_opts_default(&o);
     o.dataset = f->dir;
     o.work = f->work;
-    o.target = 0.25;
+    o.target_flops = 0.25;
+    o.target_params = 0.2; /* both budgets hold */
     o.finetune_epochs = 1;
     o.batch = 2;
     o.population = 4;
