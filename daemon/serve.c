@@ -3,6 +3,7 @@
  * recorder (window results -> store -> events -> live bus), acts on the signal flags, reloads
  * the config on SIGHUP, and keeps systemd informed. */
 #include "daemon/daemon.h"
+#include "daemon/mqtt.h"
 #include "daemon/pipeline.h"
 #include "daemon/sched.h"
 #include "daemon/worker.h"
@@ -54,6 +55,7 @@ struct serve {
     struct store *store;
     struct daemon_recorder *rec;
     struct http_server *http;
+    struct daemon_mqtt *mqtt; /* NULL unless mqtt.enabled */
     struct sched *sched;
     struct stream_worker *streams[CONFIG_MAX_STREAMS]; /* cfg->streams order; NULL: disabled */
     struct infer_worker workers[SERVE_MAX_WORKERS];
@@ -282,8 +284,28 @@ static int serve_start(struct serve *sv, struct err_msg *em)
     http_opts_from_config(sv->cfg, &ho);
     if (rc == 0)
         rc = http_server_start(&ho, sv->state, sv->store, &sv->http, em);
+    if (rc == 0 && sv->cfg->mqtt.enabled) {
+        struct daemon_mqtt_opts mo;
+        daemon_mqtt_opts_from_config(sv->cfg, &mo);
+        rc = daemon_mqtt_start(&mo, sv->store, sv->state, &sv->mqtt, em);
+    }
     daemon_signals_unblock();
     return rc;
+}
+
+/* Deletes the outbox rows the broker acknowledged: this thread is the store's writer. */
+static void mqtt_settle(struct serve *sv)
+{
+    int64_t ids[256];
+    size_t n;
+    while ((n = daemon_mqtt_acked_take(sv->mqtt, ids, sizeof ids / sizeof ids[0])) > 0) {
+        struct err_msg em = {{0}};
+        int rc = store_outbox_delete(sv->store, ids, n, &em);
+        if (rc) {
+            log_error("mqtt: %s", err_text(&em, rc));
+            break; /* those rows are sent again later: a duplicate, never a loss */
+        }
+    }
 }
 
 static void drain_results(struct serve *sv, int wait_ms);
@@ -309,6 +331,10 @@ static void serve_stop(struct serve *sv)
         if (rc)
             log_error("closing events: %s", err_text(&em, rc));
     }
+    daemon_mqtt_stop(sv->mqtt);
+    if (sv->store)
+        mqtt_settle(sv);
+    daemon_mqtt_free(sv->mqtt);
     http_server_stop(sv->http);
     daemon_recorder_free(sv->rec);
     store_close(sv->store);
@@ -461,6 +487,7 @@ static void main_loop(struct serve *sv)
     int64_t last_tick = 0, last_wd = 0;
     while (!daemon_stop_requested()) {
         drain_results(sv, SERVE_LOOP_MS);
+        mqtt_settle(sv);
         int64_t now = (int64_t)clock_mono_ms();
         if (now - last_tick >= 1000) {
             struct err_msg em = {{0}};
