@@ -343,7 +343,9 @@ static int server_init(struct http_server *s, const struct http_opts *o,
                        struct daemon_state *state, struct store *store)
 {
     pthread_mutex_init(&s->token_lock, NULL);
-    s->ctx = (struct http_ctx){state, store, o->max_connections / 2 > 0 ? o->max_connections / 2 : 1};
+    s->ctx = (struct http_ctx){state, store,
+                               o->max_connections / 2 > 0 ? o->max_connections / 2 : 1,
+                               o->snapshots};
     if (s->ctx.sse_max > DAEMON_BUS_MAX_SUBS)
         s->ctx.sse_max = DAEMON_BUS_MAX_SUBS;
     /* The heartbeat must beat the idle timeout, or quiet streams would be cut. */

@@ -41,6 +41,7 @@ struct http_ctx {
     struct daemon_state *state;
     struct store *store;
     int sse_max; /* live-event clients at once */
+    struct daemon_snapshots *snapshots; /* NULL: none */
 };
 
 /* Routes one request (authentication already passed) into rs. Never fails: out of memory

@@ -56,6 +56,7 @@ struct serve {
     struct daemon_recorder *rec;
     struct http_server *http;
     struct daemon_mqtt *mqtt; /* NULL unless mqtt.enabled */
+    struct daemon_snapshots *snaps;
     struct sched *sched;
     struct stream_worker *streams[CONFIG_MAX_STREAMS]; /* cfg->streams order; NULL: disabled */
     struct infer_worker workers[SERVE_MAX_WORKERS];
@@ -198,7 +199,7 @@ static int start_stream(struct serve *sv, size_t i, struct err_msg *em)
         daemon_state_stream_set_state(sv->state, cs->id, DAEMON_STREAM_DISABLED, NULL);
         return 0;
     }
-    struct worker_shared sh = {sv->state, sv->sched, &sv->model->meta};
+    struct worker_shared sh = {sv->state, sv->sched, &sv->model->meta, sv->snaps};
     return stream_worker_start(cs, &sh, &sv->streams[i], em);
 }
 
@@ -268,6 +269,8 @@ static int serve_start(struct serve *sv, struct err_msg *em)
                        sv->cfg->queue_depth, &sv->sched, em);
     if (rc == 0)
         rc = daemon_state_new(&sv->state, em);
+    if (rc == 0)
+        rc = daemon_snapshots_new(&sv->snaps, em);
     if (rc)
         return rc;
     daemon_state_set_model(sv->state, sv->cfg->model, &sv->model->meta);
@@ -282,6 +285,7 @@ static int serve_start(struct serve *sv, struct err_msg *em)
     if (rc == 0)
         rc = add_streams(sv, em);
     http_opts_from_config(sv->cfg, &ho);
+    ho.snapshots = sv->snaps;
     if (rc == 0)
         rc = http_server_start(&ho, sv->state, sv->store, &sv->http, em);
     if (rc == 0 && sv->cfg->mqtt.enabled) {
@@ -339,6 +343,7 @@ static void serve_stop(struct serve *sv)
     daemon_recorder_free(sv->rec);
     store_close(sv->store);
     daemon_state_free(sv->state);
+    daemon_snapshots_free(sv->snaps);
     sched_free(sv->sched);
     if (sv->classes)
         results_fini(&sv->results);
@@ -355,6 +360,10 @@ static void drain_results(struct serve *sv, int wait_ms)
     struct result r = {.scores = scores};
     for (int first = 1; results_take(&sv->results, &r, first ? wait_ms : 0); first = 0) {
         struct events_window w = {r.id, r.start_ms, r.end_ms, scores, sv->results.n_classes};
+        int best = 0;
+        for (int c = 1; c < sv->results.n_classes; c++)
+            best = scores[c] > scores[best] ? c : best;
+        daemon_snapshots_set_top(sv->snaps, r.id, sv->classes[best], scores[best]);
         struct err_msg em = {{0}};
         int rc = daemon_recorder_window(sv->rec, &w, &em);
         if (rc && rc != ERR_NOTFOUND) /* a stream removed by a reload: its late results go */
@@ -437,7 +446,7 @@ static int apply_streams(struct serve *sv, const struct config *nc, struct err_m
             rc = daemon_recorder_stream_add(sv->rec, ns->id, &ep, em);
         }
         log_info("reload: stream %s %s", ns->id, os ? "changed" : "added");
-        struct worker_shared sh = {sv->state, sv->sched, &sv->model->meta};
+        struct worker_shared sh = {sv->state, sv->sched, &sv->model->meta, sv->snaps};
         if (rc == 0 && ns->enabled)
             rc = stream_worker_start(ns, &sh, &next[i], em);
         if (rc)
