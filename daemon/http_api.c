@@ -2,6 +2,7 @@
  * the Prometheus text of /metrics; every body built with jansson (or a memstream for /metrics). */
 #include "daemon/http_internal.h"
 #include "daemon/json.h"
+#include "daemon/page.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "nn/nn.h"
@@ -98,6 +99,19 @@ static void route_stream(const struct http_ctx *c, const char *id, struct http_r
         return;
     }
     respond_json(rs, stream_json(&s));
+}
+
+static void route_page(struct http_response *rs)
+{
+    rs->body = malloc(daemon_page_html_len);
+    if (!rs->body) {
+        http_api_error(rs, 500, "out of memory");
+        return;
+    }
+    memcpy(rs->body, daemon_page_html, daemon_page_html_len);
+    rs->len = daemon_page_html_len;
+    rs->status = 200;
+    rs->content_type = "text/html; charset=utf-8";
 }
 
 /* ?label=1 (or true/0/false) is the one parameter; anything else is a 400. */
@@ -455,6 +469,8 @@ void http_api_handle(const struct http_ctx *c, const struct http_request *rq,
     }
     if (strcmp(path, "/healthz") == 0)
         respond_json(rs, json_pack("{s:s}", "status", "ok"));
+    else if (strcmp(path, "/") == 0)
+        route_page(rs);
     else if (strcmp(path, "/api/v1/health") == 0)
         route_health(c, rs);
     else if (strcmp(path, "/api/v1/streams") == 0)

@@ -12,6 +12,8 @@
 /* 16 hex digits of id, 8 of checksum, and the NUL. */
 #define HTTP_CURSOR_SIZE 25
 #define HTTP_LIMIT_DEFAULT 100
+/* The live-event stream: the one route that also takes the token as ?token=. */
+#define HTTP_LIVE_PATH "/api/v1/events/live"
 
 struct http_param {
     const char *key;
