@@ -71,6 +71,9 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_SRCS := $(wildcard cli/*.c)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libactiond.a
+# The status page (daemon/page.html) compiled in as a const C array made by xxd.
+PAGE_SRC := $(BUILD)/gen/page_html.c
+LIB_OBJS += $(BUILD)/gen/page_html.o
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -102,6 +105,13 @@ $(BUILD)/tests/helpers/%.o: tests/integration/helpers/%.c
 
 $(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(PAGE_SRC): daemon/page.html
+	@mkdir -p $(@D)
+	xxd -i -n daemon_page_html $< | sed 's/^unsigned /const unsigned /' >$@
+
+$(BUILD)/gen/page_html.o: $(PAGE_SRC)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -include daemon/page.h -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@

@@ -102,6 +102,10 @@ struct config {
         } tls;
         int qos;
         int64_t keepalive_ms;
+        char *client_id;          /* NULL: "actiond-" and the host name */
+        int64_t stats_interval_ms; /* 0: no stats messages */
+        int outbox_max;           /* undelivered messages kept at most */
+        int64_t backoff_max_ms;   /* reconnect delay doubles from 1 s up to this */
     } mqtt;
     struct config_stream *streams;
     size_t n_streams;

@@ -47,6 +47,15 @@ static const char *check_topic(const char *s)
     return NULL;
 }
 
+/* Printable ASCII without spaces: brokers differ on the rest. */
+static const char *check_client_id(const char *s)
+{
+    for (; *s; s++)
+        if (*s <= ' ' || *s > '~' || *s == '+' || *s == '#' || *s == '/')
+            return "may hold printable ASCII but no space, '/', '+' or '#'";
+    return NULL;
+}
+
 static const char *check_action(const char *s)
 {
     if (s[0] == ' ' || s[strlen(s) - 1] == ' ')
@@ -137,6 +146,18 @@ const struct config_key config_keys[] = {
      "MQTT quality of service of published events."},
     {"mqtt.keepalive", CONFIG_T_DURATION, 0, 5000, 3600000, "60s", NULL, NULL, NULL,
      TOP(mqtt.keepalive_ms), "Keepalive interval agreed with the broker."},
+    {"mqtt.client_id", CONFIG_T_STRING, 0, 1, 64, NULL, "actiond-HOSTNAME", NULL, check_client_id,
+     TOP(mqtt.client_id),
+     "Client id at the broker; every board needs its own, or they disconnect each other."},
+    {"mqtt.stats_interval", CONFIG_T_DURATION, 0, 0, 3600000, "60s", NULL, NULL, NULL,
+     TOP(mqtt.stats_interval_ms),
+     "How often stream statistics go to PREFIX/stats; 0 sends none."},
+    {"mqtt.backoff_max", CONFIG_T_DURATION, 0, 1000, 600000, "30s", NULL, NULL, NULL,
+     TOP(mqtt.backoff_max_ms),
+     "Reconnect delay after a failure doubles from 1 s up to this."},
+    {"mqtt.outbox_max", CONFIG_T_INT, 0, 10, 10000000, "100000", NULL, NULL, NULL,
+     TOP(mqtt.outbox_max),
+     "Messages kept in the store while the broker is away; past it the oldest are dropped."},
 
     {"streams", CONFIG_T_STREAMS, R, 0, CONFIG_MAX_STREAMS, NULL, "[] (none)", NULL, NULL, 0,
      "The cameras: a list of mappings, one per stream. Added, removed and changed streams "

@@ -71,16 +71,20 @@ static bool token_equal(const char *given, const char *want)
     return diff == 0;
 }
 
-/* 0 when the request may go on, else the reason for the 401. */
-static const char *auth_check(struct http_server *s, struct MHD_Connection *c)
+/* 0 when the request may go on, else the reason for the 401. The live-event stream also
+ * takes ?token=, because a browser's EventSource cannot send headers. */
+static const char *auth_check(struct http_server *s, struct MHD_Connection *c, bool live)
 {
     const char *hdr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *given = hdr && strncasecmp(hdr, "Bearer ", 7) == 0 ? hdr + 7 : NULL;
+    if (!given && live)
+        given = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token");
     pthread_mutex_lock(&s->token_lock);
     const char *why = NULL;
     if (s->token) {
-        if (!hdr || strncasecmp(hdr, "Bearer ", 7) != 0)
+        if (!given)
             why = "unauthorized: send 'Authorization: Bearer <token>'";
-        else if (!token_equal(hdr + 7, s->token))
+        else if (!token_equal(given, s->token))
             why = "unauthorized: wrong token";
     }
     pthread_mutex_unlock(&s->token_lock);
@@ -240,6 +244,15 @@ static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
+static void drop_param(struct http_request *rq, const char *key)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < rq->n_params; i++)
+        if (strcmp(rq->params[i].key, key) != 0)
+            rq->params[keep++] = rq->params[i];
+    rq->n_params = keep;
+}
+
 /* Called by MHD with the raw URI before anything else: the query length is measured here,
  * before MHD's own parsing can hide how long it was. */
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *c)
@@ -272,13 +285,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_NO; /* the URI logger could not allocate: drop the connection */
     if (st->query_len > HTTP_MAX_QUERY_LEN)
         return send_error(c, 414, "query string too long", NULL);
-    if (strcmp(url, "/healthz") != 0) {
-        const char *why = auth_check(s, c);
+    bool live = strcmp(url, HTTP_LIVE_PATH) == 0;
+    /* The page holds no data: it asks for the token and then reads the API with it. */
+    if (strcmp(url, "/healthz") != 0 && strcmp(url, "/") != 0) {
+        const char *why = auth_check(s, c, live);
         if (why)
             return send_error(c, 401, why, "Bearer realm=\"actiond\"");
     }
     struct http_request rq = {.method = method, .path = url, .query_len = st->query_len};
     MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, collect_param, &rq);
+    if (live)
+        drop_param(&rq, "token"); /* authentication's, not the route's */
     struct http_response rs;
     http_api_handle(&s->ctx, &rq, &rs);
     if (rs.sse)
@@ -343,7 +360,9 @@ static int server_init(struct http_server *s, const struct http_opts *o,
                        struct daemon_state *state, struct store *store)
 {
     pthread_mutex_init(&s->token_lock, NULL);
-    s->ctx = (struct http_ctx){state, store, o->max_connections / 2 > 0 ? o->max_connections / 2 : 1};
+    s->ctx = (struct http_ctx){state, store,
+                               o->max_connections / 2 > 0 ? o->max_connections / 2 : 1,
+                               o->snapshots};
     if (s->ctx.sse_max > DAEMON_BUS_MAX_SUBS)
         s->ctx.sse_max = DAEMON_BUS_MAX_SUBS;
     /* The heartbeat must beat the idle timeout, or quiet streams would be cut. */

@@ -4,6 +4,7 @@
 #define ACTIOND_DAEMON_HTTP_H
 
 #include "config/config.h"
+#include "daemon/snapshot.h"
 #include "daemon/state.h"
 #include "daemon/store.h"
 
@@ -38,6 +39,7 @@ struct http_opts {
     int per_ip_limit;           /* 0: none */
     int64_t timeout_ms;         /* idle connections close after this */
     int heartbeat_ms;           /* 0: HTTP_SSE_HEARTBEAT_MS (capped to half the timeout) */
+    struct daemon_snapshots *snapshots; /* NULL: snapshot.jpg answers 404 */
 };
 
 void http_opts_from_config(const struct config *cfg, struct http_opts *out);

@@ -2,7 +2,9 @@
  * the Prometheus text of /metrics; every body built with jansson (or a memstream for /metrics). */
 #include "daemon/http_internal.h"
 #include "daemon/json.h"
+#include "daemon/page.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "nn/nn.h"
 
 #include <stdio.h>
@@ -97,6 +99,94 @@ static void route_stream(const struct http_ctx *c, const char *id, struct http_r
         return;
     }
     respond_json(rs, stream_json(&s));
+}
+
+static void route_page(struct http_response *rs)
+{
+    rs->body = malloc(daemon_page_html_len);
+    if (!rs->body) {
+        http_api_error(rs, 500, "out of memory");
+        return;
+    }
+    memcpy(rs->body, daemon_page_html, daemon_page_html_len);
+    rs->len = daemon_page_html_len;
+    rs->status = 200;
+    rs->content_type = "text/html; charset=utf-8";
+}
+
+/* ?label=1 (or true/0/false) is the one parameter; anything else is a 400. */
+static int snapshot_params(const struct http_request *rq, bool *label)
+{
+    *label = false;
+    if (rq->too_many_params || rq->n_params > 1)
+        return ERR_INVAL;
+    if (rq->n_params == 0)
+        return 0;
+    const struct http_param *p = &rq->params[0];
+    if (strcmp(p->key, "label") != 0 || !p->value)
+        return ERR_INVAL;
+    if (strcmp(p->value, "1") == 0 || strcmp(p->value, "true") == 0)
+        *label = true;
+    else if (strcmp(p->value, "0") != 0 && strcmp(p->value, "false") != 0)
+        return ERR_INVAL;
+    return 0;
+}
+
+static void route_snapshot(const struct http_ctx *c, const struct http_request *rq,
+                           const char *id, struct http_response *rs)
+{
+    struct daemon_stream_status st;
+    bool label;
+    if (!http_stream_id_ok(id) || daemon_state_stream_get(c->state, id, &st) != 0 ||
+        !c->snapshots) {
+        http_api_error(rs, 404, "no such stream");
+        return;
+    }
+    if (snapshot_params(rq, &label)) {
+        http_api_error(rs, 400, "snapshot.jpg takes only label=1 or label=0");
+        return;
+    }
+    unsigned char *jpeg = NULL;
+    size_t len = 0;
+    struct err_msg em;
+    int rc = daemon_snapshots_jpeg(c->snapshots, id, label, &jpeg, &len, &em);
+    if (rc == ERR_NOTFOUND) {
+        http_api_error(rs, 503, "no frame from this stream yet");
+        return;
+    }
+    if (rc) {
+        log_warn("http: %s", err_text(&em, rc));
+        http_api_error(rs, 500, "the snapshot could not be made");
+        return;
+    }
+    rs->status = 200;
+    rs->content_type = "image/jpeg";
+    rs->body = (char *)jpeg;
+    rs->len = len;
+}
+
+/* "/api/v1/streams/" is gone already: "ID" or "ID/snapshot.jpg". */
+static void route_stream_path(const struct http_ctx *c, const struct http_request *rq,
+                              const char *rest, struct http_response *rs)
+{
+    static const char leaf[] = "/snapshot.jpg";
+    const char *slash = strchr(rest, '/');
+    if (!slash) {
+        if (rq->n_params || rq->too_many_params)
+            http_api_error(rs, 400, "this path takes no query parameters");
+        else
+            route_stream(c, rest, rs);
+        return;
+    }
+    char id[DAEMON_STREAM_ID_SIZE];
+    size_t n = (size_t)(slash - rest);
+    if (strcmp(slash, leaf) != 0 || n == 0 || n >= sizeof id) {
+        http_api_error(rs, 404, "no such path");
+        return;
+    }
+    memcpy(id, rest, n);
+    id[n] = '\0';
+    route_snapshot(c, rq, id, rs);
 }
 
 static json_t *model_json(const struct http_ctx *c)
@@ -372,18 +462,21 @@ void http_api_handle(const struct http_ctx *c, const struct http_request *rq,
         return;
     }
     bool list = strcmp(path, "/api/v1/events") == 0 || strcmp(path, "/api/v1/detections") == 0;
-    if (!list && (rq->n_params || rq->too_many_params)) {
+    bool own_params = strncmp(path, streams_prefix, sizeof streams_prefix - 1) == 0;
+    if (!list && !own_params && (rq->n_params || rq->too_many_params)) {
         http_api_error(rs, 400, "this path takes no query parameters");
         return;
     }
     if (strcmp(path, "/healthz") == 0)
         respond_json(rs, json_pack("{s:s}", "status", "ok"));
+    else if (strcmp(path, "/") == 0)
+        route_page(rs);
     else if (strcmp(path, "/api/v1/health") == 0)
         route_health(c, rs);
     else if (strcmp(path, "/api/v1/streams") == 0)
         route_streams(c, rs);
     else if (strncmp(path, streams_prefix, sizeof streams_prefix - 1) == 0)
-        route_stream(c, path + sizeof streams_prefix - 1, rs);
+        route_stream_path(c, rq, path + sizeof streams_prefix - 1, rs);
     else if (strcmp(path, "/api/v1/events") == 0)
         route_list(c, rq, HTTP_LIST_EVENTS, rs);
     else if (strcmp(path, "/api/v1/detections") == 0)

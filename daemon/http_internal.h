@@ -12,6 +12,8 @@
 /* 16 hex digits of id, 8 of checksum, and the NUL. */
 #define HTTP_CURSOR_SIZE 25
 #define HTTP_LIMIT_DEFAULT 100
+/* The live-event stream: the one route that also takes the token as ?token=. */
+#define HTTP_LIVE_PATH "/api/v1/events/live"
 
 struct http_param {
     const char *key;
@@ -41,6 +43,7 @@ struct http_ctx {
     struct daemon_state *state;
     struct store *store;
     int sse_max; /* live-event clients at once */
+    struct daemon_snapshots *snapshots; /* NULL: none */
 };
 
 /* Routes one request (authentication already passed) into rs. Never fails: out of memory

@@ -3,6 +3,7 @@
  * recorder (window results -> store -> events -> live bus), acts on the signal flags, reloads
  * the config on SIGHUP, and keeps systemd informed. */
 #include "daemon/daemon.h"
+#include "daemon/mqtt.h"
 #include "daemon/pipeline.h"
 #include "daemon/sched.h"
 #include "daemon/worker.h"
@@ -54,6 +55,8 @@ struct serve {
     struct store *store;
     struct daemon_recorder *rec;
     struct http_server *http;
+    struct daemon_mqtt *mqtt; /* NULL unless mqtt.enabled */
+    struct daemon_snapshots *snaps;
     struct sched *sched;
     struct stream_worker *streams[CONFIG_MAX_STREAMS]; /* cfg->streams order; NULL: disabled */
     struct infer_worker workers[SERVE_MAX_WORKERS];
@@ -196,7 +199,7 @@ static int start_stream(struct serve *sv, size_t i, struct err_msg *em)
         daemon_state_stream_set_state(sv->state, cs->id, DAEMON_STREAM_DISABLED, NULL);
         return 0;
     }
-    struct worker_shared sh = {sv->state, sv->sched, &sv->model->meta};
+    struct worker_shared sh = {sv->state, sv->sched, &sv->model->meta, sv->snaps};
     return stream_worker_start(cs, &sh, &sv->streams[i], em);
 }
 
@@ -266,6 +269,8 @@ static int serve_start(struct serve *sv, struct err_msg *em)
                        sv->cfg->queue_depth, &sv->sched, em);
     if (rc == 0)
         rc = daemon_state_new(&sv->state, em);
+    if (rc == 0)
+        rc = daemon_snapshots_new(&sv->snaps, em);
     if (rc)
         return rc;
     daemon_state_set_model(sv->state, sv->cfg->model, &sv->model->meta);
@@ -280,10 +285,31 @@ static int serve_start(struct serve *sv, struct err_msg *em)
     if (rc == 0)
         rc = add_streams(sv, em);
     http_opts_from_config(sv->cfg, &ho);
+    ho.snapshots = sv->snaps;
     if (rc == 0)
         rc = http_server_start(&ho, sv->state, sv->store, &sv->http, em);
+    if (rc == 0 && sv->cfg->mqtt.enabled) {
+        struct daemon_mqtt_opts mo;
+        daemon_mqtt_opts_from_config(sv->cfg, &mo);
+        rc = daemon_mqtt_start(&mo, sv->store, sv->state, &sv->mqtt, em);
+    }
     daemon_signals_unblock();
     return rc;
+}
+
+/* Deletes the outbox rows the broker acknowledged: this thread is the store's writer. */
+static void mqtt_settle(struct serve *sv)
+{
+    int64_t ids[256];
+    size_t n;
+    while ((n = daemon_mqtt_acked_take(sv->mqtt, ids, sizeof ids / sizeof ids[0])) > 0) {
+        struct err_msg em = {{0}};
+        int rc = store_outbox_delete(sv->store, ids, n, &em);
+        if (rc) {
+            log_error("mqtt: %s", err_text(&em, rc));
+            break; /* those rows are sent again later: a duplicate, never a loss */
+        }
+    }
 }
 
 static void drain_results(struct serve *sv, int wait_ms);
@@ -309,10 +335,15 @@ static void serve_stop(struct serve *sv)
         if (rc)
             log_error("closing events: %s", err_text(&em, rc));
     }
+    daemon_mqtt_stop(sv->mqtt);
+    if (sv->store)
+        mqtt_settle(sv);
+    daemon_mqtt_free(sv->mqtt);
     http_server_stop(sv->http);
     daemon_recorder_free(sv->rec);
     store_close(sv->store);
     daemon_state_free(sv->state);
+    daemon_snapshots_free(sv->snaps);
     sched_free(sv->sched);
     if (sv->classes)
         results_fini(&sv->results);
@@ -329,6 +360,10 @@ static void drain_results(struct serve *sv, int wait_ms)
     struct result r = {.scores = scores};
     for (int first = 1; results_take(&sv->results, &r, first ? wait_ms : 0); first = 0) {
         struct events_window w = {r.id, r.start_ms, r.end_ms, scores, sv->results.n_classes};
+        int best = 0;
+        for (int c = 1; c < sv->results.n_classes; c++)
+            best = scores[c] > scores[best] ? c : best;
+        daemon_snapshots_set_top(sv->snaps, r.id, sv->classes[best], scores[best]);
         struct err_msg em = {{0}};
         int rc = daemon_recorder_window(sv->rec, &w, &em);
         if (rc && rc != ERR_NOTFOUND) /* a stream removed by a reload: its late results go */
@@ -411,7 +446,7 @@ static int apply_streams(struct serve *sv, const struct config *nc, struct err_m
             rc = daemon_recorder_stream_add(sv->rec, ns->id, &ep, em);
         }
         log_info("reload: stream %s %s", ns->id, os ? "changed" : "added");
-        struct worker_shared sh = {sv->state, sv->sched, &sv->model->meta};
+        struct worker_shared sh = {sv->state, sv->sched, &sv->model->meta, sv->snaps};
         if (rc == 0 && ns->enabled)
             rc = stream_worker_start(ns, &sh, &next[i], em);
         if (rc)
@@ -461,6 +496,7 @@ static void main_loop(struct serve *sv)
     int64_t last_tick = 0, last_wd = 0;
     while (!daemon_stop_requested()) {
         drain_results(sv, SERVE_LOOP_MS);
+        mqtt_settle(sv);
         int64_t now = (int64_t)clock_mono_ms();
         if (now - last_tick >= 1000) {
             struct err_msg em = {{0}};

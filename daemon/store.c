@@ -2,6 +2,7 @@
  * acknowledged, window results in batches) and retention by age, count and size. */
 #include "daemon/store.h"
 #include "daemon/store_internal.h"
+#include "daemon/json.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -50,8 +51,47 @@ static const char schema_v1[] =
     "  delivered_ms INTEGER);"
     "CREATE INDEX outbox_pending ON outbox(id) WHERE delivered_ms IS NULL;";
 
+/* The JSON of daemon_json_event, made by SQLite for event rows C does not load: the events a
+ * crash left open (closed at start-up) and v1 outbox rows. END is an SQL expression for end_ms,
+ * NULL for an event still open. Field order and time format follow json.c. */
+#define ISO_SQL(MS) "strftime('%Y-%m-%dT%H:%M:%S', (" MS ") / 1000, 'unixepoch') || " \
+                    "printf('.%03dZ', (" MS ") % 1000)"
+#define EVENT_JSON_SQL(END)                                                                      \
+    "json_object('id', id, 'stream', stream, 'action', action, 'open', "                       \
+    "json(CASE WHEN (" END ") IS NULL THEN 'true' ELSE 'false' END), 'peak', peak, "             \
+    "'mean', mean, 'windows', windows, 'start_ms', start_ms, 'start', " ISO_SQL("start_ms") ", " \
+    "'end_ms', (" END "), 'end', CASE WHEN (" END ") IS NULL THEN NULL ELSE " ISO_SQL(END)        \
+    " END)"
+
+/* Where an event a crash left open ends: its stream's last stored window (or its start). */
+#define DANGLING_END_SQL                                                                         \
+    "max(start_ms, coalesce((SELECT d.end_ms FROM detections d WHERE d.stream = events.stream " \
+    "ORDER BY d.id DESC LIMIT 1), start_ms))"
+
+/* v2: the outbox holds the message itself (stream and JSON as they were when the event opened
+ * or closed), so retention of events cannot take an undelivered message's content away; a
+ * row is deleted when the broker acknowledges it, so every row is pending. v1 rows not yet
+ * delivered are carried over with their message rebuilt from the event. */
+static const char schema_v2[] =
+    "CREATE TABLE outbox_v2 ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT," /* never reused: a sent id is never a new row */
+    "  stream TEXT NOT NULL,"
+    "  event_id INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('opened', 'closed')),"
+    "  created_ms INTEGER NOT NULL,"
+    "  payload TEXT NOT NULL);"
+    "INSERT INTO outbox_v2 (stream, event_id, kind, created_ms, payload) "
+    "SELECT e.stream, o.event_id, o.kind, o.created_ms, "
+    "  (SELECT " EVENT_JSON_SQL("CASE WHEN o.kind = 'closed' THEN end_ms END")
+    "   FROM events WHERE id = o.event_id) "
+    "FROM outbox o JOIN events e ON e.id = o.event_id "
+    "WHERE o.delivered_ms IS NULL ORDER BY o.id;"
+    "DROP TABLE outbox;"
+    "ALTER TABLE outbox_v2 RENAME TO outbox;";
+
 const struct store_migration store_migrations[] = {
     {1, schema_v1},
+    {2, schema_v2},
 };
 const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];
 
@@ -163,6 +203,7 @@ static void stats_commit(struct store *s)
     s->stats.commits++;
     s->stats.healthy = true;
     s->stats.rows_pending = 0;
+    s->stats.outbox_pending = (uint64_t)s->outbox_rows;
     pthread_mutex_unlock(&s->stats_lock);
 }
 
@@ -280,9 +321,10 @@ static int writer_prepare(struct store *s, struct err_msg *em)
                           "WHERE id = ?1"},
         {&s->st_det_insert, "INSERT INTO detections (stream, start_ms, end_ms, action, score, top) "
                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
-        {&s->st_outbox_insert,
-         "INSERT INTO outbox (event_id, kind, created_ms) VALUES (?1, ?2, ?3)"},
-        {&s->st_outbox_mark, "UPDATE outbox SET delivered_ms = ?2 WHERE id = ?1"},
+        {&s->st_outbox_insert, "INSERT INTO outbox (stream, event_id, kind, created_ms, payload) "
+                               "VALUES (?1, ?2, ?3, ?4, ?5)"},
+        {&s->st_outbox_delete, "DELETE FROM outbox WHERE id = ?1"},
+        {&s->st_outbox_trim, "DELETE FROM outbox WHERE id = (SELECT min(id) FROM outbox)"},
     };
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) {
         int rc = prepare(s, list[i].sql, list[i].st, em);
@@ -296,15 +338,17 @@ static void writer_finalize(struct store *s)
 {
     sqlite3_stmt **all[] = {&s->st_begin,     &s->st_commit,       &s->st_rollback,
                             &s->st_ev_insert, &s->st_ev_close,     &s->st_det_insert,
-                            &s->st_outbox_insert, &s->st_outbox_mark};
+                            &s->st_outbox_insert, &s->st_outbox_delete, &s->st_outbox_trim};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         sqlite3_finalize(*all[i]);
         *all[i] = NULL;
     }
 }
 
+static int step_done(sqlite3_stmt *st);
+
 /* Events a crash or SIGKILL left open end where their stream's last stored window ended (or
- * where they began, when nothing later was stored). */
+ * where they began, when nothing later was stored); their close goes to the outbox too. */
 static int close_dangling(struct store *s, struct err_msg *em)
 {
     int64_t n = 0;
@@ -313,18 +357,21 @@ static int close_dangling(struct store *s, struct err_msg *em)
         return store_sql_error(s, s->db, rc, "looking for open events", em);
     if (n == 0)
         return 0;
-    char outbox[160];
-    snprintf(outbox, sizeof outbox,
-             "INSERT INTO outbox (event_id, kind, created_ms) SELECT id, 'closed', %lld "
-             "FROM events WHERE end_ms IS NULL",
-             (long long)clock_wall_ms());
-    const char *close_sql =
-        "UPDATE events SET end_ms = max(start_ms, coalesce((SELECT d.end_ms FROM detections d "
-        "WHERE d.stream = events.stream ORDER BY d.id DESC LIMIT 1), start_ms)) "
-        "WHERE end_ms IS NULL";
+    static const char outbox_sql[] =
+        "INSERT INTO outbox (stream, event_id, kind, created_ms, payload) SELECT stream, id, "
+        "'closed', ?1, " EVENT_JSON_SQL(DANGLING_END_SQL) " FROM events WHERE end_ms IS NULL "
+        "ORDER BY id";
+    const char *close_sql = "UPDATE events SET end_ms = " DANGLING_END_SQL " WHERE end_ms IS NULL";
     rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc == SQLITE_OK && s->opts.outbox)
-        rc = sqlite3_exec(s->db, outbox, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && s->opts.outbox) {
+        sqlite3_stmt *st;
+        rc = sqlite3_prepare_v2(s->db, outbox_sql, -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, clock_wall_ms());
+            rc = step_done(st);
+            sqlite3_finalize(st);
+        }
+    }
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->db, close_sql, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
@@ -340,12 +387,31 @@ static int close_dangling(struct store *s, struct err_msg *em)
     return 0;
 }
 
+/* The outbox's size and newest row, kept in memory so the bound costs no query per event. */
+static int outbox_load(struct store *s, struct err_msg *em)
+{
+    int64_t n = 0, last = 0;
+    int rc = query_int(s->db, "SELECT count(*) FROM outbox", &n);
+    if (rc == SQLITE_OK)
+        rc = query_int(s->db, "SELECT coalesce(max(id), 0) FROM outbox", &last);
+    if (rc != SQLITE_OK)
+        return store_sql_error(s, s->db, rc, "counting the outbox", em);
+    s->outbox_rows = n;
+    atomic_store(&s->outbox_committed, (long long)last);
+    pthread_mutex_lock(&s->stats_lock);
+    s->stats.outbox_pending = (uint64_t)n;
+    pthread_mutex_unlock(&s->stats_lock);
+    return 0;
+}
+
 static int opts_check(const struct store_opts *o, struct err_msg *em)
 {
     if (!o || !o->path || !o->path[0])
         return err_set(em, ERR_INVAL, "store: no database path");
     if (o->retention_ms < 0 || o->max_events < 0 || o->max_detections < 0)
         return err_set(em, ERR_INVAL, "store: negative retention");
+    if (o->outbox_max < 0)
+        return err_set(em, ERR_INVAL, "store: negative outbox bound");
     if (o->readers < 0 || o->readers > STORE_READERS_MAX || o->busy_timeout_ms < 0)
         return err_set(em, ERR_INVAL, "store: readers 0..%d and a busy timeout >= 0",
                        STORE_READERS_MAX);
@@ -391,7 +457,8 @@ static int writer_open(struct store *s, struct err_msg *em)
     if ((rc = writer_configure(s, em)) || (rc = store_migrate(s->db, s->path, store_migrations,
                                                                store_n_migrations, em)))
         return rc;
-    if ((rc = writer_cap(s, em)) || (rc = writer_prepare(s, em)) || (rc = close_dangling(s, em)))
+    if ((rc = writer_cap(s, em)) || (rc = writer_prepare(s, em)) ||
+        (rc = close_dangling(s, em)) || (rc = outbox_load(s, em)))
         return rc;
     return 0;
 }
@@ -444,6 +511,7 @@ void store_opts_from_config(const struct config *cfg, struct store_opts *out)
         .max_events = cfg->store.retention_max_events,
         .max_size = cfg->store.max_size,
         .outbox = cfg->mqtt.enabled,
+        .outbox_max = cfg->mqtt.outbox_max,
     };
 }
 
@@ -478,6 +546,9 @@ static int write_failed(struct store *s, int rc, const char *what, struct err_ms
     if (!sqlite3_get_autocommit(s->db))
         step_done(s->st_rollback);
     s->pending = 0;
+    s->outbox_written = 0;
+    if (outbox_load(s, NULL) != 0)
+        log_warn("store: %s: cannot recount the outbox", s->path);
     if ((rc & 0xff) == SQLITE_FULL)
         s->retention_now = true;
     stats_error(s, em, code);
@@ -503,18 +574,55 @@ static int tx_commit(struct store *s, struct err_msg *em)
     if (rc != SQLITE_OK)
         return write_failed(s, rc, "committing", em);
     s->pending = 0;
+    if (s->outbox_written)
+        atomic_store(&s->outbox_committed, (long long)s->outbox_written);
     stats_commit(s);
     return 0;
 }
 
-static int outbox_add(struct store *s, int64_t event_id, const char *kind)
+/* Past the bound the oldest message goes: a board cut off from its broker for weeks keeps the
+ * newest events, and its disk. */
+static int outbox_trim(struct store *s)
+{
+    if (!s->opts.outbox_max || s->outbox_rows < s->opts.outbox_max)
+        return SQLITE_OK;
+    int rc = step_done(s->st_outbox_trim);
+    if (rc == SQLITE_OK && sqlite3_changes(s->db) > 0) {
+        s->outbox_rows--;
+        pthread_mutex_lock(&s->stats_lock);
+        if (s->stats.outbox_dropped++ == 0)
+            log_warn("store: the MQTT outbox is full (%lld messages); dropping the oldest",
+                     (long long)s->opts.outbox_max);
+        pthread_mutex_unlock(&s->stats_lock);
+    }
+    return rc;
+}
+
+static int outbox_add(struct store *s, const struct events_event *ev, const char *kind)
 {
     if (!s->opts.outbox)
         return SQLITE_OK;
-    sqlite3_bind_int64(s->st_outbox_insert, 1, event_id);
-    sqlite3_bind_text(s->st_outbox_insert, 2, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s->st_outbox_insert, 3, clock_wall_ms());
-    return step_done(s->st_outbox_insert);
+    char payload[STORE_OUTBOX_PAYLOAD_MAX];
+    json_t *o = daemon_json_event(ev);
+    size_t len = o ? json_dumpb(o, payload, sizeof payload, DAEMON_JSON_FLAGS) : 0;
+    json_decref(o);
+    if (len == 0 || len >= sizeof payload)
+        return SQLITE_NOMEM;
+    int rc = outbox_trim(s);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_stmt *st = s->st_outbox_insert;
+    sqlite3_bind_text(st, 1, ev->stream, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, ev->id);
+    sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, clock_wall_ms());
+    sqlite3_bind_text(st, 5, payload, (int)len, SQLITE_STATIC);
+    rc = step_done(st);
+    if (rc == SQLITE_OK) {
+        s->outbox_rows++;
+        s->outbox_written = sqlite3_last_insert_rowid(s->db);
+    }
+    return rc;
 }
 
 static bool time_ok(int64_t t)
@@ -538,8 +646,11 @@ int store_event_open(struct store *s, struct events_event *ev, struct err_msg *e
     sqlite3_bind_int64(st, 6, ev->windows);
     int sq = step_done(st);
     int64_t id = sqlite3_last_insert_rowid(s->db);
-    if (sq == SQLITE_OK)
-        sq = outbox_add(s, id, "opened");
+    if (sq == SQLITE_OK) {
+        struct events_event sent = *ev;
+        sent.id = id;
+        sq = outbox_add(s, &sent, "opened");
+    }
     if (sq != SQLITE_OK)
         return write_failed(s, sq, "recording an event", em);
     rc = tx_commit(s, em);
@@ -569,7 +680,7 @@ int store_event_close(struct store *s, const struct events_event *ev, struct err
         return err_set(em, ERR_NOTFOUND, "store: no event %lld to close", (long long)ev->id);
     }
     if (sq == SQLITE_OK)
-        sq = outbox_add(s, ev->id, "closed");
+        sq = outbox_add(s, ev, "closed");
     if (sq != SQLITE_OK)
         return write_failed(s, sq, "closing an event", em);
     return tx_commit(s, em);
@@ -606,18 +717,26 @@ int store_commit(struct store *s, struct err_msg *em)
     return tx_commit(s, em);
 }
 
-int store_outbox_mark(struct store *s, int64_t outbox_id, int64_t delivered_ms,
-                      struct err_msg *em)
+int store_outbox_delete(struct store *s, const int64_t *ids, size_t n, struct err_msg *em)
 {
+    if (n == 0)
+        return 0;
     int rc = tx_begin(s, em);
     if (rc)
         return rc;
-    sqlite3_bind_int64(s->st_outbox_mark, 1, outbox_id);
-    sqlite3_bind_int64(s->st_outbox_mark, 2, delivered_ms);
-    int sq = step_done(s->st_outbox_mark);
-    if (sq != SQLITE_OK)
-        return write_failed(s, sq, "marking an outbox row", em);
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(s->st_outbox_delete, 1, ids[i]);
+        int sq = step_done(s->st_outbox_delete);
+        if (sq != SQLITE_OK)
+            return write_failed(s, sq, "deleting delivered outbox rows", em);
+        s->outbox_rows -= sqlite3_changes(s->db);
+    }
     return tx_commit(s, em);
+}
+
+int64_t store_outbox_last_id(struct store *s)
+{
+    return (int64_t)atomic_load(&s->outbox_committed);
 }
 
 int store_tick(struct store *s, struct err_msg *em)
@@ -685,11 +804,6 @@ static int retain_age(struct store *s, int64_t now_ms, struct store_retention_st
                            "DELETE FROM events WHERE id IN (SELECT id FROM events "
                            "WHERE end_ms < ?1 ORDER BY id LIMIT " CHUNK_S ")",
                            cut, RETENTION_MAX_CHUNKS, &st->events, em);
-    if (!rc)
-        rc = delete_chunks(s,
-                           "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox "
-                           "WHERE created_ms < ?1 ORDER BY id LIMIT " CHUNK_S ")",
-                           cut, RETENTION_MAX_CHUNKS, &st->outbox, em);
     return rc;
 }
 
@@ -721,12 +835,6 @@ static int retain_count(struct store *s, struct store_retention_stats *st, struc
                            "DELETE FROM detections WHERE id IN (SELECT id FROM detections "
                            "WHERE id <= ?1 ORDER BY id LIMIT " CHUNK_S ")",
                            cut, RETENTION_MAX_CHUNKS, &st->detections, em);
-    if (!rc)
-        rc = delete_chunks(s,
-                           "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE "
-                           "delivered_ms IS NOT NULL AND delivered_ms < ?1 ORDER BY id LIMIT " CHUNK_S
-                           ")",
-                           INT64_MAX, RETENTION_MAX_CHUNKS, &st->outbox, em);
     return rc;
 }
 
@@ -782,9 +890,9 @@ int store_retention_run(struct store *s, int64_t now_ms, struct store_retention_
         rc = retain_count(s, st, em);
     if (!rc)
         rc = retain_size(s, st, em);
-    if (!rc && st->events + st->detections + st->outbox > 0)
-        log_info("store: retention deleted %lld events, %lld window results, %lld outbox rows",
-                 (long long)st->events, (long long)st->detections, (long long)st->outbox);
+    if (!rc && st->events + st->detections > 0)
+        log_info("store: retention deleted %lld events and %lld window results",
+                 (long long)st->events, (long long)st->detections);
     return rc;
 }
 

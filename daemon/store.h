@@ -39,11 +39,13 @@ struct store_opts {
     int64_t max_detections; /* window results kept at most; 0 for no limit */
     uint64_t max_size;      /* bytes; 0 for no cap */
     bool outbox;            /* record event opens/closes for MQTT */
+    int64_t outbox_max;     /* outbox rows kept at most, oldest dropped first; 0 for no limit */
     int busy_timeout_ms;    /* 0: 5000 */
     int readers;            /* 1..16; 0: STORE_READERS */
 };
 
-/* store.path, retention_days, retention_max_events, max_size from cfg; outbox when MQTT is on;
+/* store.path, retention_days, retention_max_events, max_size from cfg; outbox when MQTT is on,
+ * bounded by mqtt.outbox_max;
  * max_detections: 0 (age and size bound them). */
 void store_opts_from_config(const struct config *cfg, struct store_opts *out);
 
@@ -71,6 +73,8 @@ struct store_stats {
     uint64_t write_errors;
     uint64_t rows_pending;
     uint64_t size_bytes; /* pages in use times page size, at the last retention run */
+    uint64_t outbox_pending; /* MQTT messages not yet acknowledged by the broker */
+    uint64_t outbox_dropped; /* dropped from a full outbox since start */
     bool healthy;        /* the last write succeeded */
     char last_error[256];
 };
@@ -105,15 +109,15 @@ int store_commit(struct store *s, struct err_msg *em);
 int store_tick(struct store *s, struct err_msg *em);
 
 struct store_retention_stats {
-    int64_t events, detections, outbox; /* rows deleted */
+    int64_t events, detections; /* rows deleted */
 };
 /* Deletes by age (relative to now_ms), by count and by size, in bounded chunks. */
 int store_retention_run(struct store *s, int64_t now_ms, struct store_retention_stats *st,
                         struct err_msg *em);
 
-/* Marks an outbox row delivered (the broker acknowledged it). */
-int store_outbox_mark(struct store *s, int64_t outbox_id, int64_t delivered_ms,
-                      struct err_msg *em);
+/* Deletes outbox rows the broker acknowledged, and commits. Unknown ids are no error (a row
+ * the bound dropped while its message was on the wire). */
+int store_outbox_delete(struct store *s, const int64_t *ids, size_t n, struct err_msg *em);
 
 /* ---- readers: any thread ---- */
 
@@ -127,13 +131,21 @@ int store_detections_query(struct store *s, const struct store_query *q,
                            int (*row)(void *ctx, const struct store_detection *d), void *ctx,
                            struct err_msg *em);
 
+/* An MQTT message waiting for the broker: the event JSON as it was when the event opened or
+ * closed (daemon_json_event), at most STORE_OUTBOX_PAYLOAD_MAX - 1 bytes. */
+#define STORE_OUTBOX_PAYLOAD_MAX 4096
 struct store_outbox_row {
-    int64_t id;
+    int64_t id; /* grows with every row, never reused */
     int64_t event_id;
+    char stream[DAEMON_STREAM_ID_SIZE];
     bool closed; /* false: the event opened */
     int64_t created_ms;
+    const char *payload; /* valid during the callback only */
+    size_t payload_len;
 };
-/* Undelivered outbox rows after after_id, oldest first, at most limit. */
+/* The id of the newest outbox row committed (0 for none): any thread, no query. */
+int64_t store_outbox_last_id(struct store *s);
+/* Outbox rows after after_id, oldest first, at most limit. */
 int store_outbox_pending(struct store *s, int64_t after_id, int limit,
                          int (*row)(void *ctx, const struct store_outbox_row *r), void *ctx,
                          struct err_msg *em);

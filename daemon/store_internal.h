@@ -6,6 +6,7 @@
 #include "daemon/store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stddef.h>
 
@@ -31,12 +32,16 @@ struct store {
     struct store_opts opts;
     sqlite3 *db; /* the writer's connection */
     sqlite3_stmt *st_begin, *st_commit, *st_rollback;
-    sqlite3_stmt *st_ev_insert, *st_ev_close, *st_det_insert, *st_outbox_insert, *st_outbox_mark;
+    sqlite3_stmt *st_ev_insert, *st_ev_close, *st_det_insert;
+    sqlite3_stmt *st_outbox_insert, *st_outbox_delete, *st_outbox_trim;
     int64_t page_size;
     uint64_t pending;
     uint64_t batch_started_ms;
     uint64_t next_retention_ms;
     bool retention_now; /* a write found the disk full */
+    int64_t outbox_rows;    /* rows in the outbox, as the writer last left it */
+    int64_t outbox_written; /* the newest outbox row written, committed or not */
+    atomic_llong outbox_committed; /* the newest outbox row committed: read by any thread */
 
     pthread_mutex_t pool_lock;
     pthread_cond_t pool_cond; /* a reader came back */

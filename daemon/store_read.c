@@ -36,8 +36,8 @@ static int reader_prepare(struct store_reader *r)
     }
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v3(r->db,
-                                "SELECT id, event_id, kind = 'closed', created_ms FROM outbox "
-                                "WHERE delivered_ms IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
+                                "SELECT id, event_id, kind = 'closed', created_ms, stream, payload "
+                                "FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2",
                                 -1, SQLITE_PREPARE_PERSISTENT, &r->outbox, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v3(r->db, "SELECT seq FROM sqlite_sequence WHERE name = 'events'", -1,
@@ -270,7 +270,12 @@ static int each_outbox(sqlite3_stmt *st, const struct row_sink *k)
         .event_id = sqlite3_column_int64(st, 1),
         .closed = sqlite3_column_int(st, 2) != 0,
         .created_ms = sqlite3_column_int64(st, 3),
+        .payload = (const char *)sqlite3_column_text(st, 5),
+        .payload_len = (size_t)sqlite3_column_bytes(st, 5),
     };
+    copy_text(o.stream, sizeof o.stream, st, 4);
+    if (!o.payload)
+        o.payload = "";
     return k->outbox(k->ctx, &o);
 }
 

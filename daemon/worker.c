@@ -24,6 +24,7 @@ struct stream_worker {
     atomic_int stop; /* set by the thread that stops the worker */
     atomic_llong progress_ms;
     struct video_sampler *sampler;
+    struct daemon_snapshot_slot *snap; /* NULL when snapshots are off or every slot is taken */
 };
 
 static void alive(struct stream_worker *w)
@@ -97,6 +98,7 @@ static int on_frame(struct stream_worker *w, struct run *r, const struct video_f
         pace(w, r->t0_ns, r->pts0_us, f->pts_us);
     }
     r->frames++;
+    daemon_snapshot_offer(w->snap, f);
     if (++r->unreported >= WORKER_FRAME_REPORT) {
         daemon_state_stream_frames(w->sh.state, w->id, (uint64_t)r->unreported, clock_wall_ms());
         r->unreported = 0;
@@ -214,6 +216,7 @@ int stream_worker_start(const struct config_stream *cfg, const struct worker_sha
     if (rc == 0)
         rc = sched_slot_open(sh->sched, w->id, &w->slot, em);
     if (rc == 0) {
+        w->snap = daemon_snapshots_attach(sh->snaps, w->id);
         alive(w);
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
             rc = err_set(em, ERR_NOMEM, "stream %s: cannot start a thread", w->id);
@@ -221,6 +224,7 @@ int stream_worker_start(const struct config_stream *cfg, const struct worker_sha
     if (rc) {
         if (w->slot >= 0)
             sched_slot_close(sh->sched, w->slot);
+        daemon_snapshots_detach(sh->snaps, w->snap);
         worker_free(w);
         return rc;
     }
@@ -235,5 +239,6 @@ void stream_worker_stop(struct stream_worker *w)
     atomic_store(&w->stop, 1);
     pthread_join(w->thread, NULL);
     sched_slot_close(w->sh.sched, w->slot);
+    daemon_snapshots_detach(w->sh.snaps, w->snap);
     worker_free(w);
 }

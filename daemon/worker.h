@@ -6,6 +6,7 @@
 #include "config/config.h"
 #include "daemon/pipeline.h"
 #include "daemon/sched.h"
+#include "daemon/snapshot.h"
 #include "daemon/state.h"
 
 #define WORKER_BACKOFF_MIN_MS 1000
@@ -16,6 +17,7 @@ struct worker_shared {
     struct daemon_state *state;
     struct sched *sched;
     const struct nn_meta *meta;
+    struct daemon_snapshots *snaps; /* NULL: no snapshots kept */
 };
 
 struct stream_worker;

@@ -160,6 +160,10 @@ static void test_defaults_with_only_the_model(void **state)
     assert_null(c->mqtt.tls.ca);
     assert_int_equal(c->mqtt.qos, 1);
     assert_int_equal(c->mqtt.keepalive_ms, 60000);
+    assert_null(c->mqtt.client_id);
+    assert_int_equal(c->mqtt.stats_interval_ms, 60000);
+    assert_int_equal(c->mqtt.backoff_max_ms, 30000);
+    assert_int_equal(c->mqtt.outbox_max, 100000);
     assert_int_equal(c->n_streams, 0);
     /* Zero streams is allowed, with a warning. */
     assert_int_equal(f->d.errors, 0);

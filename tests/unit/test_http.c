@@ -270,7 +270,7 @@ static int setup(void **state)
     if (store_open(&o, &f->store, &em) || daemon_state_new(&f->st, &em) ||
         daemon_state_set_streams(f->st, ids, on, 2, &em))
         return -1;
-    f->ctx = (struct http_ctx){f->st, f->store, 4};
+    f->ctx = (struct http_ctx){f->st, f->store, 4, NULL};
     *state = f;
     return 0;
 }

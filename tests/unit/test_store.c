@@ -203,7 +203,7 @@ static void test_migrate_failed_step_rolls_back(void **state)
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'u'"), 0);
 }
 
-static void test_open_creates_v1_private_wal(void **state)
+static void test_open_creates_latest_private_wal(void **state)
 {
     struct fixture *f = *state;
     open_store(f);
@@ -211,7 +211,7 @@ static void test_open_creates_v1_private_wal(void **state)
     assert_int_equal(stat(f->path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     int64_t latest = store_migrations[store_n_migrations - 1].version;
-    assert_int_equal(latest, 1);
+    assert_int_equal(latest, 2);
     assert_int_equal(sql_int(f->path, "PRAGMA user_version"), latest);
     assert_int_equal(sql_int(f->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
@@ -595,13 +595,17 @@ static void test_disk_full_then_recovers(void **state)
 
 struct outbox_collect {
     struct store_outbox_row rows[16];
+    char payloads[16][STORE_OUTBOX_PAYLOAD_MAX];
     int n;
 };
 
 static int collect_outbox(void *ctx, const struct store_outbox_row *r)
 {
     struct outbox_collect *c = ctx;
-    c->rows[c->n++] = *r;
+    c->rows[c->n] = *r;
+    snprintf(c->payloads[c->n], sizeof c->payloads[c->n], "%.*s", (int)r->payload_len, r->payload);
+    c->rows[c->n].payload = c->payloads[c->n];
+    c->n++;
     return 0;
 }
 
@@ -610,24 +614,110 @@ static void test_outbox(void **state)
     struct fixture *f = *state;
     f->opts.outbox = true;
     open_store(f);
+    assert_int_equal(store_outbox_last_id(f->s), 0);
     int64_t id = add_event(f, "cam1", "walk", 1000, 2000);
     struct outbox_collect c = {0};
     assert_int_equal(store_outbox_pending(f->s, 0, 10, collect_outbox, &c, &f->em), 2);
     assert_int_equal(c.rows[0].event_id, id);
+    assert_string_equal(c.rows[0].stream, "cam1");
     assert_false(c.rows[0].closed);
     assert_true(c.rows[1].closed);
-    assert_int_equal(store_outbox_mark(f->s, c.rows[0].id, 5, &f->em), 0);
+    assert_int_equal(store_outbox_last_id(f->s), c.rows[1].id);
+    /* The message is the event as it was: open with no end, then closed with its end. */
+    char want[64];
+    snprintf(want, sizeof want, "{\"id\":%lld,", (long long)id);
+    assert_non_null(strstr(c.payloads[0], want));
+    assert_non_null(strstr(c.payloads[0], "\"open\":true"));
+    assert_non_null(strstr(c.payloads[0], "\"end_ms\":null"));
+    assert_non_null(strstr(c.payloads[1], "\"open\":false"));
+    assert_non_null(strstr(c.payloads[1], "\"end_ms\":2000"));
+    /* Acknowledged rows go; the rest stay, also across a reopen. */
+    assert_int_equal(store_outbox_delete(f->s, &c.rows[0].id, 1, &f->em), 0);
+    assert_int_equal(store_outbox_delete(f->s, &c.rows[0].id, 1, &f->em), 0); /* again: no error */
+    reopen(f);
     struct outbox_collect d = {0};
     assert_int_equal(store_outbox_pending(f->s, 0, 10, collect_outbox, &d, &f->em), 1);
     assert_int_equal(d.rows[0].id, c.rows[1].id);
+    assert_int_equal(store_outbox_pending(f->s, c.rows[1].id, 10, collect_outbox, &d, &f->em), 0);
     assert_int_equal(store_outbox_pending(f->s, 0, 0, collect_outbox, &d, &f->em), ERR_INVAL);
+    struct store_stats st;
+    store_get_stats(f->s, &st);
+    assert_int_equal(st.outbox_pending, 1);
     /* Without MQTT nothing is queued. */
-    reopen(f);
     f->opts.outbox = false;
     reopen(f);
     add_event(f, "cam1", "walk", 3000, 4000);
     struct outbox_collect e = {0};
     assert_int_equal(store_outbox_pending(f->s, 0, 10, collect_outbox, &e, &f->em), 1);
+}
+
+static void test_outbox_bound_drops_oldest(void **state)
+{
+    struct fixture *f = *state;
+    f->opts.outbox = true;
+    f->opts.outbox_max = 3;
+    open_store(f);
+    for (int i = 0; i < 3; i++)
+        add_event(f, "cam1", "walk", 1000 * i, 1000 * i + 500); /* 6 messages */
+    struct outbox_collect c = {0};
+    assert_int_equal(store_outbox_pending(f->s, 0, 10, collect_outbox, &c, &f->em), 3);
+    /* The newest three survive, in order: event 2 closed, event 3 opened and closed. */
+    assert_true(c.rows[0].closed);
+    assert_false(c.rows[1].closed);
+    assert_true(c.rows[2].closed);
+    assert_true(c.rows[0].id < c.rows[1].id && c.rows[1].id < c.rows[2].id);
+    struct store_stats st;
+    store_get_stats(f->s, &st);
+    assert_int_equal(st.outbox_dropped, 3);
+    assert_int_equal(st.outbox_pending, 3);
+}
+
+/* A crash leaves an event open: the next start closes it and queues that close. */
+static void test_outbox_dangling_close(void **state)
+{
+    struct fixture *f = *state;
+    f->opts.outbox = true;
+    open_store(f);
+    int64_t id = add_event(f, "cam1", "wave", 1767225600123, -1);
+    assert_int_equal(add_detection(f, "cam1", "wave", 1767225601000), 0);
+    assert_int_equal(store_commit(f->s, &f->em), 0);
+    reopen(f);
+    struct outbox_collect c = {0};
+    assert_int_equal(store_outbox_pending(f->s, 0, 10, collect_outbox, &c, &f->em), 2);
+    assert_true(c.rows[1].closed);
+    assert_int_equal(c.rows[1].event_id, id);
+    assert_non_null(strstr(c.payloads[1], "\"open\":false"));
+    assert_non_null(strstr(c.payloads[1], "\"end_ms\":1767225602000"));
+    assert_non_null(strstr(c.payloads[1], "\"start\":\"2026-01-01T00:00:00.123Z\""));
+    assert_non_null(strstr(c.payloads[1], "\"end\":\"2026-01-01T00:00:02.000Z\""));
+}
+
+/* A v1 database with undelivered rows keeps them, rebuilt as messages. */
+static void test_outbox_migrates_from_v1(void **state)
+{
+    struct fixture *f = *state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(store_migrate(db, f->path, store_migrations, 1, &f->em), 0);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO events VALUES (7, 'cam2', 'run', 5000, 9000, 0.9, "
+                                  "0.7, 4);"
+                                  "INSERT INTO outbox VALUES (1, 7, 'opened', 5000, 6000);"
+                                  "INSERT INTO outbox VALUES (2, 7, 'closed', 9000, NULL);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    f->opts.outbox = true;
+    open_store(f);
+    struct outbox_collect c = {0};
+    assert_int_equal(store_outbox_pending(f->s, 0, 10, collect_outbox, &c, &f->em), 1);
+    assert_true(c.rows[0].closed);
+    assert_string_equal(c.rows[0].stream, "cam2");
+    assert_string_equal(c.payloads[0],
+                        "{\"id\":7,\"stream\":\"cam2\",\"action\":\"run\",\"open\":false,"
+                        "\"peak\":0.9,\"mean\":0.7,\"windows\":4,\"start_ms\":5000,"
+                        "\"start\":\"1970-01-01T00:00:05.000Z\",\"end_ms\":9000,"
+                        "\"end\":\"1970-01-01T00:00:09.000Z\"}");
 }
 
 static void test_opts_from_config(void **state)
@@ -639,6 +729,7 @@ static void test_opts_from_config(void **state)
     cfg.store.retention_max_events = 7;
     cfg.store.max_size = 1000;
     cfg.mqtt.enabled = true;
+    cfg.mqtt.outbox_max = 9;
     struct store_opts o;
     store_opts_from_config(&cfg, &o);
     assert_string_equal(o.path, cfg.store.path);
@@ -646,6 +737,7 @@ static void test_opts_from_config(void **state)
     assert_int_equal(o.max_events, 7);
     assert_int_equal(o.max_size, 1000);
     assert_true(o.outbox);
+    assert_int_equal(o.outbox_max, 9);
 }
 
 int main(void)
@@ -654,7 +746,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_migrate_fake_v0_to_v2),
         T(test_migrate_failed_step_rolls_back),
-        T(test_open_creates_v1_private_wal),
+        T(test_open_creates_latest_private_wal),
         T(test_open_refuses_newer_and_garbage),
         T(test_open_errors_are_clear),
         T(test_event_open_close_and_ids_across_reopen),
@@ -670,6 +762,9 @@ int main(void)
         T(test_retention_by_count),
         T(test_disk_full_then_recovers),
         T(test_outbox),
+        T(test_outbox_bound_drops_oldest),
+        T(test_outbox_dangling_close),
+        T(test_outbox_migrates_from_v1),
         T(test_opts_from_config),
     };
 #undef T
