@@ -15,6 +15,16 @@ DESTDIR ?=
 CC ?= cc
 PKG_CONFIG ?= pkg-config
 
+# Cross build for a board (scripts/install-deps --arm64 first): make CROSS=aarch64-linux-gnu
+# uses aarch64-linux-gnu-gcc and that triplet's multiarch libraries, into build-aarch64/.
+CROSS ?=
+ifneq ($(CROSS),)
+CROSS_ARCH := $(firstword $(subst -, ,$(CROSS)))
+CC := $(CROSS)-gcc
+AR := $(CROSS)-ar
+PKG_CONFIG := PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR=/usr/lib/$(CROSS)/pkgconfig:/usr/share/pkgconfig pkg-config
+endif
+
 SANITIZE ?=
 ifeq ($(CI),true)
 WERROR ?= 1
@@ -45,6 +55,10 @@ comma := ,
 BUILD := build-san-$(subst $(comma),-,$(SANITIZE))
 BIN := $(BUILD)/actiond
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+ifneq ($(CROSS),)
+BUILD := $(BUILD:build%=build-$(CROSS_ARCH)%)
+BIN := $(BUILD)/actiond
 endif
 
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
@@ -155,7 +169,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/share/actiond
 
 clean:
-	rm -rf build build-san-* actiond
+	rm -rf build build-san-* build-aarch64* actiond
 
 distclean: clean
 
