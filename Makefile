@@ -93,7 +93,7 @@ HELPER_SRCS := $(wildcard tests/integration/helpers/*.c)
 HELPER_BINS := $(HELPER_SRCS:tests/integration/helpers/%.c=$(BUILD)/tests/helpers/%)
 
 .SECONDARY:
-.PHONY: all check check-run tests deps demo model install uninstall clean distclean
+.PHONY: all check check-run check-qemu tests deps demo model install uninstall clean distclean
 all: $(BIN)
 
 # The kernels (inference op_*, training grad_*) rely on the vectoriser, which -O2 leaves mostly off in GCC 12, and on fused
@@ -136,6 +136,18 @@ check: deps
 check-run: tests
 	ACTIOND=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) tests/run
 
+# The arm64 build under qemu: make CROSS=aarch64-linux-gnu check-qemu runs the unit suites and an
+# end-to-end comparison with the x86-64 build (tests/qemu/README.md); ONNX test data is shared.
+ifneq ($(filter check-qemu,$(MAKECMDGOALS)),)
+ifeq ($(CROSS),)
+$(error check-qemu needs CROSS=aarch64-linux-gnu)
+endif
+endif
+check-qemu: tests
+	@$(MAKE) --no-print-directory CROSS= SANITIZE= actiond
+	BUILD=$(abspath $(BUILD)) ACTIOND=$(abspath actiond) ACTIOND_ARM=$(abspath $(BIN)) \
+	    ACTIOND_TESTDATA=$(abspath build)/testdata tests/qemu/run
+
 # install-deps is idempotent and quick when everything is there.
 deps:
 	@scripts/install-deps
@@ -156,7 +168,9 @@ install: $(BIN)
 	    $(DESTDIR)$(SYSCONFDIR)/actiond $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/actiond
 	for m in models/*.adm; do [ -e "$$m" ] && install -m 644 "$$m" $(DESTDIR)$(PREFIX)/share/actiond/models/ || true; done
-	install -m 644 config/actiond.yaml $(DESTDIR)$(SYSCONFDIR)/actiond/actiond.yaml.example
+	sed 's|/usr/local/share/actiond|$(PREFIX)/share/actiond|g' config/actiond.yaml \
+	    > $(DESTDIR)$(SYSCONFDIR)/actiond/actiond.yaml.example
+	chmod 644 $(DESTDIR)$(SYSCONFDIR)/actiond/actiond.yaml.example
 	install -m 644 README.md $(filter-out docs/README.md,$(wildcard docs/*.md)) \
 	    $(DESTDIR)$(PREFIX)/share/doc/actiond/
 	sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g; s|@DOCDIR@|$(PREFIX)/share/doc/actiond|g' \
@@ -164,12 +178,26 @@ install: $(BIN)
 	    > $(DESTDIR)$(PREFIX)/lib/systemd/system/actiond.service
 	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/actiond.service
 
+# Debian package of this build into dist/ (amd64; arm64 with CROSS=aarch64-linux-gnu), built in
+# its own folder with Debian's hardening flags, then packaging/mkdeb (packaging/README.md).
+DEB_ARCH = $(if $(CROSS),$(shell dpkg-architecture -t $(CROSS) -q DEB_HOST_ARCH 2>/dev/null),$(shell dpkg --print-architecture))
+DEB_BUILD = $(BUILD)-deb
+DEB_OUT ?= dist
+DEB_FLAGS = $(shell DEB_HOST_ARCH=$(DEB_ARCH) DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get $(1))
+.PHONY: deb
+deb:
+	@rm -rf $(DEB_BUILD)/root
+	CFLAGS='$(call DEB_FLAGS,CFLAGS)' CPPFLAGS='$(call DEB_FLAGS,CPPFLAGS)' LDFLAGS='$(call DEB_FLAGS,LDFLAGS)' \
+	    $(MAKE) --no-print-directory BUILD=$(DEB_BUILD) BIN=$(DEB_BUILD)/actiond install \
+	    PREFIX=/usr SYSCONFDIR=/etc DESTDIR=$(abspath $(DEB_BUILD))/root
+	packaging/mkdeb $(DEB_BUILD)/root $(DEB_ARCH) $(VERSION) $(DEB_OUT) $(CROSS)
+
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/actiond $(DESTDIR)$(PREFIX)/lib/systemd/system/actiond.service
 	rm -rf $(DESTDIR)$(PREFIX)/share/actiond
 
 clean:
-	rm -rf build build-san-* build-aarch64* actiond
+	rm -rf build build-san-* build-aarch64* build-deb dist actiond
 
 distclean: clean
 
