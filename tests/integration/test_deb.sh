@@ -15,7 +15,7 @@ done
 
 # The package is built as `make deb` builds it, whatever make (or sanitizer) runs this test.
 expect_status "make deb" 0 env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS \
-    make -C "$top" --no-print-directory deb DEB_OUT="$TMP/dist"
+    make -j2 -C "$top" --no-print-directory deb DEB_OUT="$TMP/dist"
 deb=$(ls "$TMP"/dist/actiond_*.deb 2>/dev/null | head -1)
 arch=$(dpkg --print-architecture)
 expect_match "package named actiond_VERSION-1_$arch.deb" "actiond_[0-9.]+-1_$arch\\.deb$" "$deb"
