@@ -95,6 +95,10 @@ HELPER_BINS := $(HELPER_SRCS:tests/integration/helpers/%.c=$(BUILD)/tests/helper
 .SECONDARY:
 .PHONY: all check check-run check-qemu tests deps demo model install uninstall clean distclean
 all: $(BIN)
+# A cross build runs elsewhere (check-qemu, a board): its unit tests are built along with it.
+ifneq ($(CROSS),)
+all: $(UNIT_BINS) $(HELPER_BINS)
+endif
 
 # The kernels (inference op_*, training grad_*) rely on the vectoriser, which -O2 leaves mostly off in GCC 12, and on fused
 # multiply-adds, which -std=c11 turns off unless asked (-ffp-contract).
