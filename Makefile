@@ -15,6 +15,16 @@ DESTDIR ?=
 CC ?= cc
 PKG_CONFIG ?= pkg-config
 
+# Cross build for a board (scripts/install-deps --arm64 first): make CROSS=aarch64-linux-gnu
+# uses aarch64-linux-gnu-gcc and that triplet's multiarch libraries, into build-aarch64/.
+CROSS ?=
+ifneq ($(CROSS),)
+CROSS_ARCH := $(firstword $(subst -, ,$(CROSS)))
+CC := $(CROSS)-gcc
+AR := $(CROSS)-ar
+PKG_CONFIG := PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR=/usr/lib/$(CROSS)/pkgconfig:/usr/share/pkgconfig pkg-config
+endif
+
 SANITIZE ?=
 ifeq ($(CI),true)
 WERROR ?= 1
@@ -45,6 +55,10 @@ comma := ,
 BUILD := build-san-$(subst $(comma),-,$(SANITIZE))
 BIN := $(BUILD)/actiond
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+ifneq ($(CROSS),)
+BUILD := $(BUILD:build%=build-$(CROSS_ARCH)%)
+BIN := $(BUILD)/actiond
 endif
 
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
@@ -82,8 +96,12 @@ HELPER_SRCS := $(wildcard tests/integration/helpers/*.c)
 HELPER_BINS := $(HELPER_SRCS:tests/integration/helpers/%.c=$(BUILD)/tests/helpers/%)
 
 .SECONDARY:
-.PHONY: all check check-run tests deps demo model install uninstall clean distclean
+.PHONY: all check check-run check-qemu tests deps demo model install uninstall clean distclean
 all: $(BIN)
+# A cross build runs elsewhere (check-qemu, a board): its unit tests are built along with it.
+ifneq ($(CROSS),)
+all: $(UNIT_BINS) $(HELPER_BINS)
+endif
 
 # The kernels (inference op_*, training grad_*) rely on the vectoriser, which -O2 leaves mostly off in GCC 12, and on fused
 # multiply-adds, which -std=c11 turns off unless asked (-ffp-contract).
@@ -132,6 +150,18 @@ check: deps
 check-run: tests
 	ACTIOND=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) tests/run
 
+# The arm64 build under qemu: make CROSS=aarch64-linux-gnu check-qemu runs the unit suites and an
+# end-to-end comparison with the x86-64 build (tests/qemu/README.md); ONNX test data is shared.
+ifneq ($(filter check-qemu,$(MAKECMDGOALS)),)
+ifeq ($(CROSS),)
+$(error check-qemu needs CROSS=aarch64-linux-gnu)
+endif
+endif
+check-qemu: tests
+	@$(MAKE) --no-print-directory CROSS= SANITIZE= actiond
+	BUILD=$(abspath $(BUILD)) ACTIOND=$(abspath actiond) ACTIOND_ARM=$(abspath $(BIN)) \
+	    ACTIOND_TESTDATA=$(abspath build)/testdata tests/qemu/run
+
 # install-deps is idempotent and quick when everything is there.
 deps:
 	@scripts/install-deps
@@ -152,7 +182,9 @@ install: $(BIN)
 	    $(DESTDIR)$(SYSCONFDIR)/actiond $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/actiond
 	for m in models/*.adm; do [ -e "$$m" ] && install -m 644 "$$m" $(DESTDIR)$(PREFIX)/share/actiond/models/ || true; done
-	install -m 644 config/actiond.yaml $(DESTDIR)$(SYSCONFDIR)/actiond/actiond.yaml.example
+	sed 's|/usr/local/share/actiond|$(PREFIX)/share/actiond|g' config/actiond.yaml \
+	    > $(DESTDIR)$(SYSCONFDIR)/actiond/actiond.yaml.example
+	chmod 644 $(DESTDIR)$(SYSCONFDIR)/actiond/actiond.yaml.example
 	install -m 644 README.md $(filter-out docs/README.md,$(wildcard docs/*.md)) \
 	    $(DESTDIR)$(PREFIX)/share/doc/actiond/
 	sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g; s|@DOCDIR@|$(PREFIX)/share/doc/actiond|g' \
@@ -160,12 +192,26 @@ install: $(BIN)
 	    > $(DESTDIR)$(PREFIX)/lib/systemd/system/actiond.service
 	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/actiond.service
 
+# Debian package of this build into dist/ (amd64; arm64 with CROSS=aarch64-linux-gnu), built in
+# its own folder with Debian's hardening flags, then packaging/mkdeb (packaging/README.md).
+DEB_ARCH = $(if $(CROSS),$(shell dpkg-architecture -t $(CROSS) -q DEB_HOST_ARCH 2>/dev/null),$(shell dpkg --print-architecture))
+DEB_BUILD = $(BUILD)-deb
+DEB_OUT ?= dist
+DEB_FLAGS = $(shell DEB_HOST_ARCH=$(DEB_ARCH) DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get $(1))
+.PHONY: deb
+deb:
+	@rm -rf $(DEB_BUILD)/root
+	CFLAGS='$(call DEB_FLAGS,CFLAGS)' CPPFLAGS='$(call DEB_FLAGS,CPPFLAGS)' LDFLAGS='$(call DEB_FLAGS,LDFLAGS)' \
+	    $(MAKE) --no-print-directory BUILD=$(DEB_BUILD) BIN=$(DEB_BUILD)/actiond install \
+	    PREFIX=/usr SYSCONFDIR=/etc DESTDIR=$(abspath $(DEB_BUILD))/root
+	packaging/mkdeb $(DEB_BUILD)/root $(DEB_ARCH) $(VERSION) $(DEB_OUT) $(CROSS)
+
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/actiond $(DESTDIR)$(PREFIX)/lib/systemd/system/actiond.service
 	rm -rf $(DESTDIR)$(PREFIX)/share/actiond
 
 clean:
-	rm -rf build build-san-* actiond
+	rm -rf build build-san-* build-aarch64* build-deb dist actiond
 
 distclean: clean
 

@@ -186,6 +186,11 @@ static void blas_choose_core(char **argv)
     const char *core = (pref && *pref && strcmp(pref, "auto") != 0) ? pref : nn_blas_better_core();
     if (!core || strcasecmp(core, nn_blas_core()) == 0)
         return;
+    if (!nn_blas_core_fits_arch(core)) {
+        log_warn("ACTIOND_BLAS_CORE=%s is a kernel for another CPU architecture; using %s", core,
+                 nn_blas_core());
+        return;
+    }
     setenv("OPENBLAS_CORETYPE", core, 1);
     setenv(marker, "1", 1);
     execv("/proc/self/exe", argv);

@@ -275,10 +275,17 @@ int nn_model_save(const struct nn_model *m, const char *path, struct err_msg *em
 
 /* OpenBLAS: see blas.c. */
 /* The fastest correct OpenBLAS core for this CPU when the loaded library chose a slower
- * generic one, or NULL when its choice is already right (or on non-x86). */
+ * generic one, or NULL when its choice is already right. Never a core of another
+ * architecture: x86 names on x86 only, ARM names on ARM only. */
 const char *nn_blas_better_core(void);
-/* The same decision for a named loaded core (testable on any machine). */
+/* The same decision for a named loaded core. */
 const char *nn_blas_better_core_than(const char *loaded);
+/* The ARM half of that decision for a CPU's MIDR implementer and part number (testable on
+ * any machine): a kernel when LOADED is the generic "armv8" and a better one fits. */
+const char *nn_blas_arm_core(unsigned implementer, unsigned part, const char *loaded);
+/* 0 when CORE names a kernel of another architecture (an x86 one off x86): forcing it
+ * would leave OpenBLAS on its slowest kernel. */
+int nn_blas_core_fits_arch(const char *core);
 const char *nn_blas_core(void);
 /* Threads OpenBLAS may use inside one GEMM: the whole budget for one clip at a time,
  * 1 when several workers each run their own clip. */

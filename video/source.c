@@ -26,7 +26,7 @@ struct video_source {
     int64_t start_ts;          /* stream timestamp of time zero */
     int64_t last_pts_us;
     uint64_t deadline_ns;      /* the interrupt callback fires after this (0 = never) */
-    uint64_t last_frame_ns;
+    uint64_t wait_from_ns;     /* the stall clock: the last frame, or the read that began later */
     int open_timeout_ms, stall_timeout_ms;
     const atomic_int *stop;
     struct video_source_stats stats;
@@ -261,7 +261,7 @@ int video_source_open(const char *url, const struct video_source_opts *o, struct
         return rc;
     }
     s->deadline_ns = 0;
-    s->last_frame_ns = clock_mono_ns();
+    s->wait_from_ns = clock_mono_ns();
     *out = s;
     return 0;
 }
@@ -312,7 +312,7 @@ static int packet_corrupt(struct video_source *s, struct err_msg *em)
 static int feed(struct video_source *s, struct err_msg *em)
 {
     char b[AV_ERROR_MAX_STRING_SIZE];
-    set_deadline(s, s->last_frame_ns, s->stall_timeout_ms);
+    set_deadline(s, s->wait_from_ns, s->stall_timeout_ms);
     av_packet_unref(s->pkt);
     int rc = av_read_frame(s->fc, s->pkt);
     if (rc == AVERROR_EXIT || (rc < 0 && interrupt_due(s)))
@@ -338,11 +338,14 @@ static int feed(struct video_source *s, struct err_msg *em)
 int video_source_read(struct video_source *s, struct video_frame *f, struct err_msg *em)
 {
     char b[AV_ERROR_MAX_STRING_SIZE];
+    /* Only time spent waiting here counts: a caller that runs a model between reads (infer, eval
+     * on a slow board or under emulation) may take longer than the timeout on one clip. */
+    s->wait_from_ns = clock_mono_ns();
     for (;;) {
         int rc = avcodec_receive_frame(s->cc, s->frame);
         if (rc == 0) {
             s->corrupt_run = 0;
-            s->last_frame_ns = clock_mono_ns();
+            s->wait_from_ns = clock_mono_ns();
             s->stats.frames++;
             if (s->frame->decode_error_flags || (s->frame->flags & AV_FRAME_FLAG_CORRUPT))
                 s->stats.damaged++;
@@ -361,7 +364,7 @@ int video_source_read(struct video_source *s, struct video_frame *f, struct err_
         }
         if (s->draining)
             return err_set(em, ERR_EOF, "%s: end of stream", s->url);
-        if (clock_mono_ns() - s->last_frame_ns > (uint64_t)s->stall_timeout_ms * 1000000ull)
+        if (clock_mono_ns() - s->wait_from_ns > (uint64_t)s->stall_timeout_ms * 1000000ull)
             return err_set(em, ERR_STALL, "%s: no frame within the stall timeout", s->url);
         if ((rc = feed(s, em)) < 0)
             return rc;

@@ -847,6 +847,45 @@ static void test_blas_core_choice(void **state)
     }
 #endif
     assert_non_null(nn_blas_core());
+    /* Never an x86 kernel off x86: on ARM the answer is NULL or an ARM kernel. */
+    const char *arm = nn_blas_better_core_than("armv8");
+#if !defined(__x86_64__) && !defined(__i386__)
+    assert_true(arm == NULL || nn_blas_core_fits_arch(arm));
+    assert_false(nn_blas_core_fits_arch("Haswell"));
+    assert_false(nn_blas_core_fits_arch("prescott"));
+    assert_null(nn_blas_better_core_than("cortexa72"));
+    assert_null(nn_blas_better_core_than("neoversen1"));
+#else
+    (void)arm;
+    assert_true(nn_blas_core_fits_arch("Haswell"));
+    assert_false(nn_blas_core_fits_arch("cortexa72"));
+    assert_false(nn_blas_core_fits_arch("NEOVERSEN1"));
+#endif
+}
+
+/* MIDR parts of the boards' CPUs, decided the same on every machine. */
+static void test_blas_arm_core_choice(void **state)
+{
+    (void)state;
+    /* Pi 5 (A76) and Jetson Orin (A78AE): 0.3.21 leaves them on generic armv8. */
+    assert_string_equal(nn_blas_arm_core(0x41, 0xd0b, "armv8"), "neoversen1");
+    assert_string_equal(nn_blas_arm_core(0x41, 0xd42, "ARMV8"), "neoversen1");
+    assert_string_equal(nn_blas_arm_core(0x41, 0xd41, "armv8"), "neoversen1");
+    /* Pi 4 (A72), Jetson Nano (A57), Pi 3/Zero 2 (A53): OpenBLAS's own choice stands. */
+    assert_null(nn_blas_arm_core(0x41, 0xd08, "cortexa72"));
+    assert_null(nn_blas_arm_core(0x41, 0xd07, "cortexa57"));
+    assert_null(nn_blas_arm_core(0x41, 0xd03, "cortexa53"));
+    /* Already a tuned kernel, another vendor, or an unknown part: nothing to change. */
+    assert_null(nn_blas_arm_core(0x41, 0xd0b, "neoversen1"));
+    assert_null(nn_blas_arm_core(0x51, 0xd0b, "armv8"));
+    assert_null(nn_blas_arm_core(0x41, 0xfff, "armv8"));
+    assert_null(nn_blas_arm_core(0x41, 0xd0b, NULL));
+    /* No answer is ever an x86 kernel name. */
+    for (unsigned part = 0xd00; part < 0xd50; part++) {
+        const char *c = nn_blas_arm_core(0x41, part, "armv8");
+        if (c)
+            assert_true(strncmp(c, "neoverse", 8) == 0 || strncmp(c, "cortex", 6) == 0);
+    }
 }
 
 int main(void)
@@ -874,6 +913,7 @@ int main(void)
         cmocka_unit_test(test_graph_errors),
         cmocka_unit_test(test_op_names_round_trip),
         cmocka_unit_test(test_blas_core_choice),
+        cmocka_unit_test(test_blas_arm_core_choice),
     };
     return cmocka_run_group_tests_name("nn", tests, NULL, NULL);
 }

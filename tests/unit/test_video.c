@@ -332,6 +332,14 @@ static int grey_of(int luma)
     return (int)lround((luma - 16) * 255.0 / 219.0);
 }
 
+/* libswscale's aarch64 code converts to RGB one level below its x86-64 code (measured under
+ * qemu: every value of the ramp below); the bounds allow that much more there. */
+#if defined(__aarch64__)
+#define SWS_ARCH_SLACK 1
+#else
+#define SWS_ARCH_SLACK 0
+#endif
+
 static void test_resize_known_pattern(void **state)
 {
     (void)state;
@@ -357,7 +365,7 @@ static void test_resize_known_pattern(void **state)
     rgb = video_sampler_rgb(sm, 0, NULL);
     for (int x = 2; x < 30; x++) {
         double want = (20 + 3 * (2 * x + 0.5) - 16) * 255.0 / 219.0;
-        assert_true(fabs(rgb[(12 * 32 + x) * 3] - want) <= 1.5);
+        assert_true(fabs(rgb[(12 * 32 + x) * 3] - want) <= 1.5 + SWS_ARCH_SLACK);
     }
     /* Same size: the copy is exact (up to the limited-to-full range expansion). */
     video_sampler_free(sm);
@@ -367,7 +375,8 @@ static void test_resize_known_pattern(void **state)
     rgb = video_sampler_rgb(sm, 0, NULL);
     for (int y = 0; y < 48; y++)
         for (int x = 0; x < 64; x++)
-            assert_true(abs(rgb[(y * 64 + x) * 3 + 1] - grey_of(luma_blocks(x, y))) <= 1);
+            assert_true(abs(rgb[(y * 64 + x) * 3 + 1] - grey_of(luma_blocks(x, y))) <=
+                        1 + SWS_ARCH_SLACK);
     video_sampler_free(sm);
 }
 
