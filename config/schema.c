@@ -187,7 +187,7 @@ const struct config_key config_keys[] = {
      "Names of the actions to report (the model's class names); empty reports all."},
     {"streams[].hwdec", CONFIG_T_STRING, R, 1, 32, NULL, "none: software decoding", NULL,
      check_decoder, STR(hwdec),
-     "FFmpeg hardware decoder, e.g. h264_v4l2m2m on a Raspberry Pi, h264_nvv4l2dec on Jetson."},
+     "FFmpeg hardware decoder, e.g. h264_v4l2m2m on a Raspberry Pi 4 (docs/boards.md)."},
     {"streams[].rtsp_transport", CONFIG_T_ENUM, R, 0, 0, "tcp", NULL, rtsp_names, NULL,
      STR(rtsp_transport), "RTSP transport; tcp survives lossy Wi-Fi better."},
     {"streams[].timeouts", CONFIG_T_SECTION, R, 0, 0, NULL, NULL, NULL, NULL, 0,
