@@ -6,6 +6,7 @@
 #   make install PREFIX=/usr/local DESTDIR=
 #   make demo                 the README's main job
 #   make fuzz [FUZZ_SECONDS=600]   libFuzzer harnesses (clang) in build-fuzz/, each run that long
+#   make soak [DURATION=600] / make load   reliability benchmarks into bench/results/
 #   USE_SYSTEMD=no / USE_MQTT=no   leave out an optional library even when present
 #   WERROR=1 (default when CI=true) turns warnings into errors
 
@@ -169,6 +170,14 @@ fuzz-build:
 fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-build
 	FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD=$(abspath build-fuzz) tests/fuzz/run
+
+# The 10-minute soak and the HTTP load test (bench/README.md); results in bench/results/.
+DURATION ?= 600
+.PHONY: soak load
+soak: tests
+	DURATION=$(DURATION) ACTIOND=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) bench/soak.sh
+load: $(BIN)
+	ACTIOND=$(abspath $(BIN)) bench/load.sh
 
 clean:
 	rm -rf build build-san-* build-fuzz actiond
