@@ -178,6 +178,11 @@ soak: tests
 	DURATION=$(DURATION) ACTIOND=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) bench/soak.sh
 load: $(BIN)
 	ACTIOND=$(abspath $(BIN)) bench/load.sh
+# memcheck over integration scripts (too slow for CI, where LeakSanitizer covers leaks).
+VALGRIND_TESTS ?= tests/integration/test_cli.sh
+.PHONY: valgrind
+valgrind: tests
+	ACTIOND=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) tests/integration/helpers/valgrind-check $(VALGRIND_TESTS)
 
 clean:
 	rm -rf build build-san-* build-fuzz actiond
