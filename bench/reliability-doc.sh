@@ -21,7 +21,10 @@ table() { # suite
     awk -F'\t' -v s="$1" '$1 == s {print "| " $2 " | " $3 " |"}' "$rows" | sed 's/\\r\\n/␍␊/g'
 }
 newest() { ls -t "$here"/results/"$1"-*.json 2>/dev/null | head -1; }
-load=$(newest load) soak=$(newest soak)
+load=$(for f in $(ls -t "$here"/results/load-*.json 2>/dev/null); do
+    [ "$(jq .connections "$f")" = 64 ] && { echo "$f"; break; }
+done)
+soak=$(newest soak)
 {
 cat <<'MD'
 # Reliability

@@ -23,7 +23,7 @@ cp "$TMP/s/bend/bend_000.mp4" "$TMP/cam.mp4"
 ffmpeg -nostdin -loglevel error -i "$TMP/cam.mp4" -c copy -f mpegts "$TMP/cam.ts"
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-api=$(free_port) p_kill=$(free_port) p_stall=$(free_port) p_garbage=$(free_port)
+api=$(free_port) p_good=$(free_port) p_kill=$(free_port) p_stall=$(free_port) p_garbage=$(free_port)
 base="http://127.0.0.1:$api"
 
 # The state directory lives on its own small tmpfs when this machine lets us mount one (root,
@@ -49,6 +49,10 @@ serve_killable() {
     pids+=("$fpid")
 }
 serve_killable
+# The good camera loops over HTTP: a 3 s file would end, back off and go quiet now and then.
+ffmpeg -nostdin -hide_banner -loglevel error -re -stream_loop -1 -i "$TMP/cam.mp4" \
+    -c copy -f mpegts -listen 1 "http://127.0.0.1:$p_good/" >/dev/null 2>&1 &
+pids+=($!)
 /usr/bin/python3 "$here/helpers/fake_camera.py" stall "$p_stall" "$TMP/cam.ts" >"$TMP/stall.log" 2>&1 &
 pids+=($!)
 /usr/bin/python3 "$here/helpers/fake_camera.py" garbage "$p_garbage" >"$TMP/garbage.log" 2>&1 &
@@ -60,7 +64,7 @@ model: $1
 state_dir: $STATE
 http: {listen: 127.0.0.1:$api}
 streams:
-  - {id: good, url: "$TMP/cam.mp4", thresholds: {enter: 0.3, exit: 0.2}}
+  - {id: good, url: "http://127.0.0.1:$p_good/", thresholds: {enter: 0.3, exit: 0.2}}
   - {id: killed, url: "http://127.0.0.1:$p_kill/", timeouts: {connect: 2s, stall: 2s}}
   - {id: stall, url: "http://127.0.0.1:$p_stall/", timeouts: {connect: 2s, stall: 2s}}
   - {id: garbage, url: "http://127.0.0.1:$p_garbage/", timeouts: {connect: 2s, stall: 2s}}
@@ -275,7 +279,7 @@ sort -un "$K/seen" -o "$K/seen"
 n_seen=$(wc -l <"$K/seen")
 ic=$(sqlite3 "$K/state/actiond.db" 'pragma integrity_check' 2>&1)
 [ "$ic" = ok ] && ok "kill -9 during heavy writes: integrity_check ok" || not_ok "integrity_check after kill -9: $ic"
-sleep 300 | "$FIXTURE" --state "$K/state" --streams cam1 --classes walk,run,wave >"$K/out2" 2>>"$K/err" &
+sleep 60 2>/dev/null | "$FIXTURE" --state "$K/state" --streams cam1 --classes walk,run,wave >"$K/out2" 2>>"$K/err" &
 xpid=$!
 pids+=("$xpid")
 port=$(fixture_port "$K/out2")
