@@ -5,6 +5,8 @@
 #   make check SANITIZE=address,undefined   the same under ASan+UBSan (separate build dir)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make demo                 the README's main job
+#   make fuzz [FUZZ_SECONDS=600]   libFuzzer harnesses (clang) in build-fuzz/, each run that long
+#   make soak [DURATION=600] / make load   reliability benchmarks into bench/results/
 #   USE_SYSTEMD=no / USE_MQTT=no   leave out an optional library even when present
 #   WERROR=1 (default when CI=true) turns warnings into errors
 
@@ -210,8 +212,36 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/actiond $(DESTDIR)$(PREFIX)/lib/systemd/system/actiond.service
 	rm -rf $(DESTDIR)$(PREFIX)/share/actiond
 
+# libFuzzer harnesses (tests/fuzz/README.md): the library rebuilt by clang with ASan+UBSan and
+# coverage into build-fuzz/, one binary per tests/fuzz/fuzz_*.c, each run for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 20
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+.PHONY: fuzz fuzz-build
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -fsanitize=fuzzer $< -o $@ $(LIB) $(LDFLAGS) $(LDLIBS)
+fuzz-build:
+	@$(MAKE) --no-print-directory CC=clang BUILD=build-fuzz SANFLAGS='$(FUZZ_SAN)' $(FUZZ_BINS)
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD=$(abspath build-fuzz) tests/fuzz/run
+
+# The 10-minute soak and the HTTP load test (bench/README.md); results in bench/results/.
+DURATION ?= 600
+.PHONY: soak load
+soak: tests
+	DURATION=$(DURATION) ACTIOND=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) bench/soak.sh
+load: $(BIN)
+	ACTIOND=$(abspath $(BIN)) bench/load.sh
+# memcheck over integration scripts (too slow for CI, where LeakSanitizer covers leaks).
+VALGRIND_TESTS ?= tests/integration/test_cli.sh
+.PHONY: valgrind
+valgrind: tests
+	ACTIOND=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) tests/integration/helpers/valgrind-check $(VALGRIND_TESTS)
+
 clean:
-	rm -rf build build-san-* build-aarch64* build-deb dist actiond
+	rm -rf build build-san-* build-fuzz build-aarch64* build-deb dist actiond
 
 distclean: clean
 

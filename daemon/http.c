@@ -35,6 +35,7 @@ struct http_server {
 /* Per request, from the URI logger until MHD reports it complete. */
 struct request_state {
     size_t query_len;
+    bool nul_in_path; /* "%00": MHD's decoded path would end there, naming another route */
 };
 
 /* One live-event client. */
@@ -253,15 +254,27 @@ static void drop_param(struct http_request *rq, const char *key)
     rq->n_params = keep;
 }
 
-/* Called by MHD with the raw URI before anything else: the query length is measured here,
- * before MHD's own parsing can hide how long it was. */
+/* True when the path part of a raw URI holds an encoded NUL. */
+static bool path_has_nul(const char *uri, const char *query)
+{
+    size_t n = query ? (size_t)(query - uri) : strlen(uri);
+    for (size_t i = 0; i + 2 < n; i++)
+        if (uri[i] == '%' && uri[i + 1] == '0' && uri[i + 2] == '0')
+            return true;
+    return false;
+}
+
+/* Called by MHD with the raw URI before anything else: the query length and an encoded NUL in
+ * the path are seen here, before MHD's own decoding can hide them. */
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *c)
 {
     (void)cls, (void)c;
     struct request_state *r = calloc(1, sizeof *r);
     const char *q = uri ? strchr(uri, '?') : NULL;
-    if (r)
+    if (r) {
         r->query_len = q ? strlen(q + 1) : 0;
+        r->nul_in_path = uri && path_has_nul(uri, q);
+    }
     return r;
 }
 
@@ -285,6 +298,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_NO; /* the URI logger could not allocate: drop the connection */
     if (st->query_len > HTTP_MAX_QUERY_LEN)
         return send_error(c, 414, "query string too long", NULL);
+    if (st->nul_in_path)
+        return send_error(c, 400, "the path holds a NUL byte (%00)", NULL);
     bool live = strcmp(url, HTTP_LIVE_PATH) == 0;
     /* The page holds no data: it asks for the token and then reads the API with it. */
     if (strcmp(url, "/healthz") != 0 && strcmp(url, "/") != 0) {

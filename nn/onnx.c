@@ -40,6 +40,12 @@ struct span {
     size_t len;
 };
 
+/* A reader over s; an absent field's span is {NULL, 0}, and NULL + 0 is undefined in C. */
+static struct pb_reader span_reader(struct span s, int depth)
+{
+    return (struct pb_reader){s.p, s.p ? s.p + s.len : NULL, depth};
+}
+
 static int span_is(struct span s, const char *str)
 {
     return s.len == strlen(str) && (s.len == 0 || memcmp(s.p, str, s.len) == 0);
@@ -119,7 +125,7 @@ static int bad(struct err_msg *em, const char *what)
 /* Int64 values of a repeated field, packed or not; returns the count or an error. */
 static int read_int64s(struct span msg, int depth, uint32_t num, int64_t *out, int cap)
 {
-    struct pb_reader r = {msg.p, msg.p + msg.len, depth};
+    struct pb_reader r = span_reader(msg, depth);
     struct pb_field f;
     int n = 0, rc;
     while ((rc = pb_next(&r, &f)) == 1) {
@@ -148,7 +154,7 @@ static int read_int64s(struct span msg, int depth, uint32_t num, int64_t *out, i
 
 static int parse_tensor(struct span msg, int depth, struct tref *t, struct err_msg *em)
 {
-    struct pb_reader r = {msg.p, msg.p + msg.len, depth};
+    struct pb_reader r = span_reader(msg, depth);
     struct pb_field f;
     int rc;
     memset(t, 0, sizeof *t);
@@ -184,7 +190,7 @@ static int parse_tensor(struct span msg, int depth, struct tref *t, struct err_m
 /* Decodes a float32 tensor (raw_data or float_data) into out[t->elems]. */
 static int tensor_floats(const struct tref *t, float *out)
 {
-    struct pb_reader r = {t->msg.p, t->msg.p + t->msg.len, 0};
+    struct pb_reader r = span_reader(t->msg, 0);
     struct pb_field f;
     int64_t n = 0;
     int rc, raw = 0;
@@ -216,7 +222,7 @@ static int tensor_int64s(const struct tref *t, int64_t *out, int cap)
 {
     if (t->dtype != DT_INT64 || t->elems > cap)
         return ERR_FORMAT;
-    struct pb_reader r = {t->msg.p, t->msg.p + t->msg.len, 0};
+    struct pb_reader r = span_reader(t->msg, 0);
     struct pb_field f;
     int rc;
     while ((rc = pb_next(&r, &f)) == 1) {
@@ -260,7 +266,7 @@ static int find_attr(const struct onode *n, const char *name, struct attr *a,
 {
     memset(a, 0, sizeof *a);
     for (int k = 0; k < n->n_attr; k++) {
-        struct pb_reader r = {n->attr[k].p, n->attr[k].p + n->attr[k].len, 3};
+        struct pb_reader r = span_reader(n->attr[k], 3);
         struct pb_field f;
         struct span nm = {NULL, 0};
         struct attr cur = {0};
@@ -778,7 +784,7 @@ static const struct {
 
 static int parse_node(struct span msg, int index, struct onode *n, struct err_msg *em)
 {
-    struct pb_reader r = {msg.p, msg.p + msg.len, 2};
+    struct pb_reader r = span_reader(msg, 2);
     struct pb_field f;
     int rc;
     memset(n, 0, sizeof *n);
@@ -854,7 +860,7 @@ static int import_node(struct imp *c, struct span msg, int index, struct err_msg
 /* The first length-delimited field num of a message (empty when absent); -1 if malformed. */
 static int sub_field(struct span msg, uint32_t num, struct span *out)
 {
-    struct pb_reader r = {msg.p, msg.p + msg.len, 0};
+    struct pb_reader r = span_reader(msg, 0);
     struct pb_field f;
     int rc;
     *out = (struct span){NULL, 0};
@@ -867,7 +873,7 @@ static int sub_field(struct span msg, uint32_t num, struct span *out)
 /* The first varint field num of a message, or def. */
 static int64_t varint_field(struct span msg, uint32_t num, int64_t def)
 {
-    struct pb_reader r = {msg.p, msg.p + msg.len, 0};
+    struct pb_reader r = span_reader(msg, 0);
     struct pb_field f;
     while (pb_next(&r, &f) == 1)
         if (f.num == num && f.wire == PB_VARINT)
@@ -897,7 +903,7 @@ static int parse_input_shape(struct span vi, struct nn_shape *s, struct err_msg 
         sub_field(tensor, TT_SHAPE, &shape))
         return bad(em, "an input type");
     int64_t elem = varint_field(tensor, TT_ELEM, 0);
-    struct pb_reader r = {shape.p, shape.p + shape.len, 0};
+    struct pb_reader r = span_reader(shape, 0);
     struct pb_field f;
     int rc;
     while ((rc = pb_next(&r, &f)) == 1) {
@@ -934,7 +940,7 @@ struct gparts {
 
 static int split_graph(struct span gm, struct gparts *gp, struct imp *c, struct err_msg *em)
 {
-    struct pb_reader r = {gm.p, gm.p + gm.len, 1};
+    struct pb_reader r = span_reader(gm, 1);
     struct pb_field f;
     int rc;
     while ((rc = pb_next(&r, &f)) == 1) {
@@ -955,7 +961,7 @@ static int split_graph(struct span gm, struct gparts *gp, struct imp *c, struct 
     if (!gp->nodes || !gp->inputs || !c->refs)
         return err_set(em, ERR_NOMEM, "out of memory");
     int in = 0, nd = 0;
-    r = (struct pb_reader){gm.p, gm.p + gm.len, 1};
+    r = span_reader(gm, 1);
     while (pb_next(&r, &f) == 1) {
         struct span s = {f.data, f.len};
         if (f.wire != PB_LEN)
@@ -1000,7 +1006,7 @@ static int import_input(struct imp *c, const struct gparts *gp, struct err_msg *
 
 static int find_graph(struct span file, struct span *gm, int *opset, struct err_msg *em)
 {
-    struct pb_reader r = {file.p, file.p + file.len, 0}, ro;
+    struct pb_reader r = span_reader(file, 0), ro;
     struct pb_field f, o;
     int rc, have_graph = 0;
     *opset = -1;

@@ -10,7 +10,7 @@
 void pb_reader_init(struct pb_reader *r, const void *buf, size_t len)
 {
     r->p = buf;
-    r->end = r->p + len;
+    r->end = r->p ? r->p + len : NULL; /* NULL + 0 is undefined in C */
     r->depth = 0;
 }
 
