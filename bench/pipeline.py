@@ -54,13 +54,31 @@ def latency_sums(metrics):
     return out
 
 
+def inference_buckets(metrics):
+    """[(le seconds, cumulative count)] of the actiond_inference_latency_seconds histogram."""
+    return [(float(m.group(1)), int(m.group(2))) for m in re.finditer(
+        r'^actiond_inference_latency_seconds_bucket\{le="([^"]+)"\} (\d+)$', metrics, re.M)]
+
+
+def bucket_quantile(first, last, q):
+    """The upper bound of the histogram bucket holding quantile q of what came in between."""
+    counts = [(le, n - m) for (le, n), (_, m) in zip(last, first)]
+    total = counts[-1][1] if counts else 0
+    for le, n in counts:
+        if total and n >= q * total:
+            return le
+    return None
+
+
 def snapshot(a, t0):
     streams = json.loads(get(a.api + "/api/v1/streams"))["streams"]
-    sums = latency_sums(get(a.api + "/metrics"))
+    metrics = get(a.api + "/metrics")
+    sums = latency_sums(metrics)
     rss, hwm = proc_mem_mb(a.pid)
     snap = {"t": time.monotonic() - t0, "cpu_s": proc_cpu_s(a.pid),
             "peer_cpu_s": sum(proc_cpu_s(p) for p in a.peer_pids), "rss_mb": rss, "hwm_mb": hwm,
-            "loadavg": open("/proc/loadavg").read().split()[:3], "streams": {}}
+            "loadavg": open("/proc/loadavg").read().split()[:3],
+            "inference_buckets": inference_buckets(metrics), "streams": {}}
     for s in streams:
         wl = s.get("window_latency_ms") or {}
         lsum, lcount = sums.get(s["id"], (0.0, 0))
@@ -108,6 +126,14 @@ def minute_means(snaps):
     return out
 
 
+def le_ms(le):
+    return None if le is None else (1000 * le if le != float("inf") else "+Inf")
+
+
+def le_text(v):
+    return "—" if v is None else (v if isinstance(v, str) else f"{v:g}")
+
+
 def summarise(a, snaps, load_before):
     first, last = snaps[0], snaps[-1]
     dt = last["t"] - first["t"]
@@ -136,6 +162,12 @@ def summarise(a, snaps, load_before):
         "latency_p99_ms_worst": max(v["p99_ms"] for v in vals),
         "latency_max_ms": max(v["max_ms"] for v in vals),
         "latency_mean_ms_per_minute": means,
+        # Where the time goes: the daemon's histogram of a clip's last frame to its scores (all
+        # streams), read as the upper bounds of the buckets holding p50 and p99.
+        "inference_latency_p50_le_ms": le_ms(bucket_quantile(first["inference_buckets"],
+                                                             last["inference_buckets"], 0.5)),
+        "inference_latency_p99_le_ms": le_ms(bucket_quantile(first["inference_buckets"],
+                                                             last["inference_buckets"], 0.99)),
         "cpu_cores": round(cpu, 3), "cpu_percent_of_machine": round(100 * cpu / os.cpu_count(), 1),
         "sources_cpu_cores": round((last["peer_cpu_s"] - first["peer_cpu_s"]) / dt, 3),
         "rss_mb_start": round(first["rss_mb"], 1), "rss_mb_end": round(last["rss_mb"], 1),
@@ -194,13 +226,16 @@ def cmd_report(a):
                                 for r in runs]},
            "runs": runs}
     json.dump(doc, open(a.out, "w"), indent=1)
-    print("| streams × source × motion | min | decoded fps (real time) | dropped | latency p50 / p99 / max ms "
-          "| CPU cores (sources) | RSS MB start / end / peak, growth MB/min | load avg |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| streams × source × motion | min | decoded fps (real time) | dropped | window latency p50 / p99 / max ms "
+          "| of which inference, p50 / p99 ≤ ms | CPU cores (sources) | RSS MB start / end / peak, growth MB/min "
+          "| load avg |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         print(f"| {r['label']} | {r['minutes']:.1f} | {r['fps_total']:.1f} ({r['realtime_min']:.3f}) "
               f"| {r['dropped']} | {r['latency_p50_ms_median']:.0f} / {r['latency_p99_ms_worst']:.0f} / "
-              f"{r['latency_max_ms']:.0f} | {r['cpu_cores']:.2f} ({r['sources_cpu_cores']:.2f}) "
+              f"{r['latency_max_ms']:.0f} | {le_text(r.get('inference_latency_p50_le_ms'))} / "
+              f"{le_text(r.get('inference_latency_p99_le_ms'))} "
+              f"| {r['cpu_cores']:.2f} ({r['sources_cpu_cores']:.2f}) "
               f"| {r['rss_mb_start']:.0f} / {r['rss_mb_end']:.0f} / {r['rss_mb_peak']:.0f}, "
               f"{r['rss_mb_per_min']:+.2f} | {r['loadavg_before'][0]} → {r['loadavg_after'][0]} |")
     main = runs[0]

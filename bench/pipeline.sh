@@ -110,7 +110,7 @@ run_config() { # streams size motion minutes out.json
     "$ACTIOND" serve -c "$dir/c.yaml" 2>"$dir/serve.log" &
     local spid=$!
     pids+=("$spid")
-    local label="$n × ${sz} ${fps%.0}fps, $kind"
+    local label="$n × ${sz} ${fps%.0} fps, $kind"
     echo "pipeline.sh: $label for $mins min" >&2
     "$PY" "$here/pipeline.py" sample --api "http://127.0.0.1:$api" --pid "$spid" \
         --peer-pids "$(IFS=,; echo "${cams[*]}")" --streams "$n" --source-fps "$fps" \
