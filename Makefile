@@ -5,6 +5,7 @@
 #   make check SANITIZE=address,undefined   the same under ASan+UBSan (separate build dir)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make demo                 the README's main job
+#   make bench / bench-quick  every benchmark (bench/run; quick: under 15 minutes), ARGS= passes options
 #   USE_SYSTEMD=no / USE_MQTT=no   leave out an optional library even when present
 #   WERROR=1 (default when CI=true) turns warnings into errors
 
@@ -135,6 +136,16 @@ demo: deps
 model: deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@ACTIOND=$(abspath $(BIN)) scripts/make-model
+
+# Benchmarks: bench/run installs what they compare against, builds, runs them all and rewrites
+# the generated tables (README.md, bench/README.md, docs/engine.md). `make bench ARGS=--quick`
+# is the same as `make bench-quick`; ARGS=--reuse-compress skips bench/compress.sh.
+.PHONY: bench bench-quick
+bench:
+	@bench/run $(ARGS)
+
+bench-quick:
+	@bench/run --quick $(ARGS)
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/actiond/models \
