@@ -5,15 +5,16 @@
 # latency p50/p99 (a window's last frame arriving to its result recorded, from the daemon's
 # per-stream figures), CPU from /proc/PID/stat, sampled and peak RSS, and their drift.
 # usage: bench/pipeline.sh [--quick] [--minutes M] [--streams N] [--size WxH]
-#                          [--motion mv|diff|flow] [--sweep] [--every S]
+#                          [--motion mv|diff|flow] [--threads T] [--sweep] [--every S]
 #   default: 4 streams of 1280x720 at 25 fps, the default model (mv), 10 minutes (issue 7)
 #   --quick  the same for 1 minute        --sweep  then 1, 4 streams x 640x360, 1280x720 x
 #                                                   mv, diff, flow for 1 minute each
+#   --threads T  the config's `threads` (BLAS threads of the inference worker; default 0: all cores)
 # Writes bench/results/pipeline-<date>-<host>.json and prints a Markdown summary.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
-minutes=10 streams=4 size=1280x720 motion=mv sweep=0 every=5
+minutes=10 streams=4 size=1280x720 motion=mv sweep=0 every=5 threads=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) minutes=1 every=2 ;;
@@ -21,6 +22,7 @@ while [ $# -gt 0 ]; do
         --streams) streams=$2; shift ;;
         --size) size=$2; shift ;;
         --motion) motion=$2; shift ;;
+        --threads) threads=$2; shift ;;
         --sweep) sweep=1 ;;
         --every) every=$2; shift ;;
         *) echo "pipeline.sh: unknown option $1" >&2; exit 2 ;;
@@ -89,6 +91,7 @@ run_config() { # streams size motion minutes out.json
         echo "model: $model"
         echo "state_dir: $dir"
         echo "log_level: warn"
+        echo "threads: $threads"
         echo "http: {listen: 127.0.0.1:$api}"
         echo "streams:"
     } >"$dir/c.yaml"
@@ -111,6 +114,7 @@ run_config() { # streams size motion minutes out.json
     local spid=$!
     pids+=("$spid")
     local label="$n × ${sz} ${fps%.0} fps, $kind"
+    [ "$threads" = 0 ] || label+=", $threads BLAS thread(s)"
     echo "pipeline.sh: $label for $mins min" >&2
     "$PY" "$here/pipeline.py" sample --api "http://127.0.0.1:$api" --pid "$spid" \
         --peer-pids "$(IFS=,; echo "${cams[*]}")" --streams "$n" --source-fps "$fps" \
