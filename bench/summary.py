@@ -2,7 +2,7 @@
 """summary.py — gathers one bench/run into bench/results/<date>-<host>.json and .md, and writes
 the generated blocks: the headline table in README.md, every benchmark's table in
 bench/README.md, the engine table in docs/engine.md (each between its bench/run markers).
-usage: summary.py INDEX.jsonl MODE OUT_STEM TOP
+usage: summary.py INDEX.jsonl MODE OUT_STEM TOP [--partial]   (partial: write no blocks)
 INDEX lines: {"name", "file" (its results JSON or null), "markdown" (its printed tables),
 "seconds", "status" ("ok", "failed", "reused")}."""
 import json
@@ -110,6 +110,7 @@ def headline_rows(res, status):
 
 def main():
     index, mode, stem, top = sys.argv[1:5]
+    partial = "--partial" in sys.argv[5:]
     items = [json.loads(l) for l in open(index) if l.strip()]
     items.sort(key=lambda x: ORDER.index(x["name"]) if x["name"] in ORDER else 99)
     res, md = {}, {}
@@ -143,6 +144,10 @@ def main():
         parts += [f"## {TITLES.get(it['name'], it['name'])}{status}{secs}", "", md[it["name"]] or "(no output)", ""]
     full = "\n".join(parts)
     open(stem + ".md", "w").write(full + "\n")
+    if partial:  # a subset must not replace the tables of a whole run
+        print(full)
+        print(f"\nbench/run: {stem}.json, {stem}.md (a subset: README tables left as they are)")
+        return
     block(os.path.join(top, "README.md"), "headline", table)
     latest = "\n".join([head, ""] + parts[4:])
     block(os.path.join(top, "bench", "README.md"), "results", latest.replace("\n## ", "\n### "))
