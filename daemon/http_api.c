@@ -65,7 +65,8 @@ static json_t *window_latency_json(const struct daemon_window_latency *l)
 
 static json_t *stream_json(const struct daemon_stream_status *s)
 {
-    return json_pack("{s:s, s:s, s:I, s:o, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "id", s->id,
+    return json_pack("{s:s, s:s, s:I, s:o, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "id",
+                     s->id,
                      "state", daemon_stream_state_name(s->state), "state_since_ms",
                      (json_int_t)s->state_since_ms, "last_error",
                      or_null(json_string(s->last_error), s->last_error[0] != '\0'), "frames",

@@ -299,7 +299,9 @@ static void window_latency_now(const struct stream_slot *s, struct daemon_window
     memset(out, 0, sizeof *out);
     if (!s->lat_n)
         return;
-    size_t n = s->lat_n < DAEMON_WINDOW_LATENCY_KEEP ? (size_t)s->lat_n : DAEMON_WINDOW_LATENCY_KEEP;
+    size_t n = DAEMON_WINDOW_LATENCY_KEEP;
+    if (s->lat_n < n)
+        n = (size_t)s->lat_n;
     float sorted[DAEMON_WINDOW_LATENCY_KEEP];
     memcpy(sorted, s->lat_ring, n * sizeof *sorted);
     qsort(sorted, n, sizeof *sorted, float_cmp);

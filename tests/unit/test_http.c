@@ -388,8 +388,10 @@ static void test_health_and_metrics(void **state)
     assert_non_null(strstr(f->rs.body, "# TYPE actiond_window_latency_seconds summary\n"));
     assert_non_null(strstr(f->rs.body,
         "actiond_window_latency_seconds{stream=\"cam1\",quantile=\"0.99\"} 0.500000\n"));
-    assert_non_null(strstr(f->rs.body, "actiond_window_latency_seconds_count{stream=\"cam1\"} 1\n"));
-    assert_non_null(strstr(f->rs.body, "actiond_window_latency_seconds_count{stream=\"cam2\"} 0\n"));
+    assert_non_null(strstr(f->rs.body,
+        "actiond_window_latency_seconds_count{stream=\"cam1\"} 1\n"));
+    assert_non_null(strstr(f->rs.body,
+        "actiond_window_latency_seconds_count{stream=\"cam2\"} 0\n"));
 }
 
 static void test_lists_page_through_store(void **state)
