@@ -7,6 +7,7 @@
 #   make demo                 the README's main job
 #   make fuzz [FUZZ_SECONDS=600]   libFuzzer harnesses (clang) in build-fuzz/, each run that long
 #   make soak [DURATION=600] / make load   reliability benchmarks into bench/results/
+#   make bench / bench-quick  every benchmark (bench/run; quick: under 15 minutes), ARGS= passes options
 #   USE_SYSTEMD=no / USE_MQTT=no   leave out an optional library even when present
 #   WERROR=1 (default when CI=true) turns warnings into errors
 
@@ -177,6 +178,16 @@ demo: deps
 model: deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@ACTIOND=$(abspath $(BIN)) scripts/make-model
+
+# Benchmarks: bench/run installs what they compare against, builds, runs them all and rewrites
+# the generated tables (README.md, bench/README.md, docs/engine.md). `make bench ARGS=--quick`
+# is the same as `make bench-quick`; ARGS=--reuse-compress skips bench/compress.sh.
+.PHONY: bench bench-quick
+bench:
+	@bench/run $(ARGS)
+
+bench-quick:
+	@bench/run --quick $(ARGS)
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/actiond/models \

@@ -1,84 +1,109 @@
 #!/usr/bin/env bash
-# engine.sh — actiond's engine against ONNX Runtime on the same ONNX file, side by side in
-# one run: ResNet-18 (torchvision layout, exported by PyTorch), batch 1, 1 thread by
-# default. Also checks the imported model's logits against PyTorch's, and measures the
-# SGEMM rate of the OpenBLAS kernel actiond uses (the compute floor).
-# usage: bench/engine.sh [--quick] [--size N] [--threads N] [--rounds N] [--iters N]
+# engine.sh — actiond's engine against ONNX Runtime, PyTorch and OpenCV DNN on the same ONNX
+# files, side by side in one run: ResNet-18 (torchvision layout, exported by PyTorch) at 224 and
+# 112, and the default two-stream model (models/default.adm exported by `actiond export`, one
+# clip of K segments), batch 1, 1 and 2 threads. Rounds are interleaved (each round runs every
+# engine, in an order that rotates) and ratios to actiond are taken within a round. Also: the
+# SGEMM rate of actiond's OpenBLAS kernel in the same run (the compute floor of a model is its
+# FLOPs over that rate) and the imported ResNets' logits against PyTorch's.
+# usage: bench/engine.sh [--quick] [--rounds N] [--iters N] [--threads "1 2"]
 # Writes bench/results/engine-<date>-<host>.json and prints a Markdown summary.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
-size=224 threads=1 rounds=7 iters=15
+rounds=5 iters=20 threads="1 2"
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) rounds=3 iters=8 ;;
-        --size) size=$2; shift ;;
-        --threads) threads=$2; shift ;;
         --rounds) rounds=$2; shift ;;
         --iters) iters=$2; shift ;;
+        --threads) threads=$2; shift ;;
         *) echo "engine.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
 
 ACTIOND=${ACTIOND:-$top/actiond}
-PY=/usr/bin/python3 # Debian's python3, which has python3-torch
-work="$here/work/engine-$size"
+PY=/usr/bin/python3 # Debian's python3, which has python3-torch, python3-onnx, python3-opencv
+work="$here/work/engine"
 mkdir -p "$work" "$here/results"
 "$here/setup" >&2
+[ -x "$ACTIOND" ] || { echo "engine.sh: no $ACTIOND (run make)" >&2; exit 1; }
 
-name="resnet18-$size"
-if [ ! -f "$work/$name.onnx" ]; then
-    "$PY" "$top/tests/python/make_resnet18.py" "$work" --arch resnet18 --size "$size" \
-        --name "$name" >&2
-fi
-"$ACTIOND" import "$work/$name.onnx" -o "$work/$name.adm"
-"$ACTIOND" infer -m "$work/$name.adm" --input "$work/$name.input.npy" --output "$work/$name.out.npy"
-parity=$("$PY" -c '
-import numpy as np, sys
+# Writes MODEL.inputs.json: every graph input with its batch dimension set.
+inputs_json() { # model.onnx batch
+    "$PY" -c 'import json, sys, onnx
+g = onnx.load(sys.argv[1], load_external_data=False).graph
+init = {i.name for i in g.initializer}
+shapes = {i.name: [d.dim_value or int(sys.argv[2]) for d in i.type.tensor_type.shape.dim]
+          for i in g.input if i.name not in init}
+json.dump(shapes, open(sys.argv[1][:-5] + ".inputs.json", "w"))' "$1" "$2"
+}
+
+models=()
+: >"$work/parity.jsonl"
+for size in 224 112; do
+    name="resnet18-$size"
+    if [ ! -f "$work/$name.onnx" ]; then
+        "$PY" "$top/tests/python/make_resnet18.py" "$work" --arch resnet18 --size "$size" \
+            --name "$name" >&2
+    fi
+    "$ACTIOND" import "$work/$name.onnx" -o "$work/$name.adm" >&2
+    "$ACTIOND" infer -m "$work/$name.adm" --input "$work/$name.input.npy" \
+        --output "$work/$name.out.npy" >&2
+    "$PY" -c '
+import json, sys, numpy as np
 a = np.load(sys.argv[1]).astype(np.float64); b = np.load(sys.argv[2]).astype(np.float64)
-print("%.3g" % (np.linalg.norm(a - b) / np.linalg.norm(b)))' "$work/$name.out.npy" "$work/$name.logits.npy")
-
-sgemm=$("$ACTIOND" bench --sgemm --threads "$threads" --json)
-: >"$work/rounds.jsonl"
-for r in $(seq 1 "$rounds"); do
-    a=$("$ACTIOND" bench -m "$work/$name.adm" --threads "$threads" --iters "$iters" --json)
-    o=$(node "$here/ort_bench.js" "$work/$name.onnx" --shape "1,3,$size,$size" \
-        --threads "$threads" --iters "$iters")
-    printf '{"round":%d,"actiond":%s,"ort":%s}\n' "$r" "$a" "$o" >>"$work/rounds.jsonl"
-    echo "round $r/$rounds done" >&2
+print(json.dumps({"model": sys.argv[3], "actiond_vs_pytorch_rel_l2": float(np.linalg.norm(a - b) / np.linalg.norm(b))}))' \
+        "$work/$name.out.npy" "$work/$name.logits.npy" "$name" >>"$work/parity.jsonl"
+    inputs_json "$work/$name.onnx" 1
+    models+=("$name")
 done
+# The default model: one clip is K segments, the batch of both inputs.
+"$ACTIOND" export "$top/models/default.adm" -o "$work/default.onnx" >&2
+cp "$top/models/default.adm" "$work/default.adm"
+inputs_json "$work/default.onnx" "$("$ACTIOND" info "$work/default.adm" --json | jq .segments)"
+models+=(default)
+
+nproc=$(nproc)
+engines=(actiond ort torch opencv)
+version=$("$ACTIOND" --version | head -1 | cut -d' ' -f2-)
+run_engine() { # round engine
+    local e=$2 m t cfgs=()
+    case "$e" in
+        actiond)
+            for m in "${models[@]}"; do for t in $threads; do
+                "$ACTIOND" bench -m "$work/$m.adm" --threads "$t" --iters "$iters" --json |
+                    jq -c --arg m "$m" --arg v "$version" '{engine: "actiond", model: $m, threads,
+                        median_ms, p90_ms, min_ms, flops, openblas_core, version: $v}'
+            done; done ;;
+        ort)
+            for m in "${models[@]}"; do for t in $threads; do
+                node "$here/ort_bench.js" "$work/$m.onnx" --inputs "$work/$m.inputs.json" \
+                    --threads "$t" --iters "$iters" | jq -c --arg m "$m" '. + {engine: "ort", model: $m}'
+            done; done ;;
+        torch|opencv)
+            for m in "${models[@]}"; do for t in $threads; do cfgs+=("$work/$m.onnx:$t"); done; done
+            "$PY" "$here/py_bench.py" --engine "$e" --iters "$iters" "${cfgs[@]}" |
+                jq -c '.model |= (split("/")[-1] | rtrimstr(".onnx"))' ;;
+    esac | jq -c --argjson r "$1" '. + {round: $r}' >>"$work/rounds.jsonl"
+}
+
+: >"$work/rounds.jsonl"
+: >"$work/sgemm.jsonl"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+for r in $(seq 1 "$rounds"); do
+    for t in $(printf '%s\n' $threads "$nproc" | sort -un); do
+        "$ACTIOND" bench --sgemm --threads "$t" --json | jq -c --argjson r "$r" --argjson t "$t" \
+            '. + {round: $r, threads: $t}' >>"$work/sgemm.jsonl"
+    done
+    # Rotate so no engine always runs first, or always right after the same one.
+    for i in 0 1 2 3; do
+        run_engine "$r" "${engines[$(((i + r - 1) % 4))]}"
+    done
+    echo "engine.sh: round $r/$rounds done" >&2
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 out="$here/results/engine-$(date -u +%Y%m%d-%H%M%S)-$(hostname -s).json"
-"$PY" - "$work/rounds.jsonl" "$sgemm" "$parity" "$size" "$threads" "$out" <<'PYEOF'
-import json, statistics, sys, platform
-rounds = [json.loads(l) for l in open(sys.argv[1])]
-sgemm = json.loads(sys.argv[2]); parity = float(sys.argv[3])
-size, threads, out = int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
-a = [r["actiond"]["median_ms"] for r in rounds]
-o = [r["ort"]["median_ms"] for r in rounds]
-ratios = [x / y for x, y in zip(a, o)]
-flops = rounds[0]["actiond"]["flops"]
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-res = {
-    "model": f"resnet18 3x{size}x{size}", "batch": 1, "threads": threads, "rounds": len(rounds),
-    "cpu": cpu, "openblas_core": rounds[0]["actiond"]["openblas_core"],
-    "parity_rel_l2": parity,
-    "actiond_median_ms": statistics.median(a), "actiond_min_ms": min(a), "actiond_max_ms": max(a),
-    "ort_median_ms": statistics.median(o), "ort_min_ms": min(o), "ort_max_ms": max(o),
-    "ort_version": rounds[0]["ort"]["version"],
-    "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
-    "gflops": flops / (statistics.median(a) * 1e-3) * 1e-9, "flops": flops,
-    "sgemm_gflops": sgemm["sgemm_gflops"],
-}
-res["fraction_of_sgemm_peak"] = res["gflops"] / res["sgemm_gflops"]
-json.dump({"summary": res, "rounds": rounds}, open(out, "w"), indent=1)
-print(f"| ResNet-18 3x{size}x{size}, batch 1, {threads} thread(s) | median ms (min–max over {len(rounds)} rounds) |")
-print("|---|---|")
-print(f"| actiond (OpenBLAS {res['openblas_core']}) | {res['actiond_median_ms']:.2f} ({res['actiond_min_ms']:.2f}–{res['actiond_max_ms']:.2f}) |")
-print(f"| ONNX Runtime {res['ort_version']} | {res['ort_median_ms']:.2f} ({res['ort_min_ms']:.2f}–{res['ort_max_ms']:.2f}) |")
-print(f"| ratio actiond / ORT, per round | {res['ratio_median']:.3f} ({res['ratio_min']:.3f}–{res['ratio_max']:.3f}) |")
-print(f"| actiond GFLOP/s (FLOPs = 2 x MACs) | {res['gflops']:.1f} = {100*res['fraction_of_sgemm_peak']:.0f} % of SGEMM {res['sgemm_gflops']:.1f} |")
-print(f"| logits vs PyTorch, relative L2 | {parity:.2g} |")
-print(f"\nCPU: {cpu}; results: {out}")
-PYEOF
+"$PY" "$here/engine_report.py" "$work" "$out" "$load_before" "$load_after"

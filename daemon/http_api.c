@@ -56,9 +56,19 @@ static json_t *or_null(json_t *v, bool present)
     return json_null();
 }
 
+/* Milliseconds, as people read latency; null until a window has been measured. */
+static json_t *window_latency_json(const struct daemon_window_latency *l)
+{
+    if (!l->count)
+        return json_null();
+    return json_pack("{s:I, s:f, s:f, s:f}", "windows", (json_int_t)l->count, "p50",
+                     l->p50_s * 1e3, "p99", l->p99_s * 1e3, "max", l->max_s * 1e3);
+}
+
 static json_t *stream_json(const struct daemon_stream_status *s)
 {
-    return json_pack("{s:s, s:s, s:I, s:o, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:o}", "id", s->id,
+    return json_pack("{s:s, s:s, s:I, s:o, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "id",
+                     s->id,
                      "state", daemon_stream_state_name(s->state), "state_since_ms",
                      (json_int_t)s->state_since_ms, "last_error",
                      or_null(json_string(s->last_error), s->last_error[0] != '\0'), "frames",
@@ -67,7 +77,8 @@ static json_t *stream_json(const struct daemon_stream_status *s)
                      (json_int_t)s->reconnects_last_hour, "reconnects",
                      (json_int_t)s->reconnects, "events", (json_int_t)s->events,
                      "last_frame_ms",
-                     or_null(json_integer(s->last_frame_ms), s->last_frame_ms != 0));
+                     or_null(json_integer(s->last_frame_ms), s->last_frame_ms != 0),
+                     "window_latency_ms", window_latency_json(&s->window_latency));
 }
 
 /* Copies the stream statuses out of the state (the lock is not held while building JSON). */
@@ -359,6 +370,28 @@ static void metrics_streams(FILE *f, const struct daemon_stream_status *st, size
         }
 }
 
+/* A summary per stream: quantiles over the recent windows, sum and count since the start. */
+static void metrics_window_latency(FILE *f, const struct daemon_stream_status *st, size_t n)
+{
+    const char *name = "actiond_window_latency_seconds";
+    metric_head(f, name, "summary",
+                "Time from a window's last frame arriving to its result being recorded.");
+    for (size_t i = 0; i < n; i++) {
+        const struct daemon_window_latency *l = &st[i].window_latency;
+        static const double qs[] = {0.5, 0.99};
+        for (int q = 0; q < 2; q++) {
+            fprintf(f, "%s{stream=\"", name);
+            label(f, st[i].id);
+            fprintf(f, "\",quantile=\"%g\"} %.6f\n", qs[q], q == 0 ? l->p50_s : l->p99_s);
+        }
+        fprintf(f, "%s_sum{stream=\"", name);
+        label(f, st[i].id);
+        fprintf(f, "\"} %.6f\n%s_count{stream=\"", l->sum_s, name);
+        label(f, st[i].id);
+        fprintf(f, "\"} %llu\n", (unsigned long long)l->count);
+    }
+}
+
 static void metrics_latency(FILE *f, const struct daemon_latency *l)
 {
     const char *name = "actiond_inference_latency_seconds";
@@ -429,6 +462,7 @@ static void route_metrics(const struct http_ctx *c, struct http_response *rs)
         return;
     }
     metrics_streams(f, st, n);
+    metrics_window_latency(f, st, n);
     metrics_latency(f, &lat);
     metrics_process(f, c);
     free(st);

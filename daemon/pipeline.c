@@ -43,6 +43,7 @@ int pipeline_video_setup(const struct nn_meta *meta, double window_s, double str
     memcpy(so->mean, meta->mean, sizeof so->mean);
     memcpy(so->std, meta->std, sizeof so->std);
     so->motion_mv = meta->motion == NN_MOTION_MV;
+    so->motion_flow = meta->motion == NN_MOTION_FLOW;
     out->export_mvs = so->motion_mv;
     out->clip = (struct video_clip_opts){.segments = meta->segments, .length = length,
                                          .motion = kind};

@@ -27,6 +27,7 @@
 struct result {
     char id[SCHED_ID_SIZE];
     int64_t start_ms, end_ms;
+    int64_t ready_ms; /* wall clock when the window's last frame arrived */
     float *scores;
 };
 
@@ -102,6 +103,7 @@ static void results_push(struct results *r, const struct sched_item *it, const f
     memcpy(dst->id, it->id, sizeof dst->id);
     dst->start_ms = it->start_ms;
     dst->end_ms = it->end_ms;
+    dst->ready_ms = it->ready_ms;
     memcpy(dst->scores, scores, sizeof(float) * (size_t)r->n_classes);
     r->len++;
     pthread_cond_signal(&r->ready);
@@ -126,6 +128,7 @@ static bool results_take(struct results *r, struct result *out, int ms)
         memcpy(out->id, src->id, sizeof out->id);
         out->start_ms = src->start_ms;
         out->end_ms = src->end_ms;
+        out->ready_ms = src->ready_ms;
         memcpy(out->scores, src->scores, sizeof(float) * (size_t)r->n_classes);
         r->head = (r->head + 1) % SERVE_RESULTS_CAP;
         r->len--;
@@ -368,6 +371,8 @@ static void drain_results(struct serve *sv, int wait_ms)
         int rc = daemon_recorder_window(sv->rec, &w, &em);
         if (rc && rc != ERR_NOTFOUND) /* a stream removed by a reload: its late results go */
             log_error("stream %s: recording a window: %s", r.id, err_text(&em, rc));
+        double latency_s = (double)(clock_wall_ms() - r.ready_ms) / 1e3;
+        daemon_state_stream_window(sv->state, r.id, latency_s);
     }
 }
 

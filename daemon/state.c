@@ -5,6 +5,7 @@
 #include "common/err.h"
 #include "nn/nn.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,9 @@ struct stream_slot {
     uint64_t fps_start_ms, fps_frames, fps_last_ms; /* monotonic */
     uint64_t rc_minute[RECONNECT_SLOTS];
     uint32_t rc_count[RECONNECT_SLOTS];
+    float lat_ring[DAEMON_WINDOW_LATENCY_KEEP]; /* seconds, the newest at (lat_n - 1) % KEEP */
+    uint64_t lat_n;
+    double lat_max, lat_sum;
 };
 
 struct daemon_state {
@@ -261,6 +265,53 @@ int daemon_state_stream_event(struct daemon_state *st, const char *id)
     return s ? 0 : ERR_NOTFOUND;
 }
 
+int daemon_state_stream_window(struct daemon_state *st, const char *id, double seconds)
+{
+    pthread_mutex_lock(&st->lock);
+    struct stream_slot *s = slot_find(st, id);
+    if (s && seconds >= 0) {
+        s->lat_ring[s->lat_n % DAEMON_WINDOW_LATENCY_KEEP] = (float)seconds;
+        s->lat_n++;
+        s->lat_sum += seconds;
+        if (seconds > s->lat_max)
+            s->lat_max = seconds;
+    }
+    pthread_mutex_unlock(&st->lock);
+    return s ? 0 : ERR_NOTFOUND;
+}
+
+static int float_cmp(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest rank: the smallest value with at least q of the sorted values at or below it. */
+static double nearest_rank(const float *sorted, size_t n, double q)
+{
+    size_t k = (size_t)ceil(q * (double)n);
+    return sorted[k > 0 ? k - 1 : 0];
+}
+
+/* Sorting 4 KiB under the lock costs tens of microseconds, once per HTTP read of a stream. */
+static void window_latency_now(const struct stream_slot *s, struct daemon_window_latency *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s->lat_n)
+        return;
+    size_t n = DAEMON_WINDOW_LATENCY_KEEP;
+    if (s->lat_n < n)
+        n = (size_t)s->lat_n;
+    float sorted[DAEMON_WINDOW_LATENCY_KEEP];
+    memcpy(sorted, s->lat_ring, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, float_cmp);
+    out->count = s->lat_n;
+    out->p50_s = nearest_rank(sorted, n, 0.5);
+    out->p99_s = nearest_rank(sorted, n, 0.99);
+    out->max_s = s->lat_max;
+    out->sum_s = s->lat_sum;
+}
+
 void daemon_state_observe_latency(struct daemon_state *st, double seconds)
 {
     if (!(seconds >= 0))
@@ -288,6 +339,7 @@ static void status_now(const struct stream_slot *s, uint64_t now_ms,
 {
     *out = s->st;
     out->reconnects_last_hour = reconnects_last_hour(s, now_ms / 60000);
+    window_latency_now(s, &out->window_latency);
     if (s->fps_last_ms && now_ms - s->fps_last_ms > 2 * DAEMON_FPS_WINDOW_MS)
         out->fps = 0;
 }

@@ -29,6 +29,17 @@ const char *daemon_stream_state_name(enum daemon_stream_state s);
 #define DAEMON_ERROR_MAX 256
 /* Decoded fps is frames over at least this long; older than twice this and fps reads 0. */
 #define DAEMON_FPS_WINDOW_MS 2000
+/* Window latencies kept per stream for the quantiles: at a window a second, 17 minutes, so a
+ * benchmark run of 10 minutes is covered whole; 4 KiB a stream. */
+#define DAEMON_WINDOW_LATENCY_KEEP 1024
+
+/* Time from the arrival of a window's last frame to its result reaching the recorder, over the
+ * last DAEMON_WINDOW_LATENCY_KEEP windows (nearest-rank quantiles); max and count since the
+ * stream was added. All 0 while count is 0. */
+struct daemon_window_latency {
+    uint64_t count;
+    double p50_s, p99_s, max_s, sum_s;
+};
 
 struct daemon_stream_status {
     char id[DAEMON_STREAM_ID_SIZE];
@@ -43,6 +54,7 @@ struct daemon_stream_status {
     uint32_t reconnects_last_hour;
     int64_t last_frame_ms;             /* wall clock; 0 for never */
     uint64_t events;                   /* events opened */
+    struct daemon_window_latency window_latency;
 };
 
 struct daemon_model_info {
@@ -98,6 +110,9 @@ int daemon_state_stream_frames(struct daemon_state *st, const char *id, uint64_t
 int daemon_state_stream_clip(struct daemon_state *st, const char *id, bool dropped);
 /* An event opened on this stream. */
 int daemon_state_stream_event(struct daemon_state *st, const char *id);
+/* A window result of this stream reached the recorder, seconds after its last frame arrived
+ * (negative or NaN is ignored: a clock step, not a measurement). */
+int daemon_state_stream_window(struct daemon_state *st, const char *id, double seconds);
 
 /* Inference workers: the time from a clip's last frame to its scores. */
 void daemon_state_observe_latency(struct daemon_state *st, double seconds);

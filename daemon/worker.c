@@ -63,8 +63,10 @@ struct run {
     int64_t pts0_us;
 };
 
-/* Cuts the window the newest sample completed, if any, into a clip and queues it. */
-static int maybe_queue(struct stream_worker *w, const struct run *r, struct err_msg *em)
+/* Cuts the window the newest sample completed, if any, into a clip and queues it; arrival_ms
+ * is when that sample's frame came in, where the window's latency starts. */
+static int maybe_queue(struct stream_worker *w, const struct run *r, int64_t arrival_ms,
+                       struct err_msg *em)
 {
     int64_t first;
     if (!video_clip_window_due(video_sampler_count(w->sampler), w->pv.window_n, w->pv.stride_n,
@@ -79,9 +81,8 @@ static int maybe_queue(struct stream_worker *w, const struct run *r, struct err_
         sched_unacquire(w->sh.sched, w->slot, c);
         return rc;
     }
-    int64_t now = clock_wall_ms();
     dropped |= sched_push(w->sh.sched, w->slot, c, r->base_wall_ms + c->start_us / 1000,
-                          r->base_wall_ms + c->end_us / 1000, now);
+                          r->base_wall_ms + c->end_us / 1000, arrival_ms);
     daemon_state_stream_clip(w->sh.state, w->id, dropped);
     return 0;
 }
@@ -97,6 +98,7 @@ static int on_frame(struct stream_worker *w, struct run *r, const struct video_f
     } else if (w->paced) {
         pace(w, r->t0_ns, r->pts0_us, f->pts_us);
     }
+    int64_t arrival_ms = clock_wall_ms();
     r->frames++;
     daemon_snapshot_offer(w->snap, f);
     if (++r->unreported >= WORKER_FRAME_REPORT) {
@@ -107,7 +109,7 @@ static int on_frame(struct stream_worker *w, struct run *r, const struct video_f
     int taken = video_sampler_push(w->sampler, f, em);
     if (taken <= 0)
         return taken;
-    return maybe_queue(w, r, em);
+    return maybe_queue(w, r, arrival_ms, em);
 }
 
 /* One connection: open, read until an error, the end, or stop. */

@@ -36,6 +36,11 @@ expect_status "infer text, shorter windows" 0 "$ACTIOND" infer -m "$TMP/ts.adm" 
     --window 1.5 --stride 0.5 --top 2
 expect_lines "four windows" 4 "$OUT"
 
+# A flow model: the sampler must make the optical flow the clips carry (the daemon shares this).
+expect_status "import a flow model" 0 "$ACTIOND" import "$TMP/rgb.onnx" --motion "$TMP/mot.onnx" \
+    -o "$TMP/flow.adm" --classes walk,run,wave --motion-kind flow --motion-len 1 --segments 3 --fps 10
+expect_status "infer with a flow model" 0 "$ACTIOND" infer -m "$TMP/flow.adm" "$clip" --json
+expect_lines "flow model: two windows" 2 "$OUT"
 expect_status "missing file" 1 "$ACTIOND" infer -m "$TMP/ts.adm" "$TMP/none.mp4"
 expect_lines "missing file: one line" 1 "$ERR"
 head -c 20000 /dev/urandom >"$TMP/noise.mp4"

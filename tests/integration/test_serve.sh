@@ -83,6 +83,10 @@ wait_for 10 /api/v1/detections '.items | length >= 2' && ok "window results stor
 wait_for 10 /api/v1/events '.items | length >= 1' && ok "an event opened" ||
     not_ok "events: $(get /api/v1/events)"
 expect_match "health names the model and OpenBLAS kernel" '"openblas_core"' "$(get /api/v1/health)"
+wait_for 5 /api/v1/streams/cam1 '.window_latency_ms | (.windows >= 1 and .p50 >= 0 and .p50 <= .p99 and .p99 <= .max)' &&
+    ok "window latency measured" || not_ok "window latency: $(get /api/v1/streams/cam1)"
+expect_match "window latency in /metrics" 'actiond_window_latency_seconds\{stream="cam1",quantile="0.99"\} [0-9.]+' \
+    "$(get /metrics)"
 wait "$sse" 2>/dev/null
 grep -q '"action":' "$TMP/sse.txt" && ok "an event arrived over SSE" || not_ok "SSE: $(head -c 300 "$TMP/sse.txt")"
 

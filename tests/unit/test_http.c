@@ -324,6 +324,15 @@ static void test_routes_and_errors(void **state)
     handle(f, &rq, 200);
     assert_string_equal(json_string_value(json_object_get(f->json, "state")), "starting");
     assert_true(json_is_null(json_object_get(f->json, "last_error")));
+    assert_true(json_is_null(json_object_get(f->json, "window_latency_ms")));
+    assert_int_equal(daemon_state_stream_window(f->st, "cam1", 0.25), 0);
+    assert_int_equal(daemon_state_stream_window(f->st, "cam1", 0.75), 0);
+    handle(f, &rq, 200);
+    json_t *wl = json_object_get(f->json, "window_latency_ms");
+    assert_int_equal(json_integer_value(json_object_get(wl, "windows")), 2);
+    assert_float_equal(json_real_value(json_object_get(wl, "p50")), 250, 1e-3);
+    assert_float_equal(json_real_value(json_object_get(wl, "p99")), 750, 1e-3);
+    assert_float_equal(json_real_value(json_object_get(wl, "max")), 750, 1e-3);
     rq = req("/api/v1/streams/cam9");
     handle(f, &rq, 404);
     assert_non_null(error_of(f));
@@ -374,6 +383,15 @@ static void test_health_and_metrics(void **state)
     assert_non_null(strstr(f->rs.body, "actiond_inference_latency_seconds_bucket{le=\"10\"} 1\n"));
     assert_non_null(strstr(f->rs.body, "actiond_inference_latency_seconds_bucket{le=\"+Inf\"} 2\n"));
     assert_non_null(strstr(f->rs.body, "actiond_inference_latency_seconds_count 2\n"));
+    daemon_state_stream_window(f->st, "cam1", 0.5);
+    handle(f, &rq, 200);
+    assert_non_null(strstr(f->rs.body, "# TYPE actiond_window_latency_seconds summary\n"));
+    assert_non_null(strstr(f->rs.body,
+        "actiond_window_latency_seconds{stream=\"cam1\",quantile=\"0.99\"} 0.500000\n"));
+    assert_non_null(strstr(f->rs.body,
+        "actiond_window_latency_seconds_count{stream=\"cam1\"} 1\n"));
+    assert_non_null(strstr(f->rs.body,
+        "actiond_window_latency_seconds_count{stream=\"cam2\"} 0\n"));
 }
 
 static void test_lists_page_through_store(void **state)

@@ -87,6 +87,47 @@ static void test_latency_histogram(void **state)
     daemon_state_free(st);
 }
 
+static void test_window_latency_quantiles(void **state)
+{
+    (void)state;
+    struct daemon_state *st;
+    struct err_msg em;
+    assert_int_equal(daemon_state_new(&st, &em), 0);
+    const char *ids[] = {"cam1", "cam2"};
+    assert_int_equal(daemon_state_set_streams(st, ids, NULL, 2, &em), 0);
+    struct daemon_stream_status s;
+    assert_int_equal(daemon_state_stream_get(st, "cam1", &s), 0);
+    assert_int_equal(s.window_latency.count, 0);
+    assert_float_equal(s.window_latency.p99_s, 0, 0);
+    /* 1..200 ms in a scrambled order: nearest rank gives 100 and 198 ms. */
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(daemon_state_stream_window(st, "cam1", ((i * 73) % 200 + 1) / 1e3), 0);
+    assert_int_equal(daemon_state_stream_window(st, "cam1", -0.5), 0); /* ignored */
+    assert_int_equal(daemon_state_stream_window(st, "cam1", 0.0 / 0.0), 0);
+    assert_int_equal(daemon_state_stream_window(st, "nope", 0.1), ERR_NOTFOUND);
+    assert_int_equal(daemon_state_stream_get(st, "cam1", &s), 0);
+    assert_int_equal(s.window_latency.count, 200);
+    assert_float_equal(s.window_latency.p50_s, 0.100, 1e-6);
+    assert_float_equal(s.window_latency.p99_s, 0.198, 1e-6);
+    assert_float_equal(s.window_latency.max_s, 0.200, 1e-9);
+    assert_float_equal(s.window_latency.sum_s, 20.1, 1e-9);
+    assert_int_equal(daemon_state_stream_get(st, "cam2", &s), 0);
+    assert_int_equal(s.window_latency.count, 0); /* streams do not share */
+    /* The quantiles forget what scrolled out of the kept windows; max and count do not. */
+    for (int i = 0; i < DAEMON_WINDOW_LATENCY_KEEP; i++)
+        daemon_state_stream_window(st, "cam1", 0.010);
+    assert_int_equal(daemon_state_stream_get(st, "cam1", &s), 0);
+    assert_int_equal(s.window_latency.count, 200 + DAEMON_WINDOW_LATENCY_KEEP);
+    assert_float_equal(s.window_latency.p99_s, 0.010, 1e-6);
+    assert_float_equal(s.window_latency.max_s, 0.200, 1e-9);
+    /* A reload that keeps the stream keeps its latencies. */
+    const char *b[] = {"cam1"};
+    assert_int_equal(daemon_state_set_streams(st, b, NULL, 1, &em), 0);
+    assert_int_equal(daemon_state_stream_get(st, "cam1", &s), 0);
+    assert_int_equal(s.window_latency.count, 200 + DAEMON_WINDOW_LATENCY_KEEP);
+    daemon_state_free(st);
+}
+
 /* ---- bus ---- */
 
 static void test_bus_delivers_in_order(void **state)
@@ -392,6 +433,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_streams_keep_counters_across_reload),
         cmocka_unit_test(test_latency_histogram),
+        cmocka_unit_test(test_window_latency_quantiles),
         cmocka_unit_test(test_bus_delivers_in_order),
         cmocka_unit_test(test_bus_drops_slow_subscriber),
         cmocka_unit_test(test_bus_subscriber_bound),
