@@ -18,7 +18,12 @@ md_escape() { sed 's/|/\\|/g'; }
 table() { # suite
     echo "| input | outcome |"
     echo "|---|---|"
-    awk -F'\t' -v s="$1" '$1 == s {print "| " $2 " | " $3 " |"}' "$rows" | sed 's/\\r\\n/␍␊/g'
+    awk -F'\t' -v s="$1" '$1 == s {print "| " $2 " | " $3 " |"}' "$rows" | sed 's/\\r\\n/␍␊/g' |
+        utf8_escape
+}
+# The inputs tried include invalid UTF-8: shown as \xNN so the document stays UTF-8.
+utf8_escape() {
+    /usr/bin/python3 -c 'import sys; sys.stdout.write(sys.stdin.buffer.read().decode("utf-8", "backslashreplace"))'
 }
 newest() { ls -t "$here"/results/"$1"-*.json 2>/dev/null | head -1; }
 load=$(for f in $(ls -t "$here"/results/load-*.json 2>/dev/null); do
