@@ -4,7 +4,8 @@
 gathers the runs into one results file and a Markdown table.
 usage: pipeline.py sample --api URL --pid PID [--peer-pids P,P] --streams N --source-fps F
                           --minutes M --warmup S --every S --label TEXT --out RUN.json
-       pipeline.py report OUT.json RUN.json...   (prints the Markdown summary)"""
+       pipeline.py report OUT.json RUN.json...   (prints the Markdown summary; when the first run
+                          is 5 minutes or longer, also writes it into bench/README.md's block)"""
 import argparse
 import json
 import os
@@ -218,7 +219,31 @@ def yes(v):
     return "—" if v is None else ("met" if v else "NOT met")
 
 
+def readme_block(text):
+    """The long run's table in bench/README.md, between its markers (a quick run leaves it)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md")
+    begin, end = "<!-- bench/pipeline.sh: begin -->", "<!-- bench/pipeline.sh: end -->"
+    doc = open(path).read()
+    if begin in doc and end in doc:
+        doc = doc[:doc.index(begin)] + f"{begin}\n{text.rstrip()}\n{end}" + doc[doc.index(end) + len(end):]
+        open(path, "w").write(doc)
+
+
 def cmd_report(a):
+    import contextlib
+    import io
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        report(a)
+    print(buf.getvalue(), end="")
+    runs = [json.load(open(p)) for p in a.runs]
+    if runs[0]["minutes"] >= 5:
+        top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        readme_block(f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} by `bench/pipeline.sh"
+                     f"{' --sweep' if len(runs) > 1 else ''}`:\n\n" + buf.getvalue().replace(top + "/", ""))
+
+
+def report(a):
     runs = [json.load(open(p)) for p in a.runs]
     doc = {"summary": {"cpu": cpu_name(), "cores": os.cpu_count(), "host": platform.node(),
                        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
