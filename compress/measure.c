@@ -117,8 +117,8 @@ int cmp_measure_many(const struct nn_model *const *m, int n, int runs, struct cm
     for (int i = 0; i < n; i++)
         memset(&me[i], 0, sizeof me[i]);
     for (int i = 0; rc == 0 && i < n; i++)
-        if ((rc = prepare(m[i], &me[i], em)) == 0)
-            nn_blas_set_threads(1);
+        rc = prepare(m[i], &me[i], em);
+    nn_blas_set_threads(1); /* one thread: the report's latency is a single core's */
     for (int i = 0; rc == 0 && i < n; i++)
         rc = timed_setup(&me[i], runs, &t[i], em);
     for (int r = 0; rc == 0 && r < runs; r++)
