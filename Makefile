@@ -75,7 +75,7 @@ WARNFLAGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wv
 ifeq ($(WERROR),1)
 WARNFLAGS += -Werror
 endif
-CPPFLAGS += -I. -D_GNU_SOURCE -DACTIOND_VERSION='"$(VERSION)"' -DACTIOND_GIT_REV='"$(GIT_REV)"' \
+CPPFLAGS += -I. -D_GNU_SOURCE -DACTIOND_VERSION='"$(VERSION)"' \
             $(if $(OPT_SYSTEMD),-DHAVE_SYSTEMD=1) $(if $(OPT_MQTT),-DHAVE_MOSQUITTO=1)
 CFLAGS += -std=c11 $(OPTFLAGS) $(WARNFLAGS) $(SANFLAGS) -pthread -MMD -MP
 LDFLAGS += $(SANFLAGS) -pthread
@@ -133,6 +133,14 @@ $(PAGE_SRC): daemon/page.html
 
 $(BUILD)/gen/page_html.o: $(PAGE_SRC)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -include daemon/page.h -c $< -o $@
+
+# The commit goes into a header rewritten (while the Makefile is read) only when it changes,
+# so that `--version` follows a checkout: a -D flag changes no file make can see.
+REV_H := $(BUILD)/gen/rev.h
+$(shell mkdir -p $(BUILD)/gen && printf '#define ACTIOND_GIT_REV "%s"\n' '$(GIT_REV)' >$(REV_H).tmp && \
+        if cmp -s $(REV_H).tmp $(REV_H); then rm -f $(REV_H).tmp; else mv $(REV_H).tmp $(REV_H); fi)
+$(BUILD)/cli/main.o: $(REV_H)
+$(BUILD)/cli/main.o: CPPFLAGS += -I$(BUILD)/gen
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@

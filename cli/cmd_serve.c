@@ -4,6 +4,7 @@
 #include "common/err.h"
 #include "config/config.h"
 #include "daemon/daemon.h"
+#include "nn/nn.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -40,6 +41,38 @@ static int serve_parse_args(int argc, char **argv, struct serve_args *a)
     return CLI_EXIT_OK;
 }
 
+/* --check goes as far as the daemon's start would: the model must load and know every
+ * action a stream reports. Returns the number of problems, each one line on stderr. */
+static int check_model(const struct config *cfg)
+{
+    struct nn_model *m = NULL;
+    struct err_msg em = {{0}};
+    int rc = nn_model_load(cfg->model, &m, &em);
+    if (rc) {
+        fprintf(stderr, "%s: model: %s\n", cfg->path, err_text(&em, rc));
+        return 1;
+    }
+    int problems = 0;
+    for (size_t s = 0; s < cfg->n_streams; s++) {
+        const struct config_strlist *a = &cfg->streams[s].actions;
+        for (size_t i = 0; i < a->count; i++) {
+            int found = 0;
+            for (int c = 0; c < m->meta.n_classes && !found; c++) {
+                char name[NN_CLASS_NAME_MAX];
+                nn_model_class_name(m, c, name, sizeof name);
+                found = strcmp(name, a->items[i]) == 0;
+            }
+            if (!found) {
+                fprintf(stderr, "%s: stream '%s': the model %s has no action '%s'\n", cfg->path,
+                        cfg->streams[s].id, cfg->model, a->items[i]);
+                problems++;
+            }
+        }
+    }
+    nn_model_free(m);
+    return problems;
+}
+
 /* Every problem one line on stderr, compiler style; the verdict on stdout unless quiet. */
 static int serve_check(const char *path, bool quiet)
 {
@@ -58,7 +91,9 @@ static int serve_check(const char *path, bool quiet)
     if (unseen)
         fprintf(stderr, "%s: %zu more messages not shown\n", path, unseen);
     int status = CLI_EXIT_OK;
-    if (rc == 0 && !quiet) {
+    if (rc == 0 && !quiet && check_model(cfg) > 0) {
+        status = CLI_EXIT_CONFIG;
+    } else if (rc == 0 && !quiet) {
         printf("%s: ok, %zu stream%s\n", path, cfg->n_streams, cfg->n_streams == 1 ? "" : "s");
     } else if (rc == 0) {
         /* valid; nothing to say */

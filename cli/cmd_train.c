@@ -47,6 +47,7 @@ static int train_opt(struct fit_train_opts *o, int ch, const char *arg)
     case 'l': rc = cli_float_arg("train", "--lr", arg, 1e-6, 10, &d); o->lr = (float)d; break;
     case 'w': rc = cli_float_arg("train", "--weight-decay", arg, 0, 1, &d); o->weight_decay = (float)d; break;
     case 'S': rc = cli_float_arg("train", "--label-smoothing", arg, 0, 0.5, &d); o->label_smoothing = (float)d; break;
+    case 'D': rc = cli_float_arg("train", "--dropout", arg, 0, 0.9, &d); o->dropout = (float)d; break;
     case 't': rc = cli_int_arg("train", "--threads", arg, 1, 64, &o->threads); break;
     case 'j': rc = cli_int_arg("train", "--loader-threads", arg, 1, 16, &o->loader_threads); break;
     case 'v': rc = cli_float_arg("train", "--val-split", arg, 0, 0.9, &o->val_split); break;
@@ -78,7 +79,7 @@ int cli_cmd_train(int argc, char **argv)
         {"fps", required_argument, NULL, 'f'}, {"epochs", required_argument, NULL, 'e'},
         {"batch", required_argument, NULL, 'b'}, {"lr", required_argument, NULL, 'l'},
         {"weight-decay", required_argument, NULL, 'w'},
-        {"label-smoothing", required_argument, NULL, 'S'},
+        {"label-smoothing", required_argument, NULL, 'S'}, {"dropout", required_argument, NULL, 'D'},
         {"threads", required_argument, NULL, 't'}, {"loader-threads", required_argument, NULL, 'j'},
         {"val-split", required_argument, NULL, 'v'}, {"resume", required_argument, NULL, 'r'},
         {"checkpoint", required_argument, NULL, 'c'}, {"log", required_argument, NULL, 'g'},

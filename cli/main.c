@@ -1,5 +1,6 @@
 /* main.c — `actiond`: global flags, help, and dispatch to the subcommands. */
 #include "cli/cli.h"
+#include "rev.h" /* ACTIOND_GIT_REV, written by the Makefile */
 #include "common/common.h"
 #include "nn/nn.h"
 #include "video/video.h"
@@ -38,7 +39,8 @@ static const struct cli_cmd commands[] = {
      "  --size N input side (112)   --motion mv|flow|diff (mv)   --motion-len L (3)\n"
      "  --segments K (3)   --fps F sampled (10)\n"
      "  --epochs N (30)   --batch N clips (8)   --lr X (0.02)   --weight-decay X (5e-4)\n"
-     "  --label-smoothing X (0)   --stream rgb|motion|both (both)   --val-split F (0.1)\n"
+     "  --label-smoothing X (0)   --dropout P (0.5)   --stream rgb|motion|both (both)\n"
+     "  --val-split F (0.1)\n"
      "  --threads N trainer (2)   --loader-threads N (2)   --seed S (1)\n"
      "  --resume CKPT   --checkpoint FILE (MODEL.ckpt)   --log FILE (MODEL.train.jsonl)\n"
      "  --stop-after N   end this run after N epochs; --resume continues it\n"

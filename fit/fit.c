@@ -26,6 +26,7 @@ void fit_train_opts_default(struct fit_train_opts *o)
     o->batch = 8;
     o->lr = 0.02f;
     o->weight_decay = 5e-4f;
+    o->dropout = 0.5f;
     o->val_split = 0.1;
     o->seed = 1;
     o->threads = 2;
@@ -149,7 +150,7 @@ static int build_model(struct train_run *r, struct err_msg *em)
     mt->fusion[0] = mt->fusion[1] = 0.5f;
     snprintf(mt->arch, sizeof mt->arch, "%s", o->arch);
     struct nn_arch_opts ao = {.arch = o->arch, .width = o->width, .n_classes = r->n_classes,
-                              .seed = o->seed};
+                              .seed = o->seed, .dropout = o->dropout};
     rc = nn_arch_two_stream(r->m->graph, &ao, o->size, o->size, 2 * o->motion_len, mt->fusion,
                             em);
     r->rgb_in = input_index(r->m->graph, "rgb");

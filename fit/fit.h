@@ -28,6 +28,7 @@ struct fit_train_opts {
     float fps;             /* samples per second */
     int epochs, batch;     /* batch: clips per step */
     float lr, weight_decay, label_smoothing;
+    float dropout;         /* before each stream's classifier, when the model is built */
     double val_split;
     uint64_t seed;
     int threads;           /* trainer threads */
@@ -46,7 +47,7 @@ struct fit_train_opts {
 };
 
 /* vgg-small width 0.5 at 112x112, mv, L 3, K 3, 10 fps, 30 epochs of 8 clips, lr 0.02,
- * wd 5e-4, 10 % validation, seed 1, 2 threads, both streams. */
+ * wd 5e-4, dropout 0.5, 10 % validation, seed 1, 2 threads, both streams. */
 void fit_train_opts_default(struct fit_train_opts *o);
 
 /* Trains, writes the model (fusion weights chosen on the validation split) and returns 0,

@@ -234,8 +234,7 @@ static void classifier(struct arch_b *b, int n_classes, float dropout, const cha
     node(b, "flatten", NN_OP_FLATTEN, b->cur, NULL, "flatten.out", NULL, 0, NULL);
     struct nn_attrs da;
     nn_attrs_default(&da);
-    if (dropout > 0.f)
-        da.ratio = dropout;
+    da.ratio = dropout;
     node(b, "dropout", NN_OP_DROPOUT, b->cur, NULL, "dropout.out", NULL, 0, &da);
     tensor(b, "fc.weight", (struct nn_shape){2, {n_classes, b->ch}}, b->ch, 0);
     tensor(b, "fc.bias", (struct nn_shape){1, {n_classes}}, 0, 0.f);

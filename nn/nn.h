@@ -201,7 +201,7 @@ struct nn_arch_opts {
     float width;      /* channel multiplier; 0 means 1 */
     int n_classes;
     uint64_t seed;    /* He-normal weights from this seed; BN at identity */
-    float dropout;    /* drop probability before the classifier when training; 0 means 0.5 */
+    float dropout;    /* drop probability before the classifier when training (0 = none) */
 };
 
 /* Appends one backbone + classifier reading value `input` (in_ch channels) and

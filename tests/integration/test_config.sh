@@ -5,12 +5,22 @@
 . "$(dirname "$0")/lib.sh"
 top=$(cd "$(dirname "$0")/../.." && pwd)
 example=$top/config/actiond.yaml
+model=$top/models/default.adm
+# --check loads the model as the daemon would: the example, pointed at this tree's model.
+here=$TMP/example.yaml
+sed "s|^model: .*|model: $model|" "$example" >"$here"
 
-expect_status "example passes --check" 0 "$ACTIOND" serve --check -c "$example"
-expect_match "example: verdict on stdout" "^$example: ok, 2 streams\$" "$OUT"
+expect_status "example passes --check" 0 "$ACTIOND" serve --check -c "$here"
+expect_match "example: verdict on stdout" "^$here: ok, 2 streams\$" "$OUT"
 expect_lines "example: nothing on stderr" 0 "$ERR"
-expect_status "--config=FILE works too" 0 "$ACTIOND" serve --config="$example" --check
-expect_status "--check before -c works too" 0 "$ACTIOND" serve --check --config "$example"
+expect_status "--config=FILE works too" 0 "$ACTIOND" serve --config="$here" --check
+expect_status "--check before -c works too" 0 "$ACTIOND" serve --check --config "$here"
+expect_status "example as shipped: its model is not installed here, 78" 78 "$ACTIOND" serve --check -c "$example"
+expect_match "missing model named" "^$example: model: .*default.adm" "$ERR"
+sed "s|^    actions: \[wave1, wave2\]|    actions: [wave1, wave3]|" "$here" >"$TMP/action.yaml"
+expect_status "an action the model lacks exits 78" 78 "$ACTIOND" serve --check -c "$TMP/action.yaml"
+expect_match "the action and stream named" "^$TMP/action.yaml: stream '.*': the model .* has no action 'wave3'\$" "$ERR"
+expect_lines "one line for it" 1 "$ERR"
 
 bad=$TMP/bad.yaml
 cat >"$bad" <<'YAML'
@@ -57,7 +67,7 @@ expect_status "billion laughs exits 78 at once" 78 timeout 5 "$ACTIOND" serve --
 expect_match "billion laughs: aliases refused" "^$TMP/laughs.yaml:3:8: YAML aliases \(\*a\) are not supported" "$ERR"
 
 # Secrets: never printed, whether the file passes or fails.
-printf 'model: /m\nstreams: [{id: a, url: u}]\nhttp: {token_env: ACTIOND_IT_TOKEN}\n' >"$TMP/env.yaml"
+printf 'model: %s\nstreams: [{id: a, url: u}]\nhttp: {token_env: ACTIOND_IT_TOKEN}\n' "$model" >"$TMP/env.yaml"
 chmod 600 "$TMP/env.yaml"
 expect_status "token from the environment" 0 env ACTIOND_IT_TOKEN=hunter2-it "$ACTIOND" serve --check -c "$TMP/env.yaml"
 expect_status "unset token variable exits 78" 78 env -u ACTIOND_IT_TOKEN "$ACTIOND" serve --check -c "$TMP/env.yaml"
@@ -68,7 +78,7 @@ printf 'model: /m\nhttp: {token_file: token}\nqueue_depth: 0\n' >"$TMP/file.yaml
 expect_status "bad token file exits 78" 78 "$ACTIOND" serve --check -c "$TMP/file.yaml"
 expect_lines "bad token file: two errors" 2 "$ERR"
 if grep -q hunter2 <<<"$ERR$OUT"; then not_ok "secret not printed"; else ok "secret not printed"; fi
-printf 'model: /m\nstreams: [{id: a, url: u}]\nhttp: {token: hunter2-inline}\n' >"$TMP/inline.yaml"
+printf 'model: %s\nstreams: [{id: a, url: u}]\nhttp: {token: hunter2-inline}\n' "$model" >"$TMP/inline.yaml"
 chmod 644 "$TMP/inline.yaml"
 expect_status "inline secret in a public file: a warning, still valid" 0 "$ACTIOND" serve --check -c "$TMP/inline.yaml"
 expect_match "inline secret warning" "^$TMP/inline.yaml:3:15: warning: key 'http.token': " "$ERR"

@@ -42,6 +42,8 @@ expect_lines "missing data set: one line" 1 "$ERR"
 mkdir -p "$TMP/empty"
 expect_status "empty data set" 1 "$ACTIOND" train -d "$TMP/empty" -o "$TMP/n.adm"
 expect_status "eval of a model on other classes" 1 "$ACTIOND" eval -m "$TMP/m.adm" -d "$TMP/empty"
+expect_status "dropout out of range" 2 "$ACTIOND" train -d "$TMP/d" -o "$TMP/n.adm" --dropout 1
+expect_match "dropout range named" "--dropout must be a number in \[0, 0.9\]" "$ERR"
 expect_status "train without -o" 2 "$ACTIOND" train -d "$TMP/d"
 expect_status "train with a bad motion" 2 "$ACTIOND" train -d "$TMP/d" -o "$TMP/x.adm" --motion wind
 expect_status "train with flow is refused for now" 1 "$ACTIOND" --log-level warn train -d "$TMP/d" \

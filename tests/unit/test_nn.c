@@ -674,11 +674,23 @@ static void test_arch_two_stream(void **state)
 {
     (void)state;
     struct nn_graph *g = nn_graph_new();
-    struct nn_arch_opts o = {.arch = "vgg-small", .width = 0.25f, .n_classes = 5, .seed = 3};
+    struct nn_arch_opts o = {.arch = "vgg-small", .width = 0.25f, .n_classes = 5, .seed = 3,
+                             .dropout = 0.2f};
     float fusion[2] = {0.4f, 0.6f};
     struct err_msg em = {{0}};
     assert_int_equal(nn_arch_two_stream(g, &o, 64, 64, 10, fusion, &em), 0);
     assert_int_equal(nn_graph_n_inputs(g), 2);
+    /* each stream's dropout takes the asked ratio exactly (0 would turn it off) */
+    int n_dropout = 0;
+    for (int i = 0; i < nn_graph_n_nodes(g); i++) {
+        struct nn_node_view v;
+        assert_int_equal(nn_graph_node_view(g, i, &v), 0);
+        if (v.op == NN_OP_DROPOUT) {
+            assert_float_equal(v.attrs.ratio, 0.2f, 0);
+            n_dropout++;
+        }
+    }
+    assert_int_equal(n_dropout, 2);
     assert_int_equal(nn_graph_n_outputs(g), 3);
     assert_string_equal(nn_graph_output_name(g, 0), "scores");
     struct nn_plan *p;
