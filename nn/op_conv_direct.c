@@ -64,31 +64,37 @@ size_t nn_conv_direct_scratch(const struct nn_conv_geom *g)
     return panel_floats(g) + (size_t)g->cout * g->cin * g->kh * g->kw;
 }
 
-/* Phase p of the padded input row xr (NULL: outside the image) into dst: zeros around
- * the columns inside the image, copied with a constant stride where there is one so the
- * loop vectorises (the copy is most of the panel's cost). */
+/* dst[j] = src[j * sw]; the common strides get loops of their own so they vectorise. */
+static void copy_phase(float *dst, const float *src, int n, int sw)
+{
+    if (sw == 1)
+        memcpy(dst, src, sizeof(float) * (size_t)n);
+    else if (sw == 2)
+        for (int j = 0; j < n; j++)
+            dst[j] = src[2 * j];
+    else
+        for (int j = 0; j < n; j++)
+            dst[j] = src[(size_t)j * sw];
+}
+
+/* Phase p of the padded input row xr (NULL: outside the image) into dst: the columns
+ * inside the image, zeros around them. */
 static void fill_phase(const struct nn_conv_geom *g, const float *xr, int p, float *dst)
 {
     int len = phase_len(g), sw = g->sw;
-    int lo = 0, hi = 0; /* dst[j] for j in [lo, hi) is xr[j*sw + p - pl] */
-    if (xr) {
-        int first = g->pl - p; /* j*sw >= first */
-        lo = first > 0 ? (first + sw - 1) / sw : 0;
-        hi = (g->w - 1 + first) / sw + 1;
-        lo = lo < len ? lo : len;
-        hi = hi < len ? hi : len;
-        hi = hi > lo ? hi : lo;
+    if (!xr) {
+        memset(dst, 0, sizeof(float) * (size_t)len);
+        return;
     }
+    int first = g->pl - p; /* dst[j] for j in [lo, hi) is xr[j*sw - first] */
+    int lo = first > 0 ? (first + sw - 1) / sw : 0;
+    int hi = (g->w - 1 + first) / sw + 1;
+    lo = lo < len ? lo : len;
+    hi = hi < len ? hi : len;
+    hi = hi > lo ? hi : lo;
     memset(dst, 0, sizeof(float) * (size_t)lo);
-    const float *src = xr ? xr + (lo * sw - (g->pl - p)) : NULL;
-    if (sw == 1)
-        memcpy(dst + lo, src, sizeof(float) * (size_t)(hi - lo));
-    else if (sw == 2)
-        for (int j = 0; j < hi - lo; j++)
-            dst[lo + j] = src[2 * j];
-    else
-        for (int j = 0; j < hi - lo; j++)
-            dst[lo + j] = src[(size_t)j * sw];
+    if (hi > lo)
+        copy_phase(dst + lo, xr + (lo * sw - first), hi - lo, sw);
     memset(dst + hi, 0, sizeof(float) * (size_t)(len - hi));
 }
 
