@@ -88,7 +88,8 @@ static void fill_phase(const struct nn_conv_geom *g, const float *xr, int p, flo
     }
     int first = g->pl - p; /* dst[j] for j in [lo, hi) is xr[j*sw - first] */
     int lo = first > 0 ? (first + sw - 1) / sw : 0;
-    int hi = (g->w - 1 + first) / sw + 1;
+    int last = g->w - 1 + first; /* j*sw <= last; negative when this phase misses the row */
+    int hi = last >= 0 ? last / sw + 1 : 0;
     lo = lo < len ? lo : len;
     hi = hi < len ? hi : len;
     hi = hi > lo ? hi : lo;
