@@ -155,6 +155,13 @@ static void test_conv_direct_matches_ref(void **state)
         assert_true(e < TOL);
     }
     assert_true(direct >= 100); /* the shapes above do exercise the direct kernel */
+    /* a one-column image padded on the right only: the odd stride phase misses it */
+    struct nn_conv_geom g = {.n = 1, .cin = 2, .h = 3, .w = 1, .cout = 3, .ho = 2, .wo = 12,
+                             .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 0, .dh = 1,
+                             .dw = 1, .group = 1, .act = NN_ACT_RELU6};
+    assert_true(nn_conv_direct_applies(&g));
+    for (int isa = 0; isa < 3; isa++)
+        assert_true(conv_fast_error(&g, &rng, isa) < TOL);
 }
 
 /* Through the plan: a plain conv with a fused ReLU over a batch, and a Tucker-2 layer
