@@ -12,11 +12,11 @@
 typedef float v16 __attribute__((vector_size(VW * sizeof(float))));
 
 /* Measured on AVX-512 (bench/conv_direct.c, 1 thread): within these bounds the direct
- * kernel beat im2col + SGEMM on every shape tried, by up to 2x on large maps with fewer
- * than 8 input channels; past them the GEMM's reuse of each input across many output
- * channels wins. Against Winograd (3x3 stride 1) it wins while the channel pairs are few
- * (15->15: 0.05 vs 0.07 ms at 28x28) and loses from about 16->32 and 24->24 on, where
- * the transforms are amortised over enough pairs. */
+ * kernel beat or matched im2col + SGEMM on every shape tried, by up to 1.8x on large maps
+ * with fewer than 8 input channels (at 14x14 they are even); past them the GEMM's reuse
+ * of each input across many output channels wins. Against Winograd (3x3 stride 1) it
+ * wins while the channel pairs are few (15->15 at 28x28: 0.05 vs 0.06 ms) and loses from
+ * about 16->32 on (56x56: 1.14 vs 0.95 ms), the transforms amortised over enough pairs. */
 #define DIRECT_MAX_COUT 32
 #define DIRECT_MAX_K 160          /* cin * kh * kw: 17 channels of a 3x3 */
 #define DIRECT_MAX_WINO_PAIRS 320 /* cin * cout, for convs Winograd could take */
