@@ -1,6 +1,7 @@
 /* op_conv.c — convolution: a direct reference kernel, and the fast path: im2col +
  * SGEMM per image and group, no im2col for 1x1 stride-1 convs, a direct kernel for
- * depthwise convs (where a GEMM would have a single row). */
+ * depthwise convs (where a GEMM would have a single row); dense convs with few channels
+ * go to op_conv_direct.c. */
 #include "nn/ops.h"
 
 #include <cblas.h>
@@ -90,7 +91,7 @@ static int band_rows(const struct nn_conv_geom *g)
     return rows > g->ho ? g->ho : rows;
 }
 
-size_t nn_conv_scratch(const struct nn_conv_geom *g)
+size_t nn_conv_gemm_scratch(const struct nn_conv_geom *g)
 {
     if (is_pointwise(g) || is_depthwise(g))
         return 0;
@@ -195,20 +196,34 @@ static void conv_depthwise(const struct nn_conv_geom *g, const float *x, const f
         }
 }
 
+size_t nn_conv_scratch(const struct nn_conv_geom *g)
+{
+    if (is_depthwise(g))
+        return 0;
+    return nn_conv_direct_applies(g) ? nn_conv_direct_scratch(g) : nn_conv_gemm_scratch(g);
+}
+
 int nn_conv_packs(const struct nn_conv_geom *g)
 {
     int k = (g->cin / g->group) * g->kh * g->kw;
-    return g->group == 1 && !is_pointwise(g) && !is_depthwise(g) &&
+    return g->group == 1 && !is_pointwise(g) && !is_depthwise(g) && !nn_conv_direct_applies(g) &&
            band_rows(g) == g->ho && nn_gemm_packed_wanted(g->cout, g->ho * g->wo, k);
 }
 
 void nn_conv_fast(const struct nn_conv_geom *g, const float *x, const float *w, const float *b,
                   float *y, float *scratch, const float *packed)
 {
-    if (is_depthwise(g)) {
+    if (is_depthwise(g))
         conv_depthwise(g, x, w, b, y);
-        return;
-    }
+    else if (nn_conv_direct_applies(g))
+        nn_conv_direct(g, x, w, b, y, scratch);
+    else
+        nn_conv_gemm(g, x, w, b, y, scratch, packed);
+}
+
+void nn_conv_gemm(const struct nn_conv_geom *g, const float *x, const float *w, const float *b,
+                  float *y, float *scratch, const float *packed)
+{
     int cin_g = g->cin / g->group, cout_g = g->cout / g->group;
     int k = cin_g * g->kh * g->kw;
     size_t hw_in = (size_t)g->h * g->w, hw_out = (size_t)g->ho * g->wo;

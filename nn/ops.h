@@ -60,13 +60,29 @@ struct nn_conv_geom {
 /* Convolution: x[n,cin,h,w] * w[cout,cin/group,kh,kw] + b -> y[n,cout,ho,wo]. b may be NULL. */
 void nn_conv_ref(const struct nn_conv_geom *g, const float *x, const float *w, const float *b,
                  float *y);
-/* packed: the weights packed by nn_gemm_pack_a when nn_conv_packs(g), else NULL. */
+/* packed: the weights packed by nn_gemm_pack_a when nn_conv_packs(g), else NULL. Picks
+ * the depthwise, direct or GEMM kernel. */
 void nn_conv_fast(const struct nn_conv_geom *g, const float *x, const float *w, const float *b,
                   float *y, float *scratch, const float *packed);
+/* The im2col + SGEMM kernel alone (any conv), and its scratch. */
+void nn_conv_gemm(const struct nn_conv_geom *g, const float *x, const float *w, const float *b,
+                  float *y, float *scratch, const float *packed);
+size_t nn_conv_gemm_scratch(const struct nn_conv_geom *g);
 /* Whether the fast conv wants its weights packed for nn_gemm_packed (small maps). */
 int nn_conv_packs(const struct nn_conv_geom *g);
 /* Floats of scratch nn_conv_fast needs. */
 size_t nn_conv_scratch(const struct nn_conv_geom *g);
+
+/* Direct convolution for dense convs with few channels (op_conv_direct.c): whether it
+ * applies (nn_conv_fast then takes it), its scratch, and the kernel. */
+int nn_conv_direct_applies(const struct nn_conv_geom *g);
+size_t nn_conv_direct_scratch(const struct nn_conv_geom *g);
+void nn_conv_direct(const struct nn_conv_geom *g, const float *x, const float *w, const float *b,
+                    float *y, float *scratch);
+/* The same with a narrower kernel than the CPU allows, so tests reach every variant. */
+enum nn_direct_isa { NN_DIRECT_BEST, NN_DIRECT_AVX2, NN_DIRECT_BASE };
+void nn_conv_direct_isa(const struct nn_conv_geom *g, const float *x, const float *w,
+                        const float *b, float *y, float *scratch, enum nn_direct_isa isa);
 
 /* Winograd F(2x2,3x3) for 3x3 stride-1 undilated dense convs (op_winograd.c). */
 int nn_wino_applies(const struct nn_conv_geom *g);

@@ -242,6 +242,8 @@ static struct tucker_geoms tucker_geoms(const struct nn_plan *p, const struct nn
 /* The Winograd tile (2 or 4) for a conv, or 0 for im2col + SGEMM. */
 static int winograd_tile(const struct nn_conv_geom *g)
 {
+    if (nn_conv_direct_applies(g)) /* few channels: the transforms would dominate */
+        return 0;
     if (getenv("NOWINO4") == NULL && nn_wino_applies(g) && g->cin >= WINO_MIN_CHANNELS &&
         g->cout >= WINO_MIN_CHANNELS && ((g->ho + 3) / 4) * ((g->wo + 3) / 4) >= WINO4_MIN_TILES)
         return 4;

@@ -10,6 +10,7 @@
 #include "nn/graph.h" /* nn_window_out */
 #include "nn/ops.h"   /* nn_gemm_packed */
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 
@@ -78,6 +79,123 @@ static void test_conv_fast_matches_ref_random(void **state)
         compare_kernels(g, tl_int(&rng, 1, 3), what);
         nn_graph_free(g);
     }
+}
+
+/* Relative L2 error of one conv run through the direct kernel (the variant isa, where it
+ * applies) or else nn_conv_fast, against nn_conv_ref; the scratch
+ * starts as NaN so a kernel that reads what it did not write shows, and the floats past
+ * the output and the scratch must stay untouched. */
+#define GUARD 16
+static double conv_fast_error(const struct nn_conv_geom *g, uint64_t *rng, int isa)
+{
+    size_t xs = (size_t)g->n * g->cin * g->h * g->w, ys = (size_t)g->n * g->cout * g->ho * g->wo;
+    size_t ws = (size_t)g->cout * g->cin * g->kh * g->kw, ss = nn_conv_scratch(g);
+    float *x = malloc(sizeof(float) * xs), *w = malloc(sizeof(float) * ws);
+    float *b = malloc(sizeof(float) * (size_t)g->cout), *ref = malloc(sizeof(float) * ys);
+    float *y = malloc(sizeof(float) * (ys + GUARD)), *scratch = malloc(sizeof(float) * (ss + GUARD));
+    assert_true(x && w && b && ref && y && scratch);
+    for (size_t i = 0; i < xs; i++)
+        x[i] = tl_uniform(rng, -1.f, 1.f);
+    for (size_t i = 0; i < ws; i++)
+        w[i] = tl_uniform(rng, -1.f, 1.f);
+    for (int i = 0; i < g->cout; i++)
+        b[i] = tl_uniform(rng, -1.f, 1.f);
+    for (size_t i = 0; i < ss + GUARD; i++)
+        scratch[i] = NAN;
+    for (size_t i = 0; i < ys + GUARD; i++)
+        y[i] = -7.f;
+    const float *bias = tl_int(rng, 0, 1) ? b : NULL;
+    nn_conv_ref(g, x, w, bias, ref);
+    if (nn_conv_direct_applies(g))
+        nn_conv_direct_isa(g, x, w, bias, y, scratch, (enum nn_direct_isa)isa);
+    else
+        nn_conv_fast(g, x, w, bias, y, scratch, NULL);
+    for (int i = 0; i < GUARD; i++) {
+        assert_true(isnan(scratch[ss + i]));
+        assert_true(y[ys + i] == -7.f);
+    }
+    double e = tl_rel_l2(y, ref, ys);
+    free(x), free(w), free(b), free(ref), free(y), free(scratch);
+    return e;
+}
+
+/* The direct small-channel kernel against the reference across the edges of where it
+ * applies: 1..17 input and 1..33 output channels, kernels 1..5 (not square), strides 1
+ * and 2, uneven padding, odd sizes, with and without bias, every activation, and each
+ * kernel variant (AVX-512, AVX2, baseline) this CPU runs. Shapes
+ * just outside its bounds go through the same dispatch and must match too. */
+static void test_conv_direct_matches_ref(void **state)
+{
+    (void)state;
+    uint64_t rng = 0xd1ec7;
+    int direct = 0;
+    for (int t = 0; t < 300; t++) {
+        struct nn_conv_geom g = {.n = tl_int(&rng, 1, 2), .cin = tl_int(&rng, 1, 17),
+                                 .cout = tl_int(&rng, 1, 33), .kh = tl_int(&rng, 1, 5),
+                                 .kw = tl_int(&rng, 1, 5), .sh = tl_int(&rng, 1, 2),
+                                 .sw = tl_int(&rng, 1, 2), .dh = 1, .dw = 1, .group = 1,
+                                 .alpha = 0.1f};
+        if (t % 3 == 0) /* the models' case: 3x3, stride 1, pad 1 */
+            g.kh = g.kw = 3, g.sh = g.sw = 1;
+        g.pt = t % 3 == 0 ? 1 : tl_int(&rng, 0, g.kh / 2 + 1);
+        g.pl = t % 3 == 0 ? 1 : tl_int(&rng, 0, g.kw / 2 + 1);
+        int pb = t % 3 == 0 ? 1 : tl_int(&rng, 0, g.kh / 2), pr = t % 3 == 0 ? 1 : tl_int(&rng, 0, g.kw / 2);
+        g.h = tl_int(&rng, g.kh, 37);
+        g.w = tl_int(&rng, g.kw, 53);
+        g.ho = (g.h + g.pt + pb - g.kh) / g.sh + 1;
+        g.wo = (g.w + g.pl + pr - g.kw) / g.sw + 1;
+        g.act = (enum nn_act)tl_int(&rng, 0, 3);
+        direct += nn_conv_direct_applies(&g);
+        int isa = t % 4 == 1 ? NN_DIRECT_AVX2 : t % 4 == 3 ? NN_DIRECT_BASE : NN_DIRECT_BEST;
+        double e = conv_fast_error(&g, &rng, isa);
+        if (!(e < TOL) || getenv("NN_TEST_VERBOSE"))
+            fprintf(stderr, "conv %d->%d k%dx%d s%dx%d p%d,%d,%d,%d %dx%d n%d act%d %s%d: %g\n",
+                    g.cin, g.cout, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, pb, pr, g.h, g.w, g.n,
+                    g.act, nn_conv_direct_applies(&g) ? "direct" : "other", isa, e);
+        assert_true(e < TOL);
+    }
+    assert_true(direct >= 100); /* the shapes above do exercise the direct kernel */
+    /* a one-column image padded on the right only: the odd stride phase misses it */
+    struct nn_conv_geom g = {.n = 1, .cin = 2, .h = 3, .w = 1, .cout = 3, .ho = 2, .wo = 12,
+                             .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 0, .dh = 1,
+                             .dw = 1, .group = 1, .act = NN_ACT_RELU6};
+    assert_true(nn_conv_direct_applies(&g));
+    for (int isa = 0; isa < 3; isa++)
+        assert_true(conv_fast_error(&g, &rng, isa) < TOL);
+}
+
+/* Through the plan: a plain conv with a fused ReLU over a batch, and a Tucker-2 layer
+ * whose core takes the direct kernel, as in a compressed model. */
+static void test_conv_direct_in_plan(void **state)
+{
+    (void)state;
+    uint64_t rng = 611;
+    struct nn_graph *g = nn_graph_new();
+    struct nn_shape xs = tl_shape(4, 1, 6, 29, 35);
+    nn_graph_add_input(g, "x", &xs, NULL);
+    tl_tensor(g, "w", tl_shape(4, 11, 6, 3, 3), &rng);
+    tl_tensor(g, "b", tl_shape(1, 11, 0, 0, 0), &rng);
+    tl_tensor(g, "ui", tl_shape(4, 11, 11, 1, 1), &rng);
+    tl_tensor(g, "core", tl_shape(4, 15, 11, 3, 3), &rng);
+    tl_tensor(g, "uo", tl_shape(4, 21, 15, 1, 1), &rng);
+    struct nn_node_desc c = tl_node("conv", NN_OP_CONV, "x", "y");
+    c.n_params = 2;
+    c.params[0] = "w";
+    c.params[1] = "b";
+    c.attrs.pad[0] = c.attrs.pad[1] = c.attrs.pad[2] = c.attrs.pad[3] = 1;
+    assert_true(nn_graph_add_node(g, &c, NULL) >= 0);
+    struct nn_node_desc r = tl_node("relu", NN_OP_RELU, "y", "z");
+    assert_true(nn_graph_add_node(g, &r, NULL) >= 0);
+    struct nn_node_desc d = tl_node("t", NN_OP_TUCKERCONV, "z", "o");
+    d.n_params = 3;
+    d.params[0] = "ui";
+    d.params[1] = "core";
+    d.params[2] = "uo";
+    d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = 1;
+    assert_true(nn_graph_add_node(g, &d, NULL) >= 0);
+    nn_graph_add_output(g, "o", NULL);
+    compare_kernels(g, 3, "direct conv and tucker core");
+    nn_graph_free(g);
 }
 
 /* Layers big enough to take the Winograd path: fast (Winograd) against reference. */
@@ -904,6 +1022,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_fast_matches_ref_random),
+        cmocka_unit_test(test_conv_direct_matches_ref),
+        cmocka_unit_test(test_conv_direct_in_plan),
         cmocka_unit_test(test_winograd_matches_ref),
         cmocka_unit_test(test_add_relu_fusion),
         cmocka_unit_test(test_gemm_packed_matches_ref),
