@@ -13,10 +13,11 @@ import subprocess
 import sys
 import time
 
-ORDER = ["limits", "engine", "video", "loader", "train", "pipeline", "compress"]
+ORDER = ["limits", "engine", "video", "loader", "train", "pipeline", "reliability", "compress"]
 TITLES = {"limits": "Machine limits (`bench/limits.sh`)", "engine": "Engine (`bench/engine.sh`)",
           "video": "Video input (`bench/video.sh`)", "loader": "Training data loader (`bench/loader.sh`)",
           "train": "Training (`bench/train.sh`)", "pipeline": "The daemon end to end (`bench/pipeline.sh`)",
+          "reliability": "Reliability: load and soak (`bench/reliability.sh`, docs/reliability.md)",
           "compress": "Compression (`bench/compress.sh`)"}
 PEERS = {"ort": "ONNX Runtime", "torch": "PyTorch", "opencv": "OpenCV DNN"}
 
@@ -92,6 +93,12 @@ def headline_rows(res, status):
                      f"{a['flops'] / b['flops']:.1f}× fewer FLOPs, {a['params'] / b['params']:.1f}× fewer params, "
                      f"{rep['ms_input'] / rep['ms_output']:.1f}× lower latency; test top-1 "
                      f"{a['test_top1']:.3f} → {b['test_top1']:.3f}"))
+    r = res.get("reliability")
+    if r:
+        rows.append((f"reliability ({r['soak_s']} s soak under faults; HTTP load while 4 streams run)",
+                     f"API p99 {r['load_p99_ms']} ms with {r['load_errors']} errors (goal 0 errors, "
+                     f"p99 < 50 ms: {met(r['load_goal_met'])}); RSS growth over the soak's second "
+                     f"half {r['soak_growth_second_half_pct']} % (goal < 5 %: {met(r['soak_goal_met'])})"))
     t = res.get("train")
     if t:
         rows.append((f"training, default recipe ({t['classes']} classes), 2 threads",

@@ -50,6 +50,18 @@ static inline struct nn_node_desc tl_node(const char *name, enum nn_op op, const
     return d;
 }
 
+/* A 3x3 TuckerConv "t" (pad 1) reading in, writing out, with parameters "ui", "core", "uo". */
+static inline struct nn_node_desc tl_tucker(const char *in, const char *out)
+{
+    struct nn_node_desc d = tl_node("t", NN_OP_TUCKERCONV, in, out);
+    d.n_params = 3;
+    d.params[0] = "ui";
+    d.params[1] = "core";
+    d.params[2] = "uo";
+    d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = 1;
+    return d;
+}
+
 /* Adds a tensor of random values in [-1, 1). */
 static inline int tl_tensor(struct nn_graph *g, const char *name, struct nn_shape s, uint64_t *rng)
 {

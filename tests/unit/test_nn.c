@@ -186,12 +186,7 @@ static void test_conv_direct_in_plan(void **state)
     assert_true(nn_graph_add_node(g, &c, NULL) >= 0);
     struct nn_node_desc r = tl_node("relu", NN_OP_RELU, "y", "z");
     assert_true(nn_graph_add_node(g, &r, NULL) >= 0);
-    struct nn_node_desc d = tl_node("t", NN_OP_TUCKERCONV, "z", "o");
-    d.n_params = 3;
-    d.params[0] = "ui";
-    d.params[1] = "core";
-    d.params[2] = "uo";
-    d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = 1;
+    struct nn_node_desc d = tl_tucker("z", "o");
     assert_true(nn_graph_add_node(g, &d, NULL) >= 0);
     nn_graph_add_output(g, "o", NULL);
     compare_kernels(g, 3, "direct conv and tucker core");
@@ -231,12 +226,7 @@ static void test_winograd_matches_ref(void **state)
     tl_tensor(g, "ui", tl_shape(4, 128, 32, 1, 1), &rng);
     tl_tensor(g, "core", tl_shape(4, 128, 128, 3, 3), &rng);
     tl_tensor(g, "uo", tl_shape(4, 48, 128, 1, 1), &rng);
-    struct nn_node_desc d = tl_node("t", NN_OP_TUCKERCONV, "x", "y");
-    d.n_params = 3;
-    d.params[0] = "ui";
-    d.params[1] = "core";
-    d.params[2] = "uo";
-    d.attrs.pad[0] = d.attrs.pad[1] = d.attrs.pad[2] = d.attrs.pad[3] = 1;
+    struct nn_node_desc d = tl_tucker("x", "y");
     assert_true(nn_graph_add_node(g, &d, NULL) >= 0);
     nn_graph_add_output(g, "y", NULL);
     compare_kernels(g, 2, "winograd tucker core");
