@@ -14,8 +14,10 @@ mkdir -p "$work" "$here/results"
 [ -f "$work/data/trainlist.txt" ] ||
     "$ACTIOND" --log-level warn synth -o "$work/data" --seed 1 --classes "$classes"
 rm -rf "$work/data/.actiond-cache" "$work/m.adm"*
-args=(--arch vgg-small --width 0.5 --size 112 --motion mv --motion-len 3 --segments 3 --fps 10
-      --batch 8 --lr 0.005 --seed 1 --threads 2 --epochs 2)
+# The recipe is scripts/make-model's TRAIN_ARGS, read from there so the two cannot drift; the
+# options given after it win (two epochs).
+eval "$(sed -n '/^TRAIN_ARGS=(/,/)$/p' "$top/scripts/make-model")"
+args=("${TRAIN_ARGS[@]}" --threads 2 --epochs 2)
 /usr/bin/time -v "$ACTIOND" --log-level warn train -d "$work/data" -o "$work/m.adm" "${args[@]}" \
     2>"$work/time.log"
 out="$here/results/train-$(date -u +%Y%m%d-%H%M%S)-$(hostname -s).json"
