@@ -173,6 +173,11 @@ check-qemu: tests
 	BUILD=$(abspath $(BUILD)) ACTIOND=$(abspath actiond) ACTIOND_ARM=$(abspath $(BIN)) \
 	    ACTIOND_TESTDATA=$(abspath build)/testdata tests/qemu/run
 
+# The daemon against a synth sequence's ground truth with the default model (tests/acceptance/).
+.PHONY: check-truth
+check-truth: $(BIN)
+	ACTIOND=$(abspath $(BIN)) tests/acceptance/truth.sh
+
 # install-deps is idempotent and quick when everything is there.
 deps:
 	@scripts/install-deps

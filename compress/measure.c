@@ -99,9 +99,12 @@ static int prepare(const struct nn_model *m, struct cmp_measure *me, struct err_
         rc = nn_graph_fold_bn(me->folded->graph, em);
     if (rc == 0 && nn_graph_layers(me->folded->graph, me->info, me->n, em) != me->n)
         rc = ERR_FORMAT;
-    for (int i = 0; rc == 0 && i < me->n; i++) {
-        me->params += me->info[i].params;
-        me->flops += me->info[i].flops;
+    /* The totals are the model's own, as `actiond info` and the budget count them: folding
+     * leaves each BatchNorm in place as an identity and gives its conv a bias, so the folded
+     * graph's sum would count one parameter a channel twice. */
+    if (rc == 0) {
+        me->params = cmp_cost(m, 0);
+        me->flops = cmp_cost(m, 1);
     }
     return rc;
 }

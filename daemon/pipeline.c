@@ -26,10 +26,16 @@ int pipeline_video_setup(const struct nn_meta *meta, double window_s, double str
     out->stride_n = llround(stride_s * meta->fps);
     if (out->stride_n < 1)
         out->stride_n = 1;
-    int64_t need = (int64_t)meta->segments * (length + 1);
+    /* A snippet is L + 1 samples, and the K segments' snippets should not all start at one
+     * sample: L + K at least. In a window shorter than K (L + 1) the snippets overlap
+     * (clip_snippet_start), as TSN does on a short clip: the default model (L 8, K 3) sees
+     * 2 s windows (the default) that way, and on synth sequences of 2-5 s actions they follow
+     * the timeline better than windows of its 3 s training clips. */
+    int64_t need = (int64_t)length + meta->segments;
     if (out->window_n < need)
         return err_set(em, ERR_RANGE,
-                       "a %.2f s window holds %lld samples at %.1f fps; %d segments of %d need %lld",
+                       "a %.2f s window holds %lld samples at %.1f fps; %d segments of %d "
+                       "samples need at least %lld",
                        window_s, (long long)out->window_n, (double)meta->fps, meta->segments,
                        length + 1, (long long)need);
     if (out->window_n > VIDEO_MAX_RING)

@@ -255,21 +255,26 @@ struct val_result {
     double rgb, motion, fused, w_rgb;
 };
 
-/* Accuracy of w * p_rgb + (1 - w) * p_mot over the validation clips. */
-static double fused_acc(const struct train_run *r, double w)
+/* Accuracy and mean negative log-likelihood of w * p_rgb + (1 - w) * p_mot over the
+ * validation clips. */
+static double fused_acc(const struct train_run *r, double w, double *nll)
 {
     int right = 0, c = r->n_classes;
-    double p[NN_MAX_CLASSES];
+    double p[NN_MAX_CLASSES], sum_nll = 0;
     for (int i = 0; i < r->n_val; i++) {
         for (int j = 0; j < c; j++)
             p[j] = w * r->p_rgb[(size_t)i * c + j] + (1 - w) * r->p_mot[(size_t)i * c + j];
         right += argmax(p, c) == r->val_labels[i];
+        sum_nll -= log(p[r->val_labels[i]] + 1e-12);
     }
+    *nll = r->n_val ? sum_nll / r->n_val : 0;
     return r->n_val ? (double)right / r->n_val : 0;
 }
 
 /* One pass over the validation clips in inference mode; then the fusion weight that does
- * best on them (ties go to the weight nearest an even split). */
+ * best on them. Ties, common with a weak stream that rarely moves the argmax, go to the
+ * weight whose fused probabilities fit the labels best (lowest NLL): an even split with a
+ * near-uniform stream would halve every score the daemon's thresholds compare. */
 static int validate(struct train_run *r, struct val_result *v, struct err_msg *em)
 {
     int c = r->n_classes, k = r->o->segments, seen = 0, right_r = 0, right_m = 0;
@@ -299,11 +304,13 @@ static int validate(struct train_run *r, struct val_result *v, struct err_msg *e
     v->rgb = seen ? (double)right_r / seen : 0;
     v->motion = seen ? (double)right_m / seen : 0;
     v->fused = -1;
+    double best_nll = 0;
     for (int i = 0; i <= FUSION_STEPS; i++) {
-        double w = (double)i / FUSION_STEPS, a = fused_acc(r, w);
-        if (a > v->fused + 1e-12 || (fabs(a - v->fused) < 1e-12 && fabs(w - 0.5) < fabs(v->w_rgb - 0.5))) {
+        double nll, w = (double)i / FUSION_STEPS, a = fused_acc(r, w, &nll);
+        if (a > v->fused + 1e-12 || (fabs(a - v->fused) < 1e-12 && nll < best_nll)) {
             v->fused = a;
             v->w_rgb = w;
+            best_nll = nll;
         }
     }
     return 0;
@@ -516,7 +523,7 @@ int fit_train(const struct fit_train_opts *o, struct err_msg *em)
     struct train_run r = {.o = o};
     int rc = setup(&r, em);
     int first = rc ? 0 : (int)(nn_trainer_steps(r.t) / r.steps_per_epoch);
-    if (rc == 0 && first > 0) {
+    if (rc == 0 && first > 0 && first < o->epochs) {
         log_info("train: resuming at epoch %d", first + 1);
         rc = skip_batches(&r, (int64_t)first * r.steps_per_epoch, em);
     }
@@ -544,6 +551,15 @@ int fit_train(const struct fit_train_opts *o, struct err_msg *em)
                  "(w_rgb %.2f), %.1f s",
                  epoch + 1, loss[0] + (n_losses > 1 ? loss[1] : 0), v.rgb, v.motion, v.fused,
                  v.w_rgb, clock_elapsed_s(te, clock_mono_ns()));
+    }
+    /* A finished run resumed: no epoch to train, but the fusion weights are chosen again on
+     * the final weights (with this version's rule) and the model rewritten. */
+    if (rc == 0 && first >= last && r.val_ld) {
+        log_info("train: all %d epochs done; choosing the fusion weights again", o->epochs);
+        rc = validate(&r, &v, em);
+        if (rc == 0)
+            log_info("train: validation top-1 rgb %.3f motion %.3f fused %.3f (w_rgb %.2f)", v.rgb,
+                     v.motion, v.fused, v.w_rgb);
     }
     if (rc == 0 && last < o->epochs) {
         log_info("train: stopped after epoch %d of %d; continue with --resume %s", last,

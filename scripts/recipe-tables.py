@@ -18,7 +18,7 @@ def dense_table(ev, build, log):
     s = ev["streams"]
     last = log[-1]
     per = ", ".join(f"{c} {v:.2f}" for c, v in ev["per_class"].items())
-    fusion = last.get("fusion", [0.5, 0.5])
+    fusion = build["fusion"]
     rows = [
         "| | top-1 on the seed-1001 test set |",
         "|---|---|",

@@ -41,11 +41,14 @@ expect_status "the result loads" 0 "$ACTIOND" info "$TMP/c.adm"
 expect_match "with Tucker layers" 'TuckerConv' "$OUT"
 
 # ONNX Runtime agrees with the compressed two-stream model.
+# Inputs shaped from the model's metadata: K segments, 2L motion channels.
+read -r k l < <("$ACTIOND" info "$TMP/c.adm" --json | jq -r '[.segments, .motion_len] | @tsv')
 /usr/bin/python3 -c 'import numpy as np, sys
+k, l = int(sys.argv[3]), int(sys.argv[4])
 r = np.random.default_rng(1)
-np.save(sys.argv[1], r.standard_normal((3, 3, 112, 112)).astype("<f4"))
-np.save(sys.argv[2], r.standard_normal((3, 6, 112, 112)).astype("<f4"))' \
-    "$TMP/c.rgb.input.npy" "$TMP/c.motion.input.npy"
+np.save(sys.argv[1], r.standard_normal((k, 3, 112, 112)).astype("<f4"))
+np.save(sys.argv[2], r.standard_normal((k, 2 * l, 112, 112)).astype("<f4"))' \
+    "$TMP/c.rgb.input.npy" "$TMP/c.motion.input.npy" "$k" "$l"
 expect_status "infer on tensors" 0 "$ACTIOND" infer -m "$TMP/c.adm" \
     --input "rgb=$TMP/c.rgb.input.npy" --input "motion=$TMP/c.motion.input.npy" \
     --output "$TMP/c.output.npy"

@@ -19,6 +19,13 @@ expect_status "resume to epoch 3" 0 "$ACTIOND" train -d "$TMP/d" -o "$TMP/m.adm"
 expect_match "resumed at epoch 3" 'resuming at epoch 3' "$ERR"
 expect_lines "log continued" 3 "$(cat "$TMP/m.adm.train.jsonl")"
 [ -s "$TMP/m.adm" ] && ok "model written" || not_ok "model written"
+cp "$TMP/m.adm" "$TMP/m1.adm"
+expect_status "resume a finished run" 0 "$ACTIOND" train -d "$TMP/d" -o "$TMP/m.adm" --epochs 3 \
+    "${small[@]}" --resume "$TMP/m.adm.ckpt"
+expect_match "chooses the fusion weights again" 'all 3 epochs done; choosing the fusion weights again' "$ERR"
+expect_lines "no epoch trained" 3 "$(cat "$TMP/m.adm.train.jsonl")"
+cmp -s "$TMP/m.adm" "$TMP/m1.adm" && ok "same weights, same choice: the same model" ||
+    not_ok "resuming a finished run changed the model"
 expect_status "info of the trained model" 0 "$ACTIOND" info "$TMP/m.adm"
 expect_match "trained model metadata" '3 classes, input 48x48, K=2 segments, motion mv \(L=2\), 8.0 fps' "$OUT"
 

