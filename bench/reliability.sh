@@ -16,6 +16,8 @@ if [ "${1:-}" = "--quick" ]; then
     mode=quick load_s=10 soak_s=120
 fi
 mkdir -p "$here/results"
+# The soak and the fault tests drive test-only helper programs.
+make -C "$top" -s -j2 tests >&2
 stamp=$(mktemp)
 trap 'rm -f "$stamp"' EXIT
 bash "$here/load.sh" --seconds "$load_s" >&2
