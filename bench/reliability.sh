@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # reliability.sh — the measured half of docs/reliability.md in one step of bench/run: HTTP load
-# while the daemon works (bench/load.sh), a soak under injected faults (bench/soak.sh), then
-# bench/reliability-doc.sh, which reruns the fault and abuse tests and rewrites the document from
-# them, the last `make fuzz` logs and the two results just written.
+# while the daemon works (bench/load.sh), a soak under injected faults (bench/soak.sh), every
+# fuzz target (make fuzz), then bench/reliability-doc.sh, which reruns the fault and abuse tests
+# and rewrites the document from them, the fuzz logs and the two results just written.
 # usage: bench/reliability.sh [--quick]   (quick: 10 s of load instead of 30, a 120 s soak
-#   instead of 600: the same faults, fewer rounds of them)
+#   instead of 600, 5 s a fuzz target instead of 20: the same checks, shorter)
 # Writes bench/results/reliability-<date>-<host>.json (which load and soak results, their goals)
 # and prints the load and soak tables.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 export ACTIOND=${ACTIOND:-$top/actiond}
-mode=full load_s=30 soak_s=600
+mode=full load_s=30 soak_s=600 fuzz_s=20
 if [ "${1:-}" = "--quick" ]; then
-    mode=quick load_s=10 soak_s=120
+    mode=quick load_s=10 soak_s=120 fuzz_s=5
 fi
 mkdir -p "$here/results"
 # The soak and the fault tests drive test-only helper programs.
@@ -22,6 +22,7 @@ stamp=$(mktemp)
 trap 'rm -f "$stamp"' EXIT
 bash "$here/load.sh" --seconds "$load_s" >&2
 bash "$here/soak.sh" "$soak_s" >&2
+make -C "$top" -s fuzz FUZZ_SECONDS="$fuzz_s" >&2
 # The results each wrote: the newest files younger than $stamp, made before either ran.
 load=$(find "$here/results" -name 'load-*.json' -newer "$stamp" | sort | tail -1)
 soak=$(find "$here/results" -name 'soak-*.json' -newer "$stamp" | sort | tail -1)
