@@ -20,12 +20,16 @@ cmp() { "$PY" "$here/compare.py" "$@"; }
     ok "synth: 20 clips natively" || not_ok "synth natively: $(cat "$TMP/synth.err")"
 CLIP=$TMP/ds/jack/jack_000.mp4
 
+# Tensors shaped from the model's metadata: K segments, 2L motion channels, its input size.
+"$ACTIOND" info "$MODEL" --json >"$TMP/info.json"
 "$PY" - "$TMP" <<'PYEOF'
-import sys
+import json, sys
 import numpy as np
+m = json.load(open(sys.argv[1] + "/info.json"))
+k, c, h, w = m["segments"], 2 * m["motion_len"], m["height"], m["width"]
 r = np.random.default_rng(1)
-np.save(sys.argv[1] + "/rgb.npy", r.standard_normal((3, 3, 112, 112)).astype("<f4"))
-np.save(sys.argv[1] + "/motion.npy", r.standard_normal((3, 6, 112, 112)).astype("<f4"))
+np.save(sys.argv[1] + "/rgb.npy", r.standard_normal((k, 3, h, w)).astype("<f4"))
+np.save(sys.argv[1] + "/motion.npy", r.standard_normal((k, c, h, w)).astype("<f4"))
 PYEOF
 
 # run_all PREFIX CMD... : eval, infer on a clip, infer on tensors, outputs named PREFIX.*
