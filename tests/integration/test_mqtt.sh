@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test_mqtt.sh — the real `actiond serve` publishing to a real mosquitto broker on 127.0.0.1:
 # events on open and close, the retained online/offline status and its Last Will, stats; then
-# the broker down for 30 s while events happen, and back: every event delivered exactly once
-# (by id), in order per stream, compared with GET /api/v1/events; what a stop leaves in the
-# outbox goes out after a restart.
+# the broker down for 30 s while events happen, and back: every event delivered (by id), in
+# order per stream, compared with GET /api/v1/events, and none twice except a message that was
+# in flight when the broker was killed (QoS 1: docs/mqtt.md); what a stop leaves in the outbox
+# goes out after a restart.
 . "$(dirname "$0")/lib.sh"
 model="$(cd "$(dirname "$0")/../.." && pwd)/models/default.adm"
 for tool in mosquitto mosquitto_sub; do
@@ -85,8 +86,9 @@ wait_until() { # seconds, command...
 }
 
 broker_start && ok "mosquitto listens on 127.0.0.1:$mport" || not_ok "mosquitto: $(tail -3 "$TMP/broker.log")"
-# -c with a fixed id: a persistent session, QoS 1, every message line "topic payload".
-mosquitto_sub -h 127.0.0.1 -p "$mport" -i actiond-test-events -c -q 1 -v -t "$prefix/+/events" \
+# -c with a fixed id: a persistent session, QoS 1, every message line "arrival topic payload"
+# (arrival: Unix seconds with nanoseconds).
+mosquitto_sub -h 127.0.0.1 -p "$mport" -i actiond-test-events -c -q 1 -F '%U %t %p' -t "$prefix/+/events" \
     >>"$TMP/events.txt" 2>"$TMP/sub.err" &
 pids+=($!)
 mosquitto_sub -h 127.0.0.1 -p "$mport" -q 1 -v -t "$prefix/status" -t "$prefix/stats" \
@@ -102,7 +104,7 @@ wait_until 10 grep -q "^$prefix/stats {" "$TMP/status.txt" && ok "stats publishe
 expect_match "stats name the streams" '"id":"cam1".*"id":"cam2"' "$(grep -m1 "^$prefix/stats" "$TMP/status.txt")"
 wait_until 40 msgs_at_least 2 && ok "events published while the broker is up ($(n_msgs))" ||
     not_ok "events published: $(n_msgs); $(grep mqtt "$TMP/serve.log" | tail -3)"
-first=$(grep -m1 '/events ' "$TMP/events.txt")
+first=$(grep -m1 '/events ' "$TMP/events.txt" | cut -d' ' -f2-)
 expect_match "topic PREFIX/STREAM/events, payload the event JSON with its id" \
     "^$prefix/cam[12]/events \{\"id\":[0-9]+,\"stream\":\"cam[12]\",\"action\":" "$first"
 
@@ -131,38 +133,50 @@ curl -sf "$base/api/v1/events?limit=1000" >"$TMP/api.json"
 wait_until 60 outbox_empty
 sleep 2
 
-# check.py: every event of the API snapshot delivered (opened once, closed once if closed),
-# no message twice, and per stream the order the daemon made them in.
+# check.py: every event of the API snapshot delivered (opened, and closed if closed), and per
+# stream in the order the daemon made them. No message twice, but one: a message whose
+# PUBACK the killed broker never sent goes out again after the reconnect, and the broker may
+# have delivered it the first time — QoS 1 is at least once. Such a repeat is allowed only
+# for a first copy that arrived within 3 s before a kill and a second after it.
 cat >"$TMP/check.py" <<'PY'
 import json, sys
 api = json.load(open(sys.argv[1]))["items"]
-down_ms, up_ms = int(sys.argv[3]), int(sys.argv[4])
-msgs = []
+kills = [int(k) for k in sys.argv[3].split(",")]
+down_ms, up_ms = kills[0], int(sys.argv[4])
+msgs, arrivals = [], {}
 for line in open(sys.argv[2]):
-    topic, _, payload = line.rstrip("\n").partition(" ")
+    at, _, rest = line.rstrip("\n").partition(" ")
+    topic, _, payload = rest.partition(" ")
     if topic.endswith("/events"):
-        msgs.append((topic.split("/")[-2], json.loads(payload)))
+        m = json.loads(payload)
+        msgs.append((topic.split("/")[-2], m))
+        key = (m["id"], "opened" if m["open"] else "closed")
+        arrivals.setdefault(key, []).append(float(at) * 1000)
 problems = []
-seen = {}
 for stream, m in msgs:
     if m["stream"] != stream:
         problems.append(f"event {m['id']} of {m['stream']} under topic {stream}")
-    key = (m["id"], "opened" if m["open"] else "closed")
-    seen[key] = seen.get(key, 0) + 1
-dups = [k for k, n in seen.items() if n > 1]
+def in_flight_at_kill(times):
+    return len(times) == 2 and any(k - 3000 <= times[0] <= k < times[1] for k in kills)
+resent = [k for k, t in arrivals.items() if len(t) > 1 and in_flight_at_kill(t)]
+dups = [k for k, t in arrivals.items() if len(t) > 1 and k not in resent]
 if dups:
     problems.append(f"delivered more than once: {dups[:5]}")
 missing = []
 for e in api:
-    if seen.get((e["id"], "opened"), 0) != 1:
+    if (e["id"], "opened") not in arrivals:
         missing.append((e["id"], "opened"))
-    if not e["open"] and seen.get((e["id"], "closed"), 0) != 1:
+    if not e["open"] and (e["id"], "closed") not in arrivals:
         missing.append((e["id"], "closed"))
 if missing:
     problems.append(f"not delivered: {missing[:5]} of {len(api)} events")
 # Order per stream: opens by increasing id, closes by their end time, each close after its open.
 for s in sorted({s for s, _ in msgs}):
-    seq = [m for st, m in msgs if st == s]
+    seq, once = [], set()
+    for st, m in msgs:  # a repeat is judged above; the order is that of the first copies
+        if st == s and (m["id"], m["open"]) not in once:
+            once.add((m["id"], m["open"]))
+            seq.append(m)
     opens = [m["id"] for m in seq if m["open"]]
     closes = [m["end_ms"] for m in seq if not m["open"]]
     if opens != sorted(opens) or closes != sorted(closes):
@@ -173,7 +187,8 @@ for s in sorted({s for s, _ in msgs}):
     if any(pos.get((i, True), -1) > p for (i, o), p in pos.items() if not o):
         problems.append(f"{s}: a close before its open")
 during = [e for e in api if down_ms <= e["start_ms"] < up_ms]
-print(f"{len(msgs)} messages, {len(api)} events, {len(during)} opened during the outage")
+print(f"{len(msgs)} messages, {len(api)} events, {len(during)} opened during the outage"
+      + (f", {len(resent)} in flight at a kill sent again" if resent else ""))
 if not during:
     problems.append("no event opened during the outage")
 for p in problems:
@@ -181,7 +196,7 @@ for p in problems:
 sys.exit(1 if problems else 0)
 PY
 out=$(/usr/bin/python3 "$TMP/check.py" "$TMP/api.json" "$TMP/events.txt" "$down_ms" "$up_ms" 2>&1) &&
-    ok "every event delivered exactly once, in order per stream: $out" ||
+    ok "every event delivered, once, in order per stream: $out" ||
     not_ok "delivery after the outage: $out"
 
 # ---- a clean stop says offline ----
@@ -193,6 +208,7 @@ wait_until 5 grep -q "^$prefix/status offline" "$TMP/status.txt" && ok "status o
 # ---- what a stop leaves in the outbox goes out after the next start ----
 kill -TERM "$bpid"
 wait "$bpid" 2>/dev/null
+down2_ms=$(date +%s%3N)
 : >"$TMP/serve.log"
 serve_start && ok "serve starts with the broker away" || not_ok "broker away: $(tail -3 "$TMP/serve.log")"
 wait_until 10 grep -q "mqtt: 127.0.0.1:$mport: cannot connect" "$TMP/serve.log" &&
@@ -209,8 +225,8 @@ wait_until 30 outbox_empty && ok "sent after the restart" || not_ok "outbox afte
 curl -sf "$base/api/v1/events?limit=1000" >"$TMP/api2.json"
 wait_until 30 outbox_empty
 sleep 2
-out=$(/usr/bin/python3 "$TMP/check.py" "$TMP/api2.json" "$TMP/events.txt" "$down_ms" "$up_ms" 2>&1) &&
-    ok "still exactly once, in order, over both runs: $out" || not_ok "after the restart: $out"
+out=$(/usr/bin/python3 "$TMP/check.py" "$TMP/api2.json" "$TMP/events.txt" "$down_ms,$down2_ms" "$up_ms" 2>&1) &&
+    ok "still once, in order, over both runs: $out" || not_ok "after the restart: $out"
 
 # ---- the Last Will: a daemon killed outright is reported offline by the broker ----
 wait_until 10 grep -q "^$prefix/status online" "$TMP/status.txt" || true
