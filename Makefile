@@ -65,7 +65,8 @@ BIN := $(BUILD)/actiond
 endif
 
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+# libavdevice is loaded at run time by the first camera source (video/source.c), not linked.
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(filter-out libavdevice,$(PKGS)) 2>/dev/null)
 TEST_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS := $(shell $(PKG_CONFIG) --libs $(TEST_PKGS) 2>/dev/null)
 

@@ -2,9 +2,10 @@
  * stalls, libavcodec send/receive decoding, corrupt packets skipped and counted. */
 #include "video/video.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <libavcodec/avcodec.h>
-#include <libavdevice/avdevice.h>
+#include <libavdevice/version.h>
 #include <libavformat/avformat.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -73,9 +74,24 @@ static int interrupted(struct video_source *s, int timeout_code, const char *wha
     return err_set(em, timeout_code, "%s: %s", s->url, what);
 }
 
+/* libavdevice brings libavfilter and all it links (speech synthesis, SVG, ...) into the
+ * process: some 19 MB of resident memory that a board watching only network cameras never
+ * uses. So it is not linked, but loaded when the first device source opens; its register
+ * call hands the devices to libavformat, where av_find_input_format finds them. */
+#define AVDEVICE_SONAME "libavdevice.so." AV_STRINGIFY(LIBAVDEVICE_VERSION_MAJOR)
+
+static char devices_error[160];
+
 static void register_devices(void)
 {
-    avdevice_register_all();
+    void *lib = dlopen(AVDEVICE_SONAME, RTLD_NOW | RTLD_LOCAL);
+    void (*reg)(void) = NULL;
+    if (lib)
+        *(void **)&reg = dlsym(lib, "avdevice_register_all");
+    if (reg)
+        reg();
+    else
+        snprintf(devices_error, sizeof devices_error, "%s", dlerror());
 }
 
 /* Demuxer options for the kind of source: RTSP transport, device size and rate. Our interrupt
@@ -98,14 +114,17 @@ static int demuxer_options(const struct video_source *s, const struct video_sour
     return rc < 0 ? ERR_NOMEM : 0;
 }
 
-static const AVInputFormat *input_format_for(const char *url, const struct video_source_opts *o)
+/* The demuxer a source names, or that its path implies (a V4L2 camera); NULL: probe. */
+static const char *input_format_name(const char *url, const struct video_source_opts *o)
+{
+    if (o->input_format)
+        return o->input_format;
+    return strncmp(url, "/dev/video", 10) == 0 ? "v4l2" : NULL;
+}
+
+static const AVInputFormat *input_format_for(const char *name)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    const char *name = o->input_format;
-    if (!name && strncmp(url, "/dev/video", 10) == 0)
-        name = "v4l2";
-    if (!name)
-        return NULL;
     pthread_once(&once, register_devices);
     return av_find_input_format(name);
 }
@@ -116,9 +135,11 @@ static int open_input(struct video_source *s, const struct video_source_opts *o,
     if (!s->fc)
         return err_set(em, ERR_NOMEM, "%s: out of memory", s->url);
     s->fc->interrupt_callback = (AVIOInterruptCB){interrupt_cb, s};
-    const AVInputFormat *fmt = input_format_for(s->url, o);
-    if (o->input_format && !fmt)
-        return err_set(em, ERR_UNSUPPORTED, "%s: no input format '%s'", s->url, o->input_format);
+    const char *fmt_name = input_format_name(s->url, o);
+    const AVInputFormat *fmt = fmt_name ? input_format_for(fmt_name) : NULL;
+    if (fmt_name && !fmt)
+        return err_set(em, ERR_UNSUPPORTED, "%s: no input format '%s'%s%s", s->url, fmt_name,
+                       devices_error[0] ? "; cameras need " : "", devices_error);
     AVDictionary *opts = NULL;
     if (demuxer_options(s, o, &opts) < 0) {
         av_dict_free(&opts);

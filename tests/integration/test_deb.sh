@@ -24,6 +24,7 @@ ctl=$(dpkg-deb -f "$deb" Package Architecture Depends 2>&1)
 expect_match "control: Package actiond" '^Package: actiond$' "$ctl"
 expect_match "control: Architecture $arch" "^Architecture: $arch$" "$ctl"
 expect_match "control: Depends from dpkg-shlibdeps" '^Depends: .*libavcodec[0-9]+.*libopenblas0' "$ctl"
+expect_match "control: Depends names libavdevice, loaded at run time" 'libavdevice[0-9]+' "$ctl"
 expect_match "conffile: the example config" '^/etc/actiond/actiond\.yaml\.example$' \
     "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)"
 

@@ -87,6 +87,9 @@ wait_for 5 /api/v1/streams/cam1 '.window_latency_ms | (.windows >= 1 and .p50 >=
     ok "window latency measured" || not_ok "window latency: $(get /api/v1/streams/cam1)"
 expect_match "window latency in /metrics" 'actiond_window_latency_seconds\{stream="cam1",quantile="0.99"\} [0-9.]+' \
     "$(get /metrics)"
+# cameras need libavdevice; streams from files and URLs must not pay its memory
+grep -q 'libavdevice' "/proc/$spid/maps" && not_ok "libavdevice mapped without a camera source" ||
+    ok "no libavdevice mapped without a camera source"
 wait "$sse" 2>/dev/null
 grep -q '"action":' "$TMP/sse.txt" && ok "an event arrived over SSE" || not_ok "SSE: $(head -c 300 "$TMP/sse.txt")"
 

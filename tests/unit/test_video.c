@@ -817,6 +817,10 @@ static void test_source_option_errors(void **state)
     memset(&em, 0, sizeof em);
     assert_int_equal(open_url("/dev/video99", &o, &em, &secs), ERR_NOTFOUND);
     assert_non_null(strstr(em.text, "/dev/video99"));
+    /* named: libavdevice, loaded at run time, has registered its demuxers with libavformat */
+    o.input_format = "video4linux2";
+    memset(&em, 0, sizeof em);
+    assert_int_equal(open_url("/dev/video99", &o, &em, &secs), ERR_NOTFOUND);
 }
 
 /* ---- bad input ---- */
