@@ -113,6 +113,15 @@ int cli_cmd_train(int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* {"top1": T, "per_class": {class: accuracy, ...}} of one stream alone. */
+static json_t *stream_json(const struct fit_eval_result *r, double top1, const double *per_class)
+{
+    json_t *per = json_object();
+    for (int i = 0; per_class && i < r->n_classes; i++)
+        json_object_set_new(per, r->classes[i], json_real(per_class[i]));
+    return json_pack("{s:f, s:o}", "top1", top1, "per_class", per);
+}
+
 static void eval_print(const struct fit_eval_result *r, int json)
 {
     if (!json) {
@@ -120,8 +129,13 @@ static void eval_print(const struct fit_eval_result *r, int json)
         if (r->top1_rgb >= 0)
             printf("; rgb alone %.4f, motion alone %.4f", r->top1_rgb, r->top1_motion);
         printf("\n");
-        for (int i = 0; i < r->n_classes; i++)
-            printf("  %-16s %.4f\n", r->classes[i], r->per_class[i]);
+        printf("  %-16s %-7s%s\n", "class", "fused", r->per_class_rgb ? "rgb    motion" : "");
+        for (int i = 0; i < r->n_classes; i++) {
+            printf("  %-16s %.4f", r->classes[i], r->per_class[i]);
+            if (r->per_class_rgb)
+                printf(" %.4f %.4f", r->per_class_rgb[i], r->per_class_motion[i]);
+            printf("\n");
+        }
         return;
     }
     json_t *per = json_object(), *conf = json_array();
@@ -134,8 +148,9 @@ static void eval_print(const struct fit_eval_result *r, int json)
     }
     json_t *streams = json_object();
     if (r->top1_rgb >= 0) {
-        json_object_set_new(streams, "rgb", json_pack("{s:f}", "top1", r->top1_rgb));
-        json_object_set_new(streams, "motion", json_pack("{s:f}", "top1", r->top1_motion));
+        json_object_set_new(streams, "rgb", stream_json(r, r->top1_rgb, r->per_class_rgb));
+        json_object_set_new(streams, "motion",
+                            stream_json(r, r->top1_motion, r->per_class_motion));
     }
     json_t *j = json_pack("{s:f, s:f, s:o, s:o, s:o, s:i}", "top1", r->top1, "top5", r->top5,
                           "streams", streams, "per_class", per, "confusion", conf, "clips",

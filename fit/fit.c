@@ -582,6 +582,8 @@ int fit_train(const struct fit_train_opts *o, struct err_msg *em)
 void fit_eval_result_free(struct fit_eval_result *r)
 {
     free(r->per_class);
+    free(r->per_class_rgb);
+    free(r->per_class_motion);
     free(r->confusion);
     free(r->classes);
     memset(r, 0, sizeof *r);
@@ -594,6 +596,7 @@ struct eval_run {
     struct nn_ctx *ctx;
     int rgb_in, motion_in, out_rgb, out_mot, k, c;
     int right, right5, right_r, right_m; /* clips counted so far */
+    int right_r_class[NN_MAX_CLASSES], right_m_class[NN_MAX_CLASSES];
 };
 
 static void eval_run_free(struct eval_run *e)
@@ -677,6 +680,12 @@ static int eval_plan(const struct nn_model *m, struct eval_run *e, struct fit_ev
     r->per_class = calloc((size_t)e->c, sizeof(double));
     r->confusion = calloc((size_t)e->c * e->c, sizeof(int));
     r->classes = calloc((size_t)e->c, sizeof *r->classes);
+    if (e->out_rgb >= 0 && e->out_mot >= 0) {
+        r->per_class_rgb = calloc((size_t)e->c, sizeof(double));
+        r->per_class_motion = calloc((size_t)e->c, sizeof(double));
+        if (!r->per_class_rgb || !r->per_class_motion)
+            return err_set(em, ERR_NOMEM, "out of memory");
+    }
     if (!r->per_class || !r->confusion || !r->classes)
         return err_set(em, ERR_NOMEM, "out of memory");
     for (int i = 0; i < e->c; i++)
@@ -714,8 +723,11 @@ static void eval_clip(const struct nn_model *m, struct eval_run *e, const float 
                 pm[j] += ym[(size_t)k * e->c + j];
             }
         }
-        e->right_r += argmax(pr, e->c) == label;
-        e->right_m += argmax(pm, e->c) == label;
+        int rgb_right = argmax(pr, e->c) == label, mot_right = argmax(pm, e->c) == label;
+        e->right_r += rgb_right;
+        e->right_m += mot_right;
+        e->right_r_class[label] += rgb_right;
+        e->right_m_class[label] += mot_right;
     }
 }
 
@@ -733,6 +745,10 @@ static void eval_finish(const struct eval_run *e, struct fit_eval_result *r)
         for (int j = 0; j < e->c; j++)
             row += r->confusion[(size_t)i * e->c + j];
         r->per_class[i] = row ? (double)r->confusion[(size_t)i * e->c + i] / row : 0;
+        if (r->per_class_rgb) {
+            r->per_class_rgb[i] = row ? (double)e->right_r_class[i] / row : 0;
+            r->per_class_motion[i] = row ? (double)e->right_m_class[i] / row : 0;
+        }
     }
 }
 

@@ -68,6 +68,8 @@ struct fit_eval_result {
     double top1, top5;            /* fused, the model's first output */
     double top1_rgb, top1_motion; /* each stream alone; < 0 when the model has no such output */
     double *per_class;            /* [n_classes] fused top-1 per class */
+    double *per_class_rgb;        /* [n_classes] each stream alone per class; NULL when the */
+    double *per_class_motion;     /* model has no such output */
     int *confusion;               /* [n_classes][n_classes]: rows true, columns predicted */
     char (*classes)[NN_CLASS_NAME_MAX];
 };

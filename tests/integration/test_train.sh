@@ -34,7 +34,10 @@ for k in top1 top5 streams per_class confusion clips; do
     expect_match "eval has $k" "\"$k\":" "$OUT"
 done
 expect_match "eval: every test clip" "\"clips\":$(grep -c . "$TMP/d/testlist.txt")" "$OUT"
-expect_match "eval: both streams" '"streams":\{"rgb":\{"top1":[0-9.]+\},"motion":\{"top1":[0-9.]+\}\}' "$OUT"
+expect_match "eval: both streams, each per class" \
+    '"streams":\{"rgb":\{"top1":[0-9.]+,"per_class":\{"bend":[0-9.]+,.*\},"motion":\{"top1":[0-9.]+,"per_class":\{"bend":' "$OUT"
+expect_status "eval, text" 0 "$ACTIOND" eval -m "$TMP/m.adm" -d "$TMP/d"
+expect_match "eval, text: a column per stream" '^  bend +[0-9.]+ [0-9.]+ [0-9.]+$' "$OUT"
 
 expect_status "resume with other options is refused" 1 "$ACTIOND" --log-level warn train -d "$TMP/d" -o "$TMP/x.adm" \
     --epochs 3 "${small[@]}" --lr 0.5 --resume "$TMP/m.adm.ckpt"

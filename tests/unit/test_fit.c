@@ -130,6 +130,21 @@ static void test_eval_matches_fit_eval(void **state)
     assert_true(fabs(a.top1_rgb - b.top1_rgb) < 1e-12);
     assert_true(fabs(a.top1_motion - b.top1_motion) < 1e-12);
     assert_memory_equal(a.confusion, b.confusion, sizeof(int) * CLASSES * CLASSES);
+    /* each stream per class: the same in both, and averaging back to the stream's top-1 */
+    assert_non_null(a.per_class_rgb);
+    assert_non_null(b.per_class_motion);
+    double sum_r = 0, sum_m = 0;
+    for (int i = 0; i < CLASSES; i++) {
+        int row = 0;
+        for (int j = 0; j < CLASSES; j++)
+            row += a.confusion[i * CLASSES + j];
+        assert_true(fabs(a.per_class_rgb[i] - b.per_class_rgb[i]) < 1e-12);
+        assert_true(fabs(a.per_class_motion[i] - b.per_class_motion[i]) < 1e-12);
+        sum_r += a.per_class_rgb[i] * row;
+        sum_m += a.per_class_motion[i] * row;
+    }
+    assert_true(fabs(sum_r / a.clips - a.top1_rgb) < 1e-9);
+    assert_true(fabs(sum_m / a.clips - a.top1_motion) < 1e-9);
     fit_eval_result_free(&a);
     fit_eval_result_free(&b);
     fit_clips_free(c);
