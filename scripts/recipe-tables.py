@@ -14,10 +14,22 @@ def load(d, name):
         return json.load(f)
 
 
+def per_class_table(ev):
+    """Top-1 per class, fused and each stream alone (an eval JSON without the streams' per-class
+    figures, from before actiond eval reported them, gives the fused column only)."""
+    s = ev["streams"]
+    both = all("per_class" in s.get(k, {}) for k in ("rgb", "motion"))
+    rows = ["| class | fused | motion alone | RGB alone |" if both else "| class | fused |",
+            "|---|---|---|---|" if both else "|---|---|"]
+    for c, v in ev["per_class"].items():
+        extra = f" {s['motion']['per_class'][c]:.2f} | {s['rgb']['per_class'][c]:.2f} |" if both else ""
+        rows.append(f"| {c} | {v:.2f} |" + extra)
+    return "\n".join(rows)
+
+
 def dense_table(ev, build, log):
     s = ev["streams"]
     last = log[-1]
-    per = ", ".join(f"{c} {v:.2f}" for c, v in ev["per_class"].items())
     fusion = build["fusion"]
     rows = [
         "| | top-1 on the seed-1001 test set |",
@@ -27,7 +39,9 @@ def dense_table(ev, build, log):
         f"| motion stream alone | {s['motion']['top1']:.3f} |",
         f"| RGB stream alone | {s['rgb']['top1']:.3f} |",
         "",
-        f"Per class (fused): {per}. {ev['clips']} test clips. Training took "
+        per_class_table(ev),
+        "",
+        f"{ev['clips']} test clips. Training took "
         f"{build['seconds'] / 60:.1f} min ({last['epoch']} epochs of {last['steps'] // last['epoch']} "
         f"steps, {build['peak_rss_mb']:.0f} MB peak RSS) on {build['cpu']} with "
         f"{build['threads']} threads, {build['date']}; the model is "
