@@ -77,6 +77,31 @@ for a, b, act in truth:
           + ("" if hit else f"; events: {[(e['action'], (e['start_ms'] - t0) / 1000) for e in ev]}"))
 PY
 [ $? = 0 ] || not_ok "ground-truth comparison ran"
+
+# The same clip through `actiond infer` (issue 6: it finds the actions of the timeline in
+# order): for every action held MIN_SEG seconds or more, the windows lying inside it name it
+# more often than any other action.
+"$ACTIOND" --log-level warn infer -m "$model" "$TMP/cam.mp4" --window 2 --stride 1 --json \
+    >"$TMP/infer.jsonl" 2>"$TMP/infer.err" || not_ok "infer: $(tail -1 "$TMP/infer.err")"
+/usr/bin/python3 - "$TMP" "$MIN_SEG" >>"$TMP/checks" <<'PY'
+import collections, csv, json, sys
+tmp, min_seg = sys.argv[1], float(sys.argv[2])
+truth = [(float(r["start_s"]), float(r["end_s"]), r["action"])
+         for r in csv.DictReader(open(f"{tmp}/cam.csv"))]
+wins = [json.loads(line) for line in open(f"{tmp}/infer.jsonl") if line.lstrip().startswith('{"start')]
+print(f"{'ok' if wins else 'no'} infer: window results ({len(wins)})")
+found = []
+for a, b, act in truth:
+    if b - a < min_seg:
+        continue
+    votes = collections.Counter(w["top"][0]["action"] for w in wins if a <= w["start"] and w["end"] <= b)
+    best = votes.most_common(1)[0][0] if votes else None
+    found.append(best == act)
+    print(f"{'ok' if best == act else 'no'} infer: {act} at {a:.1f}-{b:.1f} s named by its windows"
+          + ("" if best == act else f"; they say {dict(votes)}"))
+print(f"{'ok' if found and all(found) else 'no'} infer: the timeline's actions in order "
+      f"({sum(found)}/{len(found)})")
+PY
 while read -r verdict what; do
     if [ "$verdict" = ok ]; then ok "$what"; else not_ok "$what"; fi
 done <"$TMP/checks"
