@@ -83,6 +83,7 @@ static int parse_opt(struct args *a, int ch, const char *s)
     case 'p': rc = cli_int_arg("compress", "--population", s, 4, 1024, &o->population); break;
     case 'g': rc = cli_int_arg("compress", "--generations", s, 1, 10000, &o->generations); break;
     case 'c': rc = cli_int_arg("compress", "--calib-clips", s, 2, 100000, &o->calib_clips); break;
+    case 'B': rc = cli_int_arg("compress", "--bn-batches", s, 0, 1000, &o->bn_batches); break;
     case 'V': rc = cli_int_arg("compress", "--val-clips", s, 0, 100000, &o->val_clips); break;
     case 'v': rc = cli_float_arg("compress", "--val-split", s, 0.01, 0.9, &o->val_split); break;
     case 'S': rc = cli_float_arg("compress", "--prune-share", s, 0, 1, &o->prune_share); break;
@@ -109,6 +110,7 @@ static int parse(struct args *a, int argc, char **argv)
         {"threads", required_argument, NULL, 't'}, {"population", required_argument, NULL, 'p'},
         {"generations", required_argument, NULL, 'g'},
         {"calib-clips", required_argument, NULL, 'c'}, {"val-clips", required_argument, NULL, 'V'},
+        {"bn-batches", required_argument, NULL, 'B'},
         {"val-split", required_argument, NULL, 'v'}, {"prune-share", required_argument, NULL, 'S'},
         {"floor", required_argument, NULL, 'f'}, {"latency-runs", required_argument, NULL, 'T'},
         {"cache", required_argument, NULL, 'C'}, {"work", required_argument, NULL, 'w'},

@@ -29,6 +29,7 @@ static const struct cli_cmd commands[] = {
      "  --finetune-epochs N (3)   --finetune-lr X (0.002)   --batch N (8)   --distill\n"
      "  --population N (16)   --generations N (10)   --seed S (1)   --threads N (2)\n"
      "  --calib-clips N (200)   --val-clips N (all)   --val-split F (0.1)\n"
+     "  --bn-batches N     adaptive BN after every cut: batches of 8 calibration clips (4; 0 off)\n"
      "  --report FILE.json   --latency-runs N (20)   --cache DIR   --work DIR (OUT.work)\n"
      "  Without -d only data-free methods run (l1/bn/random, vbmf/uniform), without\n"
      "  fine-tuning.\n",

@@ -58,6 +58,7 @@ void compress_opts_default(struct compress_opts *o)
     o->prune_share = 0.5;
     o->floor = 0.25;
     o->calib_clips = 200;
+    o->bn_batches = 4;
     o->val_split = 0.1;
     o->finetune_epochs = 3;
     o->finetune_lr = 0.002f;
@@ -83,8 +84,9 @@ int compress_opts_check(const struct compress_opts *o, struct err_msg *em)
     if (!(o->prune_share >= 0 && o->prune_share <= 1) || !(o->floor > 0 && o->floor <= 1))
         return err_set(em, ERR_RANGE, "--prune-share and --floor must be in [0, 1] and (0, 1]");
     if (o->calib_clips < 2 || o->calib_clips > 100000 || o->val_clips < 0 ||
-        o->val_clips > 100000)
-        return err_set(em, ERR_RANGE, "--calib-clips must be in 2..100000, --val-clips 0..100000");
+        o->val_clips > 100000 || o->bn_batches < 0 || o->bn_batches > 1000)
+        return err_set(em, ERR_RANGE, "--calib-clips must be in 2..100000, --val-clips 0..100000, "
+                                      "--bn-batches 0..1000");
     if (o->finetune_epochs < 0 || o->finetune_epochs > FIT_MAX_EPOCHS || o->batch < 1 ||
         o->batch > 256 || !(o->finetune_lr > 0 && o->finetune_lr < 10))
         return err_set(em, ERR_RANGE, "fine-tuning epochs, batch or learning rate out of range");
@@ -136,6 +138,13 @@ int cmp_val_top1(const struct cmp_ctx *c, const struct nn_model *m, double *top1
         *top1 = r.top1;
     fit_eval_result_free(&r);
     return rc;
+}
+
+int cmp_observe_bn(const struct cmp_ctx *c, struct nn_model *m, struct err_msg *em)
+{
+    if (!c->calib || c->o->bn_batches == 0 || c->bn_off)
+        return 0;
+    return fit_clips_observe_bn(m, c->calib, c->o->bn_batches, em);
 }
 
 /* Adds a measured point (cost, latency, validation and test accuracy) to the report. */
@@ -219,10 +228,15 @@ static int load_clips(struct cmp_ctx *c, struct err_msg *em)
                                 .val_split = o->val_split, .seed = o->seed,
                                 .max_clips = o->val_clips, .cache = o->cache};
     int rc = fit_clips_load(&c->input->meta, &co, &c->val, em);
-    if (rc == 0 && o->prune == COMPRESS_PRUNE_NB) {
+    if (rc == 0 && (o->prune == COMPRESS_PRUNE_NB || o->bn_batches > 0)) {
         co.part = FIT_PART_TRAIN;
         co.max_clips = o->calib_clips;
         rc = fit_clips_load(&c->input->meta, &co, &c->calib, em);
+    }
+    if (rc == 0 && o->bn_batches > 0 && c->calib->n < COMPRESS_BN_BATCH) {
+        log_warn("compress: adaptive BN left out: %d calibration clips, it needs %d",
+                 c->calib->n, COMPRESS_BN_BATCH);
+        c->bn_off = true;
     }
     if (rc == 0)
         log_info("compress: %d validation clips%s%d calibration clips", c->val->n,
@@ -239,8 +253,12 @@ static int stage(struct cmp_ctx *c, struct nn_model **cur, struct cmp_budget tar
     const char *name = decompose ? "decomposed" : "pruned";
     int rc = decompose ? cmp_stage_tucker(c, *cur, target, &next, em)
                        : cmp_stage_prune(c, *cur, target, &next, em);
-    if (rc)
+    if (rc == 0)
+        rc = cmp_observe_bn(c, next, em);
+    if (rc) {
+        nn_model_free(next);
         return rc;
+    }
     nn_model_free(*cur);
     *cur = next;
     if ((rc = add_point(c, name, next, clock_elapsed_s(t0, clock_mono_ns()), em)))

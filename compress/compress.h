@@ -43,6 +43,8 @@ struct compress_opts {
     double prune_share;      /* with both stages: pruning takes the cost to target^prune_share */
     double floor;            /* never keep fewer than this fraction of a layer's channels */
     int calib_clips;         /* calibration clips (from the training part) */
+    int bn_batches;          /* adaptive BN after every cut, candidates included: batches of 8
+                              * calibration clips whose statistics replace the BNs'; 0 = off */
     int val_clips;           /* validation clips for the sensitivity pass and the GA (0 = all) */
     double val_split;        /* of the training list, as `train` holds it out */
     int finetune_epochs;     /* after each stage; 0 = none */
@@ -57,7 +59,8 @@ struct compress_opts {
     bool progress;           /* redraw a progress line on a terminal */
 };
 
-/* nb + ga, FLOPs to 0.2 (parameters unlimited), prune share 0.5, floor 0.25, 200 calibration clips, all validation
+/* nb + ga, FLOPs to 0.2 (parameters unlimited), prune share 0.5, floor 0.25, 200 calibration
+ * clips, adaptive BN on 4 batches of them, all validation
  * clips, val split 0.1, 3 fine-tuning epochs at lr 0.002 in batches of 8, population 16 over
  * 10 generations, 5 HOOI rounds, seed 1, 2 threads, 20 latency runs. */
 void compress_opts_default(struct compress_opts *o);

@@ -49,7 +49,8 @@ struct cmp_ctx {
     const struct compress_opts *o;
     const struct nn_model *input;
     struct fit_clips *val;   /* validation clips; NULL without a data set */
-    struct fit_clips *calib; /* calibration clips (nb only) */
+    struct fit_clips *calib; /* calibration clips (nb pruning, adaptive BN) */
+    bool bn_off;             /* too few calibration clips for adaptive BN */
     struct compress_report *rep;
     struct cmp_rank *ranks;  /* the Tucker stage's layers */
     int n_ranks;
@@ -58,6 +59,13 @@ struct cmp_ctx {
 /* The report's per-layer table: every Conv and Gemm of the input beside what became of it
  * in the final model. */
 int cmp_report_layers(struct cmp_ctx *c, const struct nn_model *final, struct err_msg *em);
+
+#define COMPRESS_BN_BATCH 8 /* clips per batch of fit_clips_observe_bn */
+
+/* Adaptive BN (--bn-batches): m's BN statistics from the calibration clips, as its cut
+ * filters now make them; nothing without calibration clips or with 0 batches. Every cut
+ * model is measured after it, so candidates are compared as fine-tuning will find them. */
+int cmp_observe_bn(const struct cmp_ctx *c, struct nn_model *m, struct err_msg *em);
 
 /* Validation top-1 (fused) of m on ctx->val; -1 without clips. */
 int cmp_val_top1(const struct cmp_ctx *c, const struct nn_model *m, double *top1,

@@ -200,7 +200,8 @@ static int sensitivity(struct prune_run *r, struct err_msg *em)
         struct nn_model *m = NULL;
         double acc = base;
         if ((rc = make_masks(r, keep, masks, em)) == 0 &&
-            (rc = surg_prune(r->in, r->gr, (const unsigned char *const *)masks, &m, em)) == 0)
+            (rc = surg_prune(r->in, r->gr, (const unsigned char *const *)masks, &m, em)) == 0 &&
+            (rc = cmp_observe_bn(r->c, m, em)) == 0)
             rc = cmp_val_top1(r->c, m, &acc, em);
         nn_model_free(m);
         free_masks(r, masks);

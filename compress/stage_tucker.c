@@ -183,6 +183,8 @@ static int fitness(void *ud, const int *g, int n_genes, double *fit, struct err_
     double acc = 0;
     int rc = build(t, g, &m, em);
     if (rc == 0)
+        rc = cmp_observe_bn(t->c, m, em);
+    if (rc == 0)
         rc = cmp_val_top1(t->c, m, &acc, em);
     nn_model_free(m);
     double ratio = genome_cost(t, g);

@@ -114,5 +114,10 @@ int fit_clips_eval(const struct nn_model *m, const struct fit_clips *c, struct f
  * so the model must not be BN-folded. */
 int fit_clips_activations(struct nn_model *m, const struct fit_clips *c, const char *const *values,
                           int n_values, float **acts, int *channels, struct err_msg *em);
+/* Adaptive BN (nn_trainer_observe_bn): every BN's running statistics become the mean of its
+ * batch statistics over `batches` batches of 8 clips of c, spread over the set (fewer when
+ * c holds fewer); nothing else of m changes. ERR_RANGE with fewer than 8 clips. */
+int fit_clips_observe_bn(struct nn_model *m, const struct fit_clips *c, int batches,
+                         struct err_msg *em);
 
 #endif

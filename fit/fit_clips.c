@@ -143,21 +143,30 @@ static int input_of(const struct nn_graph *g, const char *name)
     return -1;
 }
 
-/* Copies clips first.. (up to FIT_CLIPS_BATCH; the rest of the batch repeats the first). */
-static void fill_batch(struct nn_trainer *t, const struct nn_model *m, const struct fit_clips *c,
-                       int first, int count)
+/* Copies clips src[0..FIT_CLIPS_BATCH) into the trainer's inputs. */
+static void fill_rows(struct nn_trainer *t, const struct nn_model *m, const struct fit_clips *c,
+                      const int *src)
 {
     size_t plane = (size_t)c->width * c->height * c->segments;
     size_t rgb_n = 3 * plane, mot_n = 2 * (size_t)c->length * plane;
     float *rgb = nn_trainer_input(t, input_of(m->graph, "rgb"));
     float *mot = nn_trainer_input(t, input_of(m->graph, "motion"));
     for (int i = 0; i < FIT_CLIPS_BATCH; i++) {
-        int src = first + (i < count ? i : 0);
-        memcpy(rgb + i * rgb_n, c->rgb + src * rgb_n, rgb_n * sizeof(float));
-        const float *ms = c->motion + src * mot_n;
+        memcpy(rgb + i * rgb_n, c->rgb + src[i] * rgb_n, rgb_n * sizeof(float));
+        const float *ms = c->motion + src[i] * mot_n;
         for (size_t j = 0; j < mot_n; j++)
             mot[i * mot_n + j] = ms[j] * m->meta.motion_scale;
     }
+}
+
+/* Copies clips first.. (up to FIT_CLIPS_BATCH; the rest of the batch repeats the first). */
+static void fill_batch(struct nn_trainer *t, const struct nn_model *m, const struct fit_clips *c,
+                       int first, int count)
+{
+    int src[FIT_CLIPS_BATCH];
+    for (int i = 0; i < FIT_CLIPS_BATCH; i++)
+        src[i] = first + (i < count ? i : 0);
+    fill_rows(t, m, c, src);
 }
 
 /* Mean over the segments and positions of each clip of one value of the last forward. */
@@ -190,18 +199,25 @@ static int pool_value(const struct nn_trainer *t, const char *name, const struct
     return 0;
 }
 
-int fit_clips_activations(struct nn_model *m, const struct fit_clips *c, const char *const *values,
-                          int n_values, float **acts, int *channels, struct err_msg *em)
+/* A trainer over both streams' logits for batches of FIT_CLIPS_BATCH clips of c. */
+static int clips_trainer(struct nn_model *m, const struct fit_clips *c, struct nn_trainer **t,
+                         struct err_msg *em)
 {
-    if (input_of(m->graph, "rgb") < 0 || input_of(m->graph, "motion") < 0)
-        return err_set(em, ERR_FORMAT, "calibration needs a two-stream model (inputs rgb, motion)");
     struct nn_train_opts to;
     nn_train_opts_default(&to);
     to.batch = FIT_CLIPS_BATCH * c->segments;
     to.segments = c->segments;
     const char *losses[2] = {"rgb/logits", "motion/logits"};
+    return nn_trainer_new(m, losses, 2, &to, t, em);
+}
+
+int fit_clips_activations(struct nn_model *m, const struct fit_clips *c, const char *const *values,
+                          int n_values, float **acts, int *channels, struct err_msg *em)
+{
+    if (input_of(m->graph, "rgb") < 0 || input_of(m->graph, "motion") < 0)
+        return err_set(em, ERR_FORMAT, "calibration needs a two-stream model (inputs rgb, motion)");
     struct nn_trainer *t;
-    int rc = nn_trainer_new(m, losses, 2, &to, &t, em);
+    int rc = clips_trainer(m, c, &t, em);
     if (rc)
         return rc;
     for (int v = 0; v < n_values; v++)
@@ -220,5 +236,31 @@ int fit_clips_activations(struct nn_model *m, const struct fit_clips *c, const c
             free(acts[v]);
             acts[v] = NULL;
         }
+    return rc;
+}
+
+int fit_clips_observe_bn(struct nn_model *m, const struct fit_clips *c, int batches,
+                         struct err_msg *em)
+{
+    if (input_of(m->graph, "rgb") < 0 || input_of(m->graph, "motion") < 0)
+        return err_set(em, ERR_FORMAT, "adaptive BN needs a two-stream model (inputs rgb, motion)");
+    if (batches > c->n / FIT_CLIPS_BATCH)
+        batches = c->n / FIT_CLIPS_BATCH;
+    if (batches < 1)
+        return err_set(em, ERR_RANGE, "adaptive BN needs at least %d clips, not %d",
+                       FIT_CLIPS_BATCH, c->n);
+    struct nn_trainer *t = NULL;
+    int rc = clips_trainer(m, c, &t, em);
+    /* Clips spread evenly over the set, and every batch spread over all of it: clip lists
+     * run class by class, and each batch should see every class. */
+    int total = batches * FIT_CLIPS_BATCH;
+    for (int b = 0; rc == 0 && b < batches; b++) {
+        int src[FIT_CLIPS_BATCH];
+        for (int i = 0; i < FIT_CLIPS_BATCH; i++)
+            src[i] = (int)((int64_t)(b + i * batches) * c->n / total);
+        fill_rows(t, m, c, src);
+        rc = nn_trainer_observe_bn(t, 1.f / (float)(b + 1), em);
+    }
+    nn_trainer_free(t);
     return rc;
 }

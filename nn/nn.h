@@ -398,6 +398,13 @@ int nn_trainer_set_soft_targets(struct nn_trainer *t, int loss, const float *sof
  * nothing. What nn_run computes on the same graph after nn_graph_fold_bn. */
 int nn_trainer_eval(struct nn_trainer *t, const int *labels, struct nn_step_stats *st,
                     struct err_msg *em);
+/* Adaptive BN: a training-mode forward on the batch in the input buffers, whose batch
+ * statistics enter every BN's running statistics with weight momentum (in (0, 1]; 1
+ * replaces them); weights and the step count stay. After a network is cut (channels
+ * pruned, convolutions decomposed) its BNs' statistics describe filters that are gone;
+ * observing some batches with momentum 1/(i + 1) for the i-th sets them to the mean of
+ * the new filters' batch statistics. */
+int nn_trainer_observe_bn(struct nn_trainer *t, float momentum, struct err_msg *em);
 /* A value of the last step or eval (e.g. "rgb/logits"), and its shape; NULL if unknown.
  * After a step, only values that lead to a loss are computed. */
 const float *nn_trainer_value(const struct nn_trainer *t, const char *name,

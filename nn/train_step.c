@@ -96,3 +96,15 @@ int nn_trainer_eval(struct nn_trainer *t, const int *labels, struct nn_step_stat
     nn_train_forward(t, 0);
     return labels ? losses(t, labels, 0, st, em) : 0;
 }
+
+int nn_trainer_observe_bn(struct nn_trainer *t, float momentum, struct err_msg *em)
+{
+    if (!(momentum > 0 && momentum <= 1))
+        return err_set(em, ERR_RANGE, "BN momentum %g out of (0, 1]", momentum);
+    nn_train_forward(t, 1);
+    float keep = t->o.bn_momentum;
+    t->o.bn_momentum = momentum;
+    nn_train_update_running(t);
+    t->o.bn_momentum = keep;
+    return 0;
+}

@@ -2,6 +2,7 @@
  * (checked against fit_eval through the loader), pooled activations, and fine-tuning a
  * given model in place. */
 #include "fit/fit.h"
+#include "nn/graph.h"
 #include "video/video.h"
 
 #include <math.h>
@@ -147,6 +148,51 @@ static void test_eval_matches_fit_eval(void **state)
     assert_true(fabs(sum_m / a.clips - a.top1_motion) < 1e-9);
     fit_eval_result_free(&a);
     fit_eval_result_free(&b);
+    fit_clips_free(c);
+}
+
+static const float *tensor_data(const struct nn_model *m, const char *name)
+{
+    for (int i = 0; i < m->graph->n_tensors; i++)
+        if (strcmp(m->graph->tensors[i].name, name) == 0)
+            return m->graph->tensors[i].data;
+    fail_msg("no tensor %s", name);
+    return NULL;
+}
+
+/* Adaptive BN over every clip of a set (two whole batches): in inference mode the first BN's
+ * output then averages to its shift (beta) over those clips, whatever its statistics were
+ * (deeper BNs see inputs normalised by running, not batch, statistics: close, not exact);
+ * too few clips is a clear error. */
+static void test_observe_bn(void **state)
+{
+    struct fx *f = *state;
+    struct fit_clips *c = load(f, "all", FIT_PART_ALL, 16);
+    assert_int_equal(c->n, 16);
+    struct nn_model *m = nn_model_clone(f->m);
+    float *run_mean = (float *)tensor_data(m, "motion/features.0.bn.running_mean");
+    float *beta = (float *)tensor_data(m, "motion/features.0.bn.bias");
+    run_mean[0] += 3.f; /* off-centre, as after a cut */
+    for (int j = 0; j < 8; j++)
+        beta[j] = 0.1f * (float)j;
+    const char *v[1] = {"motion/features.0.bn.out"};
+    float *acts[1];
+    int ch[1];
+    struct err_msg em = {{0}};
+    assert_int_equal(fit_clips_observe_bn(m, c, 2, &em), 0);
+    assert_int_equal(fit_clips_activations(m, c, v, 1, acts, ch, &em), 0);
+    for (int j = 0; j < ch[0]; j++) {
+        double mean = 0;
+        for (int i = 0; i < c->n; i++)
+            mean += acts[0][(size_t)i * ch[0] + j] / c->n;
+        assert_true(fabs(mean - beta[j]) < 1e-3);
+    }
+    free(acts[0]);
+    struct fit_clips *few = load(f, "all", FIT_PART_ALL, 7);
+    assert_int_equal(fit_clips_observe_bn(m, few, 2, &em), ERR_RANGE);
+    assert_non_null(strstr(em.text, "at least 8 clips"));
+    fit_clips_free(few);
+    nn_model_free(m);
     fit_clips_free(c);
 }
 
@@ -306,6 +352,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parts),
+        cmocka_unit_test(test_observe_bn),
         cmocka_unit_test(test_eval_matches_fit_eval),
         cmocka_unit_test(test_activations_match_plan),
         cmocka_unit_test(test_wrong_classes),

@@ -1414,6 +1414,75 @@ static void test_inference_uses_trained_bn_stats(void **state)
     nn_model_free(m);
 }
 
+/* The per-channel mean and unbiased variance of value c1 ([6, 4, 8, 8]) of the last forward. */
+static void c1_stats(const struct nn_trainer *t, double *mean, double *var)
+{
+    struct nn_shape sh;
+    const float *v = nn_trainer_value(t, "c1", &sh);
+    assert_non_null(v);
+    int n = sh.d[0], c = sh.d[1], hw = sh.d[2] * sh.d[3];
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0, q = 0;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < hw; j++)
+                s += v[((size_t)i * c + ch) * hw + j];
+        mean[ch] = s / ((double)n * hw);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < hw; j++) {
+                double d = v[((size_t)i * c + ch) * hw + j] - mean[ch];
+                q += d * d;
+            }
+        var[ch] = q / ((double)n * hw - 1);
+    }
+}
+
+/* Adaptive BN: observing a batch with momentum 1 sets the running statistics to that batch's
+ * (variance unbiased), a second with 1/2 averages the two; no weight and no step changes. */
+static void test_observe_bn(void **state)
+{
+    (void)state;
+    struct nn_model *m = tiny_net(0xab, 3);
+    struct nn_train_opts o;
+    nn_train_opts_default(&o);
+    o.batch = 6;
+    const char *loss = "logits";
+    struct nn_trainer *t = new_trainer(m, &loss, 1, &o);
+    float *run_mean = m->graph->tensors[3].data, *run_var = m->graph->tensors[4].data;
+    assert_string_equal(m->graph->tensors[4].name, "bn1.v");
+    for (int ch = 0; ch < 4; ch++) {
+        run_mean[ch] = 100.f; /* statistics of filters long gone */
+        run_var[ch] = 50.f;
+    }
+    float w0[4 * 2 * 9];
+    assert_string_equal(m->graph->tensors[0].name, "c1.w");
+    memcpy(w0, m->graph->tensors[0].data, sizeof w0);
+    uint64_t rng = 5;
+    int labels[6];
+    double mean1[4], var1[4], mean2[4], var2[4];
+    make_batch(&rng, t, 6, 1, labels);
+    struct err_msg em = {{0}};
+    assert_int_equal(nn_trainer_observe_bn(t, 1.f, &em), 0);
+    c1_stats(t, mean1, var1);
+    for (int ch = 0; ch < 4; ch++) {
+        assert_true(fabs(run_mean[ch] - mean1[ch]) < 1e-4 * (1 + fabs(mean1[ch])));
+        assert_true(fabs(run_var[ch] - var1[ch]) < 1e-4 * var1[ch]);
+    }
+    make_batch(&rng, t, 6, 1, labels);
+    assert_int_equal(nn_trainer_observe_bn(t, 0.5f, &em), 0);
+    c1_stats(t, mean2, var2);
+    for (int ch = 0; ch < 4; ch++) {
+        double want = (mean1[ch] + mean2[ch]) / 2, want_v = (var1[ch] + var2[ch]) / 2;
+        assert_true(fabs(run_mean[ch] - want) < 1e-4 * (1 + fabs(want)));
+        assert_true(fabs(run_var[ch] - want_v) < 1e-4 * want_v);
+    }
+    assert_memory_equal(w0, m->graph->tensors[0].data, sizeof w0);
+    assert_int_equal(nn_trainer_steps(t), 0);
+    assert_int_equal(nn_trainer_observe_bn(t, 0.f, &em), ERR_RANGE);
+    assert_non_null(strstr(em.text, "momentum"));
+    nn_trainer_free(t);
+    nn_model_free(m);
+}
+
 static void expect_new_fails(struct nn_model *m, const char *loss, const struct nn_train_opts *o,
                              int code, const char *words)
 {
@@ -1572,6 +1641,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resume_continues_exactly, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_checkpoint_errors, setup_dir, teardown_dir),
         cmocka_unit_test(test_inference_uses_trained_bn_stats),
+        cmocka_unit_test(test_observe_bn),
         cmocka_unit_test(test_trainer_refusals),
         cmocka_unit_test(test_dropout_masks),
         cmocka_unit_test(test_bench_two_stream_step),
