@@ -104,7 +104,8 @@ int scorer_new(const struct nn_model *m, struct scorer **out, struct err_msg *em
     s->m = m;
     int rc = find_inputs(s, em);
     if (rc == 0)
-        rc = nn_plan_new(m->graph, m->meta.segments, &s->plan, em);
+        /* Only the fused scores: a stream the late fusion weighs 0 is then not computed. */
+        rc = nn_plan_new_for(m->graph, m->meta.segments, 1u, &s->plan, em);
     if (rc == 0 && (rc = nn_ctx_new(s->plan, &s->ctx)) != 0)
         err_set(em, rc, "out of memory for the workspace");
     if (rc == 0) {

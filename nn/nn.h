@@ -176,6 +176,12 @@ struct nn_plan;
 struct nn_ctx;
 
 int nn_plan_new(const struct nn_graph *g, int batch, struct nn_plan **out, struct err_msg *em);
+/* A plan that computes only the graph outputs whose bit is set in `outputs` (bit i: output
+ * i): nodes that feed none of them are neither run nor given memory, and a weighted sum
+ * (late fusion) does not read a term of weight 0 — so a stream the fusion weighs 0 costs
+ * nothing when only the fused scores are asked for. nn_ctx_output is NULL for the others. */
+int nn_plan_new_for(const struct nn_graph *g, int batch, unsigned outputs, struct nn_plan **out,
+                    struct err_msg *em);
 void nn_plan_free(struct nn_plan *p);
 /* Bytes of workspace each context holds. */
 size_t nn_plan_workspace_bytes(const struct nn_plan *p);

@@ -16,6 +16,8 @@ struct nn_plan {
     int *root;               /* per value: the value whose memory it uses */
     size_t *offset;          /* per value root: float offset into the workspace */
     unsigned char *skip;     /* per node: aliases its input, runs nothing */
+    unsigned char *dead;     /* per node: feeds no wanted output; neither run nor placed */
+    unsigned outputs;        /* bit i: graph output i is computed */
     enum nn_act *act;        /* per node: activation fused into a conv */
     float *alpha;
     float **wino;            /* per node: Winograd weights of its 3x3 conv, or NULL */
@@ -40,6 +42,7 @@ void nn_plan_free(struct nn_plan *p)
     free(p->root);
     free(p->offset);
     free(p->skip);
+    free(p->dead);
     free(p->act);
     free(p->alpha);
     if (p->wino)
@@ -54,19 +57,49 @@ void nn_plan_free(struct nn_plan *p)
     free(p);
 }
 
-/* Users of each value: how many nodes read it. */
-static void count_users(const struct nn_graph *g, int *users)
+/* Whether node n needs its input i: not a weighted-sum term of weight 0 (a late fusion
+ * that leaves a stream out). */
+static int reads_input(const struct nn_node *n, int i)
 {
+    return n->op != NN_OP_WSUM || n->a.weights[i] != 0.f;
+}
+
+/* Nodes whose output reaches no wanted output. Nodes are in topological order, so one
+ * pass from the end finds every value a wanted output needs. */
+static int mark_dead(struct nn_plan *p)
+{
+    const struct nn_graph *g = p->g;
+    unsigned char *needed = calloc((size_t)g->n_values + 1, 1);
+    if (!needed)
+        return ERR_NOMEM;
+    for (int i = 0; i < g->n_outputs; i++)
+        if (p->outputs & (1u << i))
+            needed[g->outputs[i]] = 1;
+    for (int k = g->n_nodes - 1; k >= 0; k--) {
+        const struct nn_node *n = &g->nodes[k];
+        p->dead[k] = !needed[n->out];
+        for (int i = 0; !p->dead[k] && i < n->n_in; i++)
+            if (reads_input(n, i))
+                needed[n->in[i]] = 1;
+    }
+    free(needed);
+    return 0;
+}
+
+/* Users of each value: how many live nodes read it. */
+static void count_users(const struct nn_plan *p, int *users)
+{
+    const struct nn_graph *g = p->g;
     memset(users, 0, sizeof(int) * (size_t)g->n_values);
     for (int k = 0; k < g->n_nodes; k++)
-        for (int i = 0; i < g->nodes[k].n_in; i++)
+        for (int i = 0; !p->dead[k] && i < g->nodes[k].n_in; i++)
             users[g->nodes[k].in[i]]++;
 }
 
-static int is_graph_output(const struct nn_graph *g, int v)
+static int is_graph_output(const struct nn_plan *p, int v)
 {
-    for (int i = 0; i < g->n_outputs; i++)
-        if (g->outputs[i] == v)
+    for (int i = 0; i < p->g->n_outputs; i++)
+        if (p->g->outputs[i] == v && (p->outputs & (1u << i)))
             return 1;
     return 0;
 }
@@ -88,7 +121,7 @@ static int fusion_target(const struct nn_plan *p, const int *users, int x)
 {
     const struct nn_graph *g = p->g;
     for (;;) {
-        if (users[x] != 1 || is_graph_output(g, x))
+        if (users[x] != 1 || is_graph_output(p, x))
             return -1;
         int prod = g->values[x].producer;
         if (prod < 0)
@@ -114,6 +147,8 @@ static void mark_aliases(struct nn_plan *p, const int *users)
     for (int k = 0; k < g->n_nodes; k++) {
         const struct nn_node *n = &g->nodes[k];
         int x = n->in[0];
+        if (p->dead[k])
+            continue;
         int alias = n->op == NN_OP_DROPOUT || n->op == NN_OP_FLATTEN ||
                     n->op == NN_OP_RESHAPE || (n->op == NN_OP_BATCHNORM && n->folded);
         enum nn_act act = act_of(n->op);
@@ -137,10 +172,12 @@ static void last_uses(const struct nn_plan *p, int *last)
     for (int v = 0; v < g->n_values; v++)
         last[v] = -1;
     for (int k = 0; k < g->n_nodes; k++)
-        for (int i = 0; i < g->nodes[k].n_in; i++)
-            last[p->root[g->nodes[k].in[i]]] = k;
+        for (int i = 0; !p->dead[k] && i < g->nodes[k].n_in; i++)
+            if (reads_input(&g->nodes[k], i))
+                last[p->root[g->nodes[k].in[i]]] = k;
     for (int i = 0; i < g->n_outputs; i++)
-        last[p->root[g->outputs[i]]] = INT_MAX;
+        if (p->outputs & (1u << i))
+            last[p->root[g->outputs[i]]] = INT_MAX;
     for (int i = 0; i < g->n_inputs; i++)
         last[g->inputs[i]] = INT_MAX; /* callers fill inputs once and may run again */
 }
@@ -204,7 +241,7 @@ static int assign_memory(struct nn_plan *p)
     }
     for (int k = 0; k < g->n_nodes; k++) {
         const struct nn_node *n = &g->nodes[k];
-        if (p->skip[k])
+        if (p->skip[k] || p->dead[k])
             continue;
         size_t s = node_scratch(p, n);
         if (s > scratch)
@@ -277,6 +314,8 @@ static int prepare_weights(struct nn_plan *p)
         const struct nn_node *n = &g->nodes[k];
         struct nn_conv_geom cg;
         const float *w;
+        if (p->dead[k])
+            continue;
         if (n->op == NN_OP_CONV) {
             cg = conv_geom(p, n, k, &g->tensors[n->param[0]].shape);
             w = g->tensors[n->param[0]].data;
@@ -314,7 +353,15 @@ static int prepare_weights(struct nn_plan *p)
 
 int nn_plan_new(const struct nn_graph *g, int batch, struct nn_plan **out, struct err_msg *em)
 {
+    return nn_plan_new_for(g, batch, (1u << g->n_outputs) - 1, out, em);
+}
+
+int nn_plan_new_for(const struct nn_graph *g, int batch, unsigned outputs, struct nn_plan **out,
+                    struct err_msg *em)
+{
     *out = NULL;
+    if (outputs == 0 || outputs >= (1u << g->n_outputs))
+        return err_set(em, ERR_RANGE, "no output chosen, or an output the graph does not have");
     struct nn_plan *p = calloc(1, sizeof *p);
     size_t nv = (size_t)g->n_values + 1, nn = (size_t)g->n_nodes + 1;
     int *users = malloc(sizeof(int) * nv);
@@ -325,21 +372,25 @@ int nn_plan_new(const struct nn_graph *g, int batch, struct nn_plan **out, struc
         p->root = calloc(nv, sizeof *p->root);
         p->offset = calloc(nv, sizeof *p->offset);
         p->skip = calloc(nn, 1);
+        p->dead = calloc(nn, 1);
+        p->outputs = outputs;
         p->act = calloc(nn, sizeof *p->act);
         p->alpha = calloc(nn, sizeof *p->alpha);
         p->wino = calloc(nn, sizeof *p->wino);
         p->wino_m = calloc(nn, 1);
         p->packed = calloc(nn, sizeof *p->packed);
     }
-    if (!p || !users || !p->shapes || !p->root || !p->offset || !p->skip || !p->act ||
+    if (!p || !users || !p->shapes || !p->root || !p->offset || !p->skip || !p->dead || !p->act ||
         !p->alpha || !p->wino || !p->wino_m || !p->packed) {
         free(users);
         nn_plan_free(p);
         return err_set(em, ERR_NOMEM, "out of memory planning the graph");
     }
     int rc = nn_graph_infer_shapes(g, batch, p->shapes, em);
+    if (rc == 0)
+        rc = mark_dead(p);
     if (rc == 0) {
-        count_users(g, users);
+        count_users(p, users);
         mark_aliases(p, users);
         rc = prepare_weights(p);
         if (rc == 0)
@@ -421,6 +472,8 @@ float *nn_ctx_input(struct nn_ctx *c, int i)
 const float *nn_ctx_output(const struct nn_ctx *c, int i)
 {
     const struct nn_plan *p = c->p;
+    if (!(p->outputs & (1u << i)))
+        return NULL;
     return c->ws + p->offset[p->root[p->g->outputs[i]]];
 }
 
@@ -633,11 +686,16 @@ static void run_node(struct nn_ctx *c, const struct nn_node *n, int k)
     case NN_OP_ADD:
         nn_add(val(c, n->in[0]), val(c, n->in[1]), val(c, n->out), len, p->act[k], p->alpha[k]);
         break;
-    case NN_OP_WSUM: {
+    case NN_OP_WSUM: { /* terms of weight 0 are left out: their inputs may not be computed */
         const float *xs[NN_MAX_NODE_INPUTS];
+        float ws[NN_MAX_NODE_INPUTS];
+        int terms = 0;
         for (int i = 0; i < n->n_in; i++)
-            xs[i] = val(c, n->in[i]);
-        nn_wsum(n->n_in, xs, n->a.weights, val(c, n->out), len);
+            if (reads_input(n, i)) {
+                xs[terms] = val(c, n->in[i]);
+                ws[terms++] = n->a.weights[i];
+            }
+        nn_wsum(terms, xs, ws, val(c, n->out), len);
         break;
     }
     case NN_OP_CONCAT: run_concat(c, n); break;
@@ -666,7 +724,7 @@ int nn_run(struct nn_ctx *c)
 {
     const struct nn_graph *g = c->p->g;
     for (int k = 0; k < g->n_nodes; k++) {
-        if (c->p->skip[k])
+        if (c->p->skip[k] || c->p->dead[k])
             continue;
         uint64_t t0 = c->node_ms ? clock_mono_ns() : 0;
         run_node(c, &g->nodes[k], k);

@@ -778,6 +778,60 @@ static void test_arch_resnet18_counts(void **state)
     nn_graph_free(g);
 }
 
+/* Output 0 ("scores") of a two-stream graph with fusion weights fw, planned with every output
+ * and with output 0 alone; the RGB input of the second is NaN when its weight is 0. Returns
+ * the two plans' workspace sizes through ws_all / ws_one. */
+static void selective_plan(const float fw[2], size_t *ws_all, size_t *ws_one)
+{
+    struct nn_graph *g = nn_graph_new();
+    struct nn_arch_opts o = {.arch = "vgg-small", .width = 0.25f, .n_classes = 5, .seed = 3};
+    struct err_msg em = {{0}};
+    assert_int_equal(nn_arch_two_stream(g, &o, 32, 32, 4, fw, &em), 0);
+    struct nn_plan *pa, *p1;
+    struct nn_ctx *ca, *c1;
+    assert_int_equal(nn_plan_new(g, 3, &pa, &em), 0);
+    assert_int_equal(nn_plan_new_for(g, 3, 1u, &p1, &em), 0);
+    assert_int_equal(nn_ctx_new(pa, &ca), 0);
+    assert_int_equal(nn_ctx_new(p1, &c1), 0);
+    uint64_t r = 9;
+    for (int i = 0; i < 2; i++) {
+        struct nn_shape s = nn_plan_input_shape(pa, i);
+        for (int64_t j = 0; j < nn_shape_elems(&s); j++) {
+            float v = tl_uniform(&r, -1, 1);
+            nn_ctx_input(ca, i)[j] = v;
+            nn_ctx_input(c1, i)[j] = i == 0 && fw[0] == 0 ? NAN : v;
+        }
+    }
+    nn_run(ca);
+    nn_run(c1);
+    assert_memory_equal(nn_ctx_output(ca, 0), nn_ctx_output(c1, 0), 5 * sizeof(float));
+    assert_non_null(nn_ctx_output(ca, 1));
+    assert_null(nn_ctx_output(c1, 1));
+    assert_null(nn_ctx_output(c1, 2));
+    *ws_all = nn_plan_workspace_bytes(pa);
+    *ws_one = nn_plan_workspace_bytes(p1);
+    nn_ctx_free(ca);
+    nn_ctx_free(c1);
+    nn_plan_free(pa);
+    nn_plan_free(p1);
+    assert_int_equal(nn_plan_new_for(g, 3, 0u, &p1, &em), ERR_RANGE);
+    assert_int_equal(nn_plan_new_for(g, 3, 1u << 3, &p1, &em), ERR_RANGE);
+    nn_graph_free(g);
+}
+
+/* A plan for the fused scores alone skips a stream the fusion weighs 0: the same scores,
+ * bit for bit, with that stream's input never read (NaN there changes nothing) and less
+ * workspace; with both streams weighed it only drops the per-stream outputs. */
+static void test_plan_selected_outputs(void **state)
+{
+    (void)state;
+    size_t all, one;
+    selective_plan((const float[2]){0.f, 1.f}, &all, &one);
+    assert_true(one < all);
+    selective_plan((const float[2]){0.4f, 0.6f}, &all, &one);
+    assert_true(one <= all);
+}
+
 static void test_arch_two_stream(void **state)
 {
     (void)state;
@@ -1031,6 +1085,7 @@ int main(void)
         cmocka_unit_test(test_run_is_repeatable),
         cmocka_unit_test(test_arch_resnet18_counts),
         cmocka_unit_test(test_arch_two_stream),
+        cmocka_unit_test(test_plan_selected_outputs),
         cmocka_unit_test(test_contexts_run_concurrently),
         cmocka_unit_test(test_graph_errors),
         cmocka_unit_test(test_op_names_round_trip),
