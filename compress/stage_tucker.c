@@ -37,9 +37,13 @@ struct tucker_run {
     int n_cache, cap_cache;
 };
 
+/* Layer i stays as it is at full ranks, and at ranks whose factors would cost as much
+ * (a first layer with few input channels at full resolution: the three factor passes cost
+ * more than the one convolution). */
 static int layer_kept(const struct tucker_run *t, const int *g, int i)
 {
-    return g[2 * i] == t->hi[2 * i] && g[2 * i + 1] == t->hi[2 * i + 1];
+    return (g[2 * i] == t->hi[2 * i] && g[2 * i + 1] == t->hi[2 * i + 1]) ||
+           !surg_decomposition_pays(&t->cs->c[i], g[2 * i], g[2 * i + 1]);
 }
 
 /* The model's cost relative to the budget (cmp_budget_ratio): within it when <= 1. */

@@ -103,6 +103,9 @@ int surg_tucker_cost(const struct surg_conv *c, int rin, int rout, int64_t *flop
                      int64_t *params);
 /* Cost of Gemm c as two Gemms through rank r, 1 <= r <= min(cin, cout). */
 int surg_svd_cost(const struct surg_conv *c, int r, int64_t *flops, int64_t *params);
+/* Whether decomposing c at ranks (r1, r2) (Gemm: r1) lowers its FLOPs or its parameters; when
+ * it lowers neither, the layer as it is costs no more and is exact. 0 also for bad ranks. */
+int surg_decomposition_pays(const struct surg_conv *c, int r1, int r2);
 
 /* Factors for one layer. Conv: r1 = R_in, r2 = R_out, u_in [r1, Cin, 1, 1], core [r2, r1,
  * kh, kw], u_out [Cout, r2, 1, 1] (nn/'s TuckerConv layouts). Gemm: r1 = r (r2 unused),

@@ -126,6 +126,13 @@ int surg_svd_cost(const struct surg_conv *c, int r, int64_t *flops, int64_t *par
     return 0;
 }
 
+int surg_decomposition_pays(const struct surg_conv *c, int r1, int r2)
+{
+    int64_t f, p;
+    int rc = c->op == NN_OP_CONV ? surg_tucker_cost(c, r1, r2, &f, &p) : surg_svd_cost(c, r1, &f, &p);
+    return rc == 0 && (f < c->flops || p < c->params);
+}
+
 /* ---- rebuilding ---- */
 
 static int all_finite(const float *x, int64_t n)

@@ -893,6 +893,20 @@ static void test_convs_list(void **state)
     assert_int_equal(surg_tucker_cost(fc, 4, 4, &f, &p), ERR_INVAL);
     assert_int_equal(surg_svd_cost(fc, 6, &f, &p), ERR_RANGE);
     assert_int_equal(surg_svd_cost(c, 2, &f, &p), ERR_INVAL);
+    /* a decomposition pays when it lowers FLOPs or parameters: 16 -> 32 3x3 at 4/4, yes; at
+     * 16/32 (three passes for one) no; a first layer of 3 inputs at 3/4, no; bad ranks, no */
+    assert_true(surg_decomposition_pays(c, 4, 4));
+    assert_false(surg_decomposition_pays(c, 16, 32));
+    assert_false(surg_decomposition_pays(c, 0, 4));
+    const struct surg_conv *stem = conv_named(cs, "conv1");
+    assert_non_null(stem);
+    assert_int_equal(stem->cin, 3);
+    int64_t sf, sp;
+    assert_int_equal(surg_tucker_cost(stem, 3, stem->cout, &sf, &sp), 0);
+    assert_true(sf > stem->flops);
+    assert_false(surg_decomposition_pays(stem, 3, stem->cout));
+    assert_true(surg_decomposition_pays(fc, 2, 0));
+    assert_false(surg_decomposition_pays(fc, 5, 0));
     surg_convs_free(cs);
     nn_model_free(m);
 }
