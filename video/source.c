@@ -88,10 +88,11 @@ static void register_devices(void)
     void (*reg)(void) = NULL;
     if (lib)
         *(void **)&reg = dlsym(lib, "avdevice_register_all");
+    const char *why = reg ? NULL : dlerror();
     if (reg)
         reg();
     else
-        snprintf(devices_error, sizeof devices_error, "%s", dlerror());
+        snprintf(devices_error, sizeof devices_error, "%s", why ? why : AVDEVICE_SONAME);
 }
 
 /* Demuxer options for the kind of source: RTSP transport, device size and rate. Our interrupt
