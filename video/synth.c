@@ -24,6 +24,10 @@ static const char *const class_names[VIDEO_SYNTH_CLASS_COUNT] = {
 /* A change of action blends the old pose into the new one over this long. */
 #define SEQ_BLEND_S 0.3f
 #define SEQ_MIN_SEGMENT_S 1.5f
+/* An actor's height as a share of the frame's, for clips and sequences alike: a sequence is
+ * what a model trained on the clips must recognise, so its actor comes from the same range. */
+#define SYNTH_FIGURE_MIN 0.35f
+#define SYNTH_FIGURE_MAX 0.55f
 
 const char *video_synth_class_name(int cls)
 {
@@ -136,7 +140,8 @@ static void actor_random(struct actor *a, const struct video_synth_clip *c, int 
 {
     a->cls = c->cls;
     a->dir = c->direction ? (c->direction > 0 ? 1 : -1) : rng_sign(rng);
-    float fh = c->figure_height > 0 ? (float)c->figure_height : (float)h * rng_range(rng, 0.35f, 0.55f);
+    float fh = c->figure_height > 0 ? (float)c->figure_height
+                                    : (float)h * rng_range(rng, SYNTH_FIGURE_MIN, SYNTH_FIGURE_MAX);
     figure_random(&a->fig, fminf(fh, 0.9f * (float)h), rng);
     if (a->cls >= 0)
         figure_gait_random(a->cls, rng, &a->gait);
@@ -502,7 +507,8 @@ int video_synth_sequence(const char *mp4_path, const char *timeline_path,
                        2 * SEQ_MIN_SEGMENT_S, VIDEO_SYNTH_MAX_SEQUENCE_SECONDS);
     uint64_t rng = rng_derive(o->seed, 0x5E9, 0);
     struct figure fig;
-    figure_random(&fig, (float)o->height * rng_range(&rng, 0.3f, 0.42f), &rng);
+    figure_random(&fig, (float)o->height * rng_range(&rng, SYNTH_FIGURE_MIN, SYNTH_FIGURE_MAX),
+                  &rng);
     float x0 = (float)o->width * rng_range(&rng, 0.3f, 0.7f);
     struct segment *sg = calloc(SEQ_MAX_SEGMENTS, sizeof *sg);
     if (!sg)
