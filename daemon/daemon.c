@@ -1,10 +1,16 @@
-/* daemon.c — the process-level pieces of serving: signal flags and masks. The serve loop that
- * wires stream workers, inference, the recorder and HTTP together lands with the workers. */
+/* daemon.c — the process-level pieces of serving: signal flags and masks, malloc's arenas.
+ * The serve loop that wires the workers, the recorder and HTTP together is serve.c. */
 #include "daemon/daemon.h"
 #include "common/err.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+#define DAEMON_MALLOC_ARENAS 2
 
 /* The only mutable globals allowed: set by handlers, read by the main loop. */
 static volatile sig_atomic_t stop_flag;
@@ -42,6 +48,14 @@ int daemon_signals_install(void)
     if (!rc)
         rc = handle(SIGPIPE, SIG_IGN);
     return rc;
+}
+
+void daemon_malloc_tune(void)
+{
+#if defined(__GLIBC__) && defined(M_ARENA_MAX)
+    if (!getenv("MALLOC_ARENA_MAX"))
+        mallopt(M_ARENA_MAX, DAEMON_MALLOC_ARENAS);
+#endif
 }
 
 static void mask(int how)

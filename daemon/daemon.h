@@ -17,6 +17,11 @@
  * mid-response is an error return, not a death). Handlers are installed without SA_RESTART so
  * that a blocking poll() in the main loop returns EINTR. Call once, from main, first. */
 int daemon_signals_install(void);
+/* Caps glibc's malloc arenas at two unless MALLOC_ARENA_MAX is set: HTTP runs a thread per
+ * connection, each new thread may get an arena of its own (up to 8 per core), and what an
+ * arena held stays resident after its thread is gone — every burst of clients left the
+ * daemon a few MB larger (bench/burst.sh). Call before any thread starts; a no-op elsewhere. */
+void daemon_malloc_tune(void);
 /* Blocks the three signals in the calling thread; threads created afterwards inherit that,
  * so only the main thread (after daemon_signals_unblock) ever runs the handlers. */
 void daemon_signals_block(void);

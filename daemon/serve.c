@@ -522,6 +522,7 @@ static void main_loop(struct serve *sv)
 
 int daemon_serve(const char *config_path, struct err_msg *em)
 {
+    daemon_malloc_tune();
     int rc = daemon_signals_install();
     if (rc)
         return err_set(em, rc, "cannot install signal handlers");
