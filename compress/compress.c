@@ -60,8 +60,8 @@ void compress_opts_default(struct compress_opts *o)
     o->calib_clips = 200;
     o->bn_batches = 4;
     o->val_split = 0.1;
-    o->finetune_epochs = 3;
-    o->finetune_lr = 0.002f;
+    o->finetune_epochs = 6;
+    o->finetune_lr = 0.005f;
     o->batch = 8;
     o->population = 16;
     o->generations = 10;
