@@ -9,9 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Fusion weights tried on the validation split: w_rgb = i / FUSION_STEPS. */
-#define FUSION_STEPS 20
-
 void fit_train_opts_default(struct fit_train_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -96,7 +93,7 @@ struct train_run {
     int steps_per_epoch;
     char ckpt[4096], log[4096];
     FILE *logf;
-    double *p_rgb, *p_mot; /* validation consensus, [n_val][classes] */
+    float *z_rgb, *z_mot;  /* validation logits, [n_val][segments][classes] */
     int *val_labels;
     /* distillation: the teacher, folded, planned for the training batch */
     struct nn_model *teacher;
@@ -116,8 +113,8 @@ static void train_run_free(struct train_run *r)
     video_dataset_free(r->ds);
     free(r->train_idx);
     free(r->val_idx);
-    free(r->p_rgb);
-    free(r->p_mot);
+    free(r->z_rgb);
+    free(r->z_mot);
     free(r->val_labels);
     nn_ctx_free(r->t_ctx);
     nn_plan_free(r->t_plan);
@@ -252,29 +249,11 @@ static void progress(const struct train_run *r, int epoch, int step, const struc
 }
 
 struct val_result {
-    double rgb, motion, fused, w_rgb;
+    double rgb, motion, fused, w[2];
 };
 
-/* Accuracy and mean negative log-likelihood of w * p_rgb + (1 - w) * p_mot over the
- * validation clips. */
-static double fused_acc(const struct train_run *r, double w, double *nll)
-{
-    int right = 0, c = r->n_classes;
-    double p[NN_MAX_CLASSES], sum_nll = 0;
-    for (int i = 0; i < r->n_val; i++) {
-        for (int j = 0; j < c; j++)
-            p[j] = w * r->p_rgb[(size_t)i * c + j] + (1 - w) * r->p_mot[(size_t)i * c + j];
-        right += argmax(p, c) == r->val_labels[i];
-        sum_nll -= log(p[r->val_labels[i]] + 1e-12);
-    }
-    *nll = r->n_val ? sum_nll / r->n_val : 0;
-    return r->n_val ? (double)right / r->n_val : 0;
-}
-
-/* One pass over the validation clips in inference mode; then the fusion weight that does
- * best on them. Ties, common with a weak stream that rarely moves the argmax, go to the
- * weight whose fused probabilities fit the labels best (lowest NLL): an even split with a
- * near-uniform stream would halve every score the daemon's thresholds compare. */
+/* One pass over the validation clips in inference mode; then the fusion weights that do best
+ * on them, computed as the model's own fusion computes its scores (fit_fusion_choose). */
 static int validate(struct train_run *r, struct val_result *v, struct err_msg *em)
 {
     int c = r->n_classes, k = r->o->segments, seen = 0, right_r = 0, right_m = 0;
@@ -290,10 +269,13 @@ static int validate(struct train_run *r, struct val_result *v, struct err_msg *e
             return rc;
         const float *lr = nn_trainer_value(r->t, "rgb/logits", NULL);
         const float *lm = nn_trainer_value(r->t, "motion/logits", NULL);
+        size_t clip = (size_t)k * c;
         for (int i = 0; i < b->clips && seen < r->n_val; i++, seen++) {
-            double *pr = r->p_rgb + (size_t)seen * c, *pm = r->p_mot + (size_t)seen * c;
-            consensus(lr + (size_t)i * k * c, k, c, pr);
-            consensus(lm + (size_t)i * k * c, k, c, pm);
+            double pr[NN_MAX_CLASSES], pm[NN_MAX_CLASSES];
+            memcpy(r->z_rgb + seen * clip, lr + i * clip, clip * sizeof(float));
+            memcpy(r->z_mot + seen * clip, lm + i * clip, clip * sizeof(float));
+            consensus(lr + i * clip, k, c, pr);
+            consensus(lm + i * clip, k, c, pm);
             r->val_labels[seen] = b->labels[i];
             right_r += argmax(pr, c) == b->labels[i];
             right_m += argmax(pm, c) == b->labels[i];
@@ -303,16 +285,13 @@ static int validate(struct train_run *r, struct val_result *v, struct err_msg *e
     }
     v->rgb = seen ? (double)right_r / seen : 0;
     v->motion = seen ? (double)right_m / seen : 0;
-    v->fused = -1;
-    double best_nll = 0;
-    for (int i = 0; i <= FUSION_STEPS; i++) {
-        double nll, w = (double)i / FUSION_STEPS, a = fused_acc(r, w, &nll);
-        if (a > v->fused + 1e-12 || (fabs(a - v->fused) < 1e-12 && nll < best_nll)) {
-            v->fused = a;
-            v->w_rgb = w;
-            best_nll = nll;
-        }
-    }
+    struct fit_fusion_set set = {.n = seen, .k = k, .c = c, .zr = r->z_rgb, .zm = r->z_mot,
+                                 .labels = r->val_labels};
+    struct fit_fusion_pick pick;
+    fit_fusion_choose(nn_model_fusion_kind(r->m), &set, &pick);
+    v->fused = pick.acc;
+    v->w[0] = pick.w[0];
+    v->w[1] = pick.w[1];
     return 0;
 }
 
@@ -322,7 +301,7 @@ static void log_epoch(struct train_run *r, int epoch, const double *loss, const 
     json_t *j = json_pack("{s:i, s:f, s:f, s:f, s:f, s:[f,f], s:f, s:f, s:i}", "epoch",
                           epoch + 1, "train_loss", loss[0] + (n_losses > 1 ? loss[1] : 0),
                           "val_top1_rgb", v->rgb, "val_top1_motion", v->motion, "val_top1_fused",
-                          v->fused, "fusion", v->w_rgb, 1 - v->w_rgb, "lr", (double)lr,
+                          v->fused, "fusion", v->w[0], v->w[1], "lr", (double)lr,
                           "seconds", seconds, "steps", (int)nn_trainer_steps(r->t));
     json_t *tr = json_array();
     for (int i = 0; i < n_losses; i++)
@@ -443,10 +422,11 @@ static int setup(struct train_run *r, struct err_msg *em)
         return rc;
     if (o->teacher && (rc = teacher_setup(r, em)))
         return rc;
-    r->p_rgb = calloc((size_t)(r->n_val + 1) * r->n_classes, sizeof(double));
-    r->p_mot = calloc((size_t)(r->n_val + 1) * r->n_classes, sizeof(double));
+    size_t val_logits = (size_t)(r->n_val + 1) * o->segments * r->n_classes;
+    r->z_rgb = calloc(val_logits, sizeof(float));
+    r->z_mot = calloc(val_logits, sizeof(float));
     r->val_labels = calloc((size_t)r->n_val + 1, sizeof(int));
-    if (!r->p_rgb || !r->p_mot || !r->val_labels)
+    if (!r->z_rgb || !r->z_mot || !r->val_labels)
         return err_set(em, ERR_NOMEM, "out of memory");
     snprintf(r->ckpt, sizeof r->ckpt, "%s", o->checkpoint ? o->checkpoint : "");
     if (!o->checkpoint)
@@ -531,7 +511,7 @@ int fit_train(const struct fit_train_opts *o, struct err_msg *em)
         log_info("train: %d clips (%d for validation), %d classes, %d steps per epoch", r.n_train,
                  r.n_val, r.n_classes, r.steps_per_epoch);
     uint64_t t0 = clock_mono_ns();
-    struct val_result v = {0.5, 0.5, 0, 0.5};
+    struct val_result v = {0.5, 0.5, 0, {0.5, 0.5}};
     int last = o->stop_after > 0 && first + o->stop_after < o->epochs ? first + o->stop_after
                                                                       : o->epochs;
     for (int epoch = first; rc == 0 && epoch < last; epoch++) {
@@ -548,9 +528,9 @@ int fit_train(const struct fit_train_opts *o, struct err_msg *em)
             break;
         log_epoch(&r, epoch, loss, top1, n_losses, &v, clock_elapsed_s(te, clock_mono_ns()), lr);
         log_info("train: epoch %d: loss %.3f, validation top-1 rgb %.3f motion %.3f fused %.3f "
-                 "(w_rgb %.2f), %.1f s",
+                 "(fusion %.2f/%.2f), %.1f s",
                  epoch + 1, loss[0] + (n_losses > 1 ? loss[1] : 0), v.rgb, v.motion, v.fused,
-                 v.w_rgb, clock_elapsed_s(te, clock_mono_ns()));
+                 v.w[0], v.w[1], clock_elapsed_s(te, clock_mono_ns()));
     }
     /* A finished run resumed: no epoch to train, but the fusion weights are chosen again on
      * the final weights (with this version's rule) and the model rewritten. */
@@ -558,15 +538,15 @@ int fit_train(const struct fit_train_opts *o, struct err_msg *em)
         log_info("train: all %d epochs done; choosing the fusion weights again", o->epochs);
         rc = validate(&r, &v, em);
         if (rc == 0)
-            log_info("train: validation top-1 rgb %.3f motion %.3f fused %.3f (w_rgb %.2f)", v.rgb,
-                     v.motion, v.fused, v.w_rgb);
+            log_info("train: validation top-1 rgb %.3f motion %.3f fused %.3f (fusion %.2f/%.2f)",
+                     v.rgb, v.motion, v.fused, v.w[0], v.w[1]);
     }
     if (rc == 0 && last < o->epochs) {
         log_info("train: stopped after epoch %d of %d; continue with --resume %s", last,
                  o->epochs, r.ckpt);
     } else {
         if (rc == 0)
-            rc = nn_model_set_fusion(r.m, (float)v.w_rgb, (float)(1 - v.w_rgb), em);
+            rc = nn_model_set_fusion(r.m, (float)v.w[0], (float)v.w[1], em);
         if (rc == 0 && o->out)
             rc = nn_model_save(r.m, o->out, em);
         if (rc == 0 && o->out)

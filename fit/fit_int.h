@@ -1,4 +1,5 @@
-/* fit_int.h — what fit.c and fit_clips.c share; only fit/ includes it. */
+/* fit_int.h — what fit.c, fit_clips.c and fusion.c share; only fit/ (and its unit tests)
+ * include it. */
 #ifndef ACTIOND_FIT_FIT_INT_H
 #define ACTIOND_FIT_FIT_INT_H
 
@@ -11,5 +12,25 @@ int fit_loader_opts(const struct nn_meta *mt, int threads, const char *cache,
                     struct video_loader_opts *lo, struct err_msg *em);
 /* The data set's classes are the model's, in the same order. */
 int fit_check_classes(const struct nn_meta *mt, const struct video_dataset *ds, struct err_msg *em);
+
+/* Validation clips for choosing the late fusion: each stream's per-segment logits. */
+struct fit_fusion_set {
+    int n, k, c;          /* clips, segments, classes */
+    const float *zr, *zm; /* [n][k][c] logits of the RGB and the motion stream */
+    const int *labels;    /* [n] */
+};
+struct fit_fusion_pick {
+    double acc, nll; /* on the set */
+    double w[2];     /* the weights for nn_model_set_fusion */
+};
+/* A clip's fused scores as a model whose fusion is of `kind` computes them with weights w:
+ * the mean over its k segments of softmax(w0 zr + w1 zm) (NN_FUSION_LOGITS) or of
+ * w0 softmax(zr) + w1 softmax(zm) (NN_FUSION_PROBS). */
+void fit_fusion_scores(enum nn_fusion_kind kind, const float *zr, const float *zm, int k, int c,
+                       const double w[2], double *out);
+/* The weights with the best accuracy on v, the lowest NLL among equals: w_rgb in steps of
+ * 0.05 with w_motion = 1 - w_rgb, and for NN_FUSION_LOGITS both times a temperature. */
+void fit_fusion_choose(enum nn_fusion_kind kind, const struct fit_fusion_set *v,
+                       struct fit_fusion_pick *best);
 
 #endif

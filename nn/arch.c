@@ -1,7 +1,7 @@
 /* arch.c — the built-in architectures, built through the public graph builder:
  * ResNet-18 in torchvision's layout (names, strides, downsample shortcuts) with a
  * width multiplier, a small VGG-style BN net sized for a Raspberry Pi, and the
- * two-stream assembly (two backbones, softmax, weighted late fusion, TSN mean). */
+ * two-stream assembly (two backbones, softmax, weighted late fusion of logits, TSN mean). */
 #include "nn/nn.h"
 
 #include <math.h>
@@ -311,18 +311,24 @@ int nn_arch_two_stream(struct nn_graph *g, const struct nn_arch_opts *o, int hei
         (rc = add_simple(g, "rgb/softmax", NN_OP_SOFTMAX, "rgb/logits", "rgb/prob", em)) ||
         (rc = add_simple(g, "motion/softmax", NN_OP_SOFTMAX, "motion/logits", "motion/prob", em)))
         return rc;
+    /* Late fusion in log space: softmax(a * rgb logits + b * motion logits) per segment, the
+     * product of the two streams' distributions raised to a and b. Averaging probabilities
+     * instead caps the fused score wherever a weak stream is unsure, so events (thresholds on
+     * these scores) stop opening even when the argmax is right; a and b (chosen on validation
+     * clips, their sum a temperature) keep the fused scores calibrated. */
     struct nn_node_desc f;
     memset(&f, 0, sizeof f);
     f.name = "fusion";
     f.op = NN_OP_WSUM;
     f.n_in = 2;
-    f.in[0] = "rgb/prob";
-    f.in[1] = "motion/prob";
-    f.out = "fused";
+    f.in[0] = "rgb/logits";
+    f.in[1] = "motion/logits";
+    f.out = "fused/logits";
     nn_attrs_default(&f.attrs);
     f.attrs.weights[0] = fusion[0];
     f.attrs.weights[1] = fusion[1];
     if ((rc = nn_graph_add_node(g, &f, em)) < 0 ||
+        (rc = add_simple(g, "fused/softmax", NN_OP_SOFTMAX, "fused/logits", "fused", em)) ||
         (rc = add_simple(g, "consensus", NN_OP_BATCHMEAN, "fused", "scores", em)))
         return rc;
     if ((rc = nn_graph_add_output(g, "scores", em)) ||

@@ -183,6 +183,30 @@ int nn_model_set_classes(struct nn_model *m, int n, const char *const *names,
     return 0;
 }
 
+static const struct nn_node *fusion_node(const struct nn_graph *g)
+{
+    for (int k = 0; k < g->n_nodes; k++) {
+        const struct nn_node *n = &g->nodes[k];
+        if (n->op == NN_OP_WSUM && n->n_in == 2 && strcmp(n->name, "fusion") == 0)
+            return n;
+    }
+    return NULL;
+}
+
+enum nn_fusion_kind nn_model_fusion_kind(const struct nn_model *m)
+{
+    const struct nn_graph *g = m->graph;
+    const struct nn_node *f = fusion_node(g);
+    if (!f)
+        return NN_FUSION_NONE;
+    for (int i = 0; i < 2; i++) {
+        int producer = g->values[f->in[i]].producer;
+        if (producer < 0 || g->nodes[producer].op != NN_OP_SOFTMAX)
+            return NN_FUSION_LOGITS;
+    }
+    return NN_FUSION_PROBS;
+}
+
 int nn_model_set_fusion(struct nn_model *m, float w_rgb, float w_motion, struct err_msg *em)
 {
     if (!isfinite(w_rgb) || !isfinite(w_motion) || w_rgb < 0 || w_motion < 0)

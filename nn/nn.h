@@ -218,7 +218,9 @@ int nn_arch_add_stream(struct nn_graph *g, const struct nn_arch_opts *o, const c
 int nn_arch_classifier(struct nn_graph *g, const struct nn_arch_opts *o, int in_ch, int height,
                        int width, struct err_msg *em);
 /* The two-stream network: inputs "rgb" [K,3,H,W] and "motion" [K,motion_ch,H,W]; outputs
- * "scores" [1,C] (fused, averaged over the K segments), "rgb/prob" and "motion/prob" [K,C]. */
+ * "scores" [1,C] (fused, averaged over the K segments), "rgb/prob" and "motion/prob" [K,C].
+ * The fusion is softmax(fusion[0] * rgb logits + fusion[1] * motion logits) per segment
+ * (NN_FUSION_LOGITS). */
 int nn_arch_two_stream(struct nn_graph *g, const struct nn_arch_opts *o, int height, int width,
                        int motion_ch, const float fusion[2], struct err_msg *em);
 
@@ -270,6 +272,12 @@ int nn_model_set_classes(struct nn_model *m, int n, const char *const *names,
 /* Sets the late-fusion weights in the metadata and in the graph's "fusion" node (the
  * WeightedSum that nn_arch_two_stream and the two-stream import name so). */
 int nn_model_set_fusion(struct nn_model *m, float w_rgb, float w_motion, struct err_msg *em);
+
+/* What the "fusion" node weighs: the streams' logits, followed by a softmax (models built
+ * by nn_arch_two_stream), or their probabilities (two-stream ONNX imports, and models
+ * trained before the fusion moved to log space) — the weights mean different things. */
+enum nn_fusion_kind { NN_FUSION_NONE, NN_FUSION_PROBS, NN_FUSION_LOGITS };
+enum nn_fusion_kind nn_model_fusion_kind(const struct nn_model *m);
 
 /* The model file (docs/model-format.md). Loading checks everything; on error nothing
  * is returned and em names the problem (path, section, reason). */

@@ -1,0 +1,89 @@
+/* fusion.c — choosing the late-fusion weights on validation clips from each stream's
+ * per-segment logits, computing each candidate exactly as the model's graph will. */
+#include "fit/fit_int.h"
+
+#include <math.h>
+#include <string.h>
+
+/* w_rgb = i / FUSION_STEPS; for log-space fusion also a temperature: the weights are
+ * (T w_rgb, T (1 - w_rgb)). Below 1 softens, above sharpens; NLL picks it. */
+#define FUSION_STEPS 20
+static const double temperatures[] = {0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0};
+
+static void softmax_row(const double *z, int c, double *p)
+{
+    double m = z[0], s = 0;
+    for (int j = 1; j < c; j++)
+        m = z[j] > m ? z[j] : m;
+    for (int j = 0; j < c; j++)
+        s += p[j] = exp(z[j] - m);
+    for (int j = 0; j < c; j++)
+        p[j] /= s;
+}
+
+void fit_fusion_scores(enum nn_fusion_kind kind, const float *zr, const float *zm, int k, int c,
+                       const double w[2], double *out)
+{
+    double a[NN_MAX_CLASSES], b[NN_MAX_CLASSES], pr[NN_MAX_CLASSES], pm[NN_MAX_CLASSES];
+    for (int j = 0; j < c; j++)
+        out[j] = 0;
+    for (int s = 0; s < k; s++) {
+        for (int j = 0; j < c; j++) {
+            a[j] = zr[(size_t)s * c + j];
+            b[j] = zm[(size_t)s * c + j];
+        }
+        if (kind == NN_FUSION_LOGITS) {
+            for (int j = 0; j < c; j++)
+                a[j] = w[0] * a[j] + w[1] * b[j];
+            softmax_row(a, c, pr);
+            for (int j = 0; j < c; j++)
+                out[j] += pr[j] / k;
+        } else {
+            softmax_row(a, c, pr);
+            softmax_row(b, c, pm);
+            for (int j = 0; j < c; j++)
+                out[j] += (w[0] * pr[j] + w[1] * pm[j]) / k;
+        }
+    }
+}
+
+static void score(enum nn_fusion_kind kind, const struct fit_fusion_set *v, const double w[2],
+                  struct fit_fusion_pick *p)
+{
+    double q[NN_MAX_CLASSES];
+    size_t clip = (size_t)v->k * v->c;
+    int right = 0;
+    double nll = 0;
+    for (int i = 0; i < v->n; i++) {
+        fit_fusion_scores(kind, v->zr + i * clip, v->zm + i * clip, v->k, v->c, w, q);
+        int best = 0;
+        for (int j = 1; j < v->c; j++)
+            best = q[j] > q[best] ? j : best;
+        right += best == v->labels[i];
+        nll -= log(q[v->labels[i]] + 1e-12);
+    }
+    p->acc = v->n ? (double)right / v->n : 0;
+    p->nll = v->n ? nll / v->n : 0;
+    p->w[0] = w[0];
+    p->w[1] = w[1];
+}
+
+/* Best accuracy first; among equals the lowest NLL: a stream too weak to move the argmax
+ * gets no weight that would only flatten the scores the daemon's thresholds compare, and in
+ * log space the temperature that makes the scores mean what they say. */
+void fit_fusion_choose(enum nn_fusion_kind kind, const struct fit_fusion_set *v,
+                       struct fit_fusion_pick *best)
+{
+    int n_t = kind == NN_FUSION_LOGITS ? (int)(sizeof temperatures / sizeof *temperatures) : 1;
+    memset(best, 0, sizeof *best);
+    best->acc = -1;
+    for (int t = 0; t < n_t; t++)
+        for (int i = 0; i <= FUSION_STEPS; i++) {
+            double u = (double)i / FUSION_STEPS, T = kind == NN_FUSION_LOGITS ? temperatures[t] : 1;
+            double w[2] = {T * u, T * (1 - u)};
+            struct fit_fusion_pick p;
+            score(kind, v, w, &p);
+            if (p.acc > best->acc + 1e-12 || (fabs(p.acc - best->acc) < 1e-12 && p.nll < best->nll))
+                *best = p;
+        }
+}

@@ -1,0 +1,211 @@
+/* test_fusion.c — the late fusion: the two-stream graph fuses in log space, fit/'s chooser
+ * computes every candidate as the graph does (both kinds of fusion), and its pick is the
+ * best accuracy with the temperature that fits the labels. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "nn_testlib.h"
+#include "fit/fit_int.h"
+
+#include <math.h>
+
+#define K 3
+#define C 5
+
+static void add_node(struct nn_graph *g, struct nn_node_desc d)
+{
+    struct err_msg em = {{0}};
+    if (nn_graph_add_node(g, &d, &em) < 0)
+        fail_msg("%s", em.text);
+}
+
+/* The fusion tail alone, as an ONNX two-stream import builds it: logits in, each stream's
+ * softmax, the weighted sum of the probabilities, the segment mean. */
+static struct nn_model *probs_tail(float w0, float w1)
+{
+    struct nn_model *m = nn_model_new();
+    struct err_msg em = {{0}};
+    struct nn_shape s = {2, {K, C}};
+    assert_true(nn_graph_add_input(m->graph, "rgb", &s, &em) >= 0);
+    assert_true(nn_graph_add_input(m->graph, "motion", &s, &em) >= 0);
+    add_node(m->graph, tl_node("rgb/softmax", NN_OP_SOFTMAX, "rgb", "rgb/prob"));
+    add_node(m->graph, tl_node("motion/softmax", NN_OP_SOFTMAX, "motion", "motion/prob"));
+    struct nn_node_desc f = tl_node("fusion", NN_OP_WSUM, "rgb/prob", "fused");
+    f.n_in = 2;
+    f.in[1] = "motion/prob";
+    add_node(m->graph, f);
+    add_node(m->graph, tl_node("consensus", NN_OP_BATCHMEAN, "fused", "scores"));
+    assert_int_equal(nn_graph_add_output(m->graph, "scores", &em), 0);
+    assert_int_equal(nn_model_set_fusion(m, w0, w1, &em), 0);
+    return m;
+}
+
+/* Runs m on random inputs; the stream logits it saw (recovered from rgb/prob and
+ * motion/prob for the arch model: log p is the logits up to a per-row constant, which
+ * neither fusion sees) into zr, zm; its scores into y. */
+static void run(const struct nn_model *m, int logits_are_inputs, float *zr, float *zm, float *y)
+{
+    struct err_msg em = {{0}};
+    struct nn_plan *p;
+    struct nn_ctx *c;
+    assert_int_equal(nn_plan_new(m->graph, K, &p, &em), 0);
+    assert_int_equal(nn_ctx_new(p, &c), 0);
+    uint64_t r = 17;
+    for (int i = 0; i < 2; i++) {
+        struct nn_shape s = nn_plan_input_shape(p, i);
+        for (int64_t j = 0; j < nn_shape_elems(&s); j++)
+            nn_ctx_input(c, i)[j] = tl_uniform(&r, -2, 2);
+    }
+    assert_int_equal(nn_run(c), 0);
+    for (int j = 0; j < K * C; j++) {
+        zr[j] = logits_are_inputs ? nn_ctx_input(c, 0)[j] : logf(nn_ctx_output(c, 1)[j]);
+        zm[j] = logits_are_inputs ? nn_ctx_input(c, 1)[j] : logf(nn_ctx_output(c, 2)[j]);
+    }
+    memcpy(y, nn_ctx_output(c, 0), C * sizeof(float));
+    nn_ctx_free(c);
+    nn_plan_free(p);
+}
+
+static void expect_scores(const struct nn_model *m, enum nn_fusion_kind kind, const float *zr,
+                          const float *zm, const float *y)
+{
+    double w[2] = {m->meta.fusion[0], m->meta.fusion[1]}, q[C], sum = 0;
+    fit_fusion_scores(kind, zr, zm, K, C, w, q);
+    for (int j = 0; j < C; j++) {
+        assert_float_equal(q[j], y[j], 2e-5);
+        sum += q[j];
+    }
+    assert_float_equal(sum, 1.0, 1e-6);
+}
+
+/* Built-in models fuse the logits (weights need not sum to 1); an import fuses probabilities;
+ * fit_fusion_scores matches each graph's scores. */
+static void test_scores_match_graphs(void **state)
+{
+    (void)state;
+    float zr[K * C], zm[K * C], y[C];
+    struct err_msg em = {{0}};
+    struct nn_model *m = nn_model_new();
+    m->meta.fusion[0] = 0.8f;
+    m->meta.fusion[1] = 1.7f;
+    struct nn_arch_opts o = {.arch = "vgg-small", .width = 0.25f, .n_classes = C, .seed = 3};
+    assert_int_equal(nn_arch_two_stream(m->graph, &o, 32, 32, 4, m->meta.fusion, &em), 0);
+    assert_int_equal(nn_model_fusion_kind(m), NN_FUSION_LOGITS);
+    run(m, 0, zr, zm, y);
+    expect_scores(m, NN_FUSION_LOGITS, zr, zm, y);
+    /* a weight changed later reaches the graph */
+    assert_int_equal(nn_model_set_fusion(m, 2.5f, 0.f, &em), 0);
+    run(m, 0, zr, zm, y);
+    expect_scores(m, NN_FUSION_LOGITS, zr, zm, y);
+    nn_model_free(m);
+
+    m = probs_tail(0.3f, 0.7f);
+    assert_int_equal(nn_model_fusion_kind(m), NN_FUSION_PROBS);
+    run(m, 1, zr, zm, y);
+    expect_scores(m, NN_FUSION_PROBS, zr, zm, y);
+    nn_model_free(m);
+
+    m = nn_model_new();
+    assert_int_equal(nn_model_fusion_kind(m), NN_FUSION_NONE);
+    nn_model_free(m);
+}
+
+/* n clips of C classes: motion right on all but every `wrong`-th clip (margin mm), RGB right
+ * exactly there (margin rm) and near-uniform elsewhere. */
+struct set {
+    int n;
+    float zr[200 * K * C], zm[200 * K * C];
+    int labels[200];
+};
+
+static void make_set(struct set *s, int n, int wrong, float mm, float rm, uint64_t seed)
+{
+    s->n = n;
+    for (int i = 0; i < n; i++) {
+        int y = i % C, miss = wrong && i % wrong == 0;
+        s->labels[i] = y;
+        for (int k = 0; k < K; k++)
+            for (int j = 0; j < C; j++) {
+                size_t at = ((size_t)i * K + k) * C + j;
+                float noise = tl_uniform(&seed, -0.1f, 0.1f);
+                s->zm[at] = noise + (j == (miss ? (y + 1) % C : y) ? mm : 0.f);
+                s->zr[at] = tl_uniform(&seed, -0.1f, 0.1f) + (miss && j == y ? rm : 0.f);
+            }
+    }
+}
+
+static struct fit_fusion_pick pick(enum nn_fusion_kind kind, const struct set *s)
+{
+    struct fit_fusion_set v = {.n = s->n, .k = K, .c = C, .zr = s->zr, .zm = s->zm,
+                               .labels = s->labels};
+    struct fit_fusion_pick p;
+    fit_fusion_choose(kind, &v, &p);
+    return p;
+}
+
+/* The accuracy and NLL the chooser reports are those of its weights. */
+static void expect_consistent(enum nn_fusion_kind kind, const struct set *s,
+                              const struct fit_fusion_pick *p)
+{
+    int right = 0;
+    double nll = 0, q[C];
+    for (int i = 0; i < s->n; i++) {
+        fit_fusion_scores(kind, s->zr + (size_t)i * K * C, s->zm + (size_t)i * K * C, K, C, p->w, q);
+        int best = 0;
+        for (int j = 1; j < C; j++)
+            best = q[j] > q[best] ? j : best;
+        right += best == s->labels[i];
+        nll -= log(q[s->labels[i]] + 1e-12);
+    }
+    assert_float_equal(p->acc, (double)right / s->n, 1e-12);
+    assert_float_equal(p->nll, nll / s->n, 1e-9);
+}
+
+/* A weak stream that knows what the strong one gets wrong: fused beats both, in either
+ * kind of fusion, with the RGB stream weighed. */
+static void test_weak_stream_helps(void **state)
+{
+    (void)state;
+    static struct set s;
+    make_set(&s, 200, 10, 3.f, 2.f, 5);
+    for (int kind = NN_FUSION_PROBS; kind <= NN_FUSION_LOGITS; kind++) {
+        struct fit_fusion_pick p = pick((enum nn_fusion_kind)kind, &s);
+        expect_consistent((enum nn_fusion_kind)kind, &s, &p);
+        assert_true(p.acc > 0.9 + 1e-9); /* motion alone: 0.9, RGB alone: about chance */
+        assert_true(p.w[0] > 0);
+        if (kind == NN_FUSION_PROBS)
+            assert_float_equal(p.w[0] + p.w[1], 1.0, 1e-12);
+    }
+}
+
+/* In log space the weights' sum is a temperature, set by the labels: always right at a small
+ * margin asks for sharper scores (sum above 1); confidently wrong one clip in four for
+ * softer ones (sum below 1). Probability averaging has no such freedom. */
+static void test_temperature_follows_the_labels(void **state)
+{
+    (void)state;
+    static struct set s;
+    make_set(&s, 100, 0, 1.f, 0.f, 7);
+    struct fit_fusion_pick p = pick(NN_FUSION_LOGITS, &s);
+    expect_consistent(NN_FUSION_LOGITS, &s, &p);
+    assert_float_equal(p.acc, 1.0, 1e-12);
+    assert_true(p.w[0] + p.w[1] > 1.5);
+    make_set(&s, 100, 4, 6.f, 0.f, 9);
+    p = pick(NN_FUSION_LOGITS, &s);
+    expect_consistent(NN_FUSION_LOGITS, &s, &p);
+    assert_float_equal(p.acc, 0.75, 1e-12);
+    assert_true(p.w[0] + p.w[1] < 0.8);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scores_match_graphs),
+        cmocka_unit_test(test_weak_stream_helps),
+        cmocka_unit_test(test_temperature_follows_the_labels),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
