@@ -34,7 +34,7 @@ def dense_table(ev, build, log):
     rows = [
         "| | top-1 on the seed-1001 test set |",
         "|---|---|",
-        f"| fused (w_rgb {fusion[0]:.2f}, w_motion {fusion[1]:.2f}, chosen on the validation clips) "
+        f"| fused (fusion weights {fusion[0]:.2f} RGB, {fusion[1]:.2f} motion, chosen on the validation clips) "
         f"| {ev['top1']:.3f} |",
         f"| motion stream alone | {s['motion']['top1']:.3f} |",
         f"| RGB stream alone | {s['rgb']['top1']:.3f} |",
