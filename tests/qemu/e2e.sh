@@ -72,14 +72,14 @@ for cpu in cortex-a72:cortexa72: cortex-a76:neoversen1:neoversen1; do
     fi
 done
 
-# The comparison can fail: a 1e-3 relative change to one probability, or one confusion entry
-# moved, is reported.
+# The comparison can fail: a 1e-3 relative change to one probability (the largest: a small one
+# may be exactly 0, which no factor changes), or one confusion entry moved, is reported.
 "$PY" - "$TMP" <<'PYEOF'
 import json, sys
 import numpy as np
 d = sys.argv[1]
 x = np.load(d + "/x86.out.npy")
-x[0, 0] *= 1.001
+x[np.unravel_index(np.argmax(np.abs(x)), x.shape)] *= 1.001
 np.save(d + "/bad.out.npy", x)
 e = json.load(open(d + "/x86.eval.json"))
 e["confusion"][0][0] -= 1
