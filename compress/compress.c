@@ -140,6 +140,43 @@ int cmp_val_top1(const struct cmp_ctx *c, const struct nn_model *m, double *top1
     return rc;
 }
 
+/* The input's validation top-1 per output, the denominators of cmp_val_score. */
+static int val_base(struct cmp_ctx *c, struct err_msg *em)
+{
+    struct fit_eval_result r;
+    int rc = fit_clips_eval(c->input, c->val, &r, em);
+    if (rc == 0) {
+        c->val_base[0] = r.top1;
+        c->val_base[1] = r.top1_rgb;
+        c->val_base[2] = r.top1_motion;
+    }
+    fit_eval_result_free(&r);
+    return rc;
+}
+
+int cmp_val_score(const struct cmp_ctx *c, const struct nn_model *m, double *score,
+                  struct err_msg *em)
+{
+    *score = -1;
+    if (!c->val)
+        return 0;
+    struct fit_eval_result r;
+    int rc = fit_clips_eval(m, c->val, &r, em);
+    if (rc == 0) {
+        const double acc[3] = {r.top1, r.top1_rgb, r.top1_motion};
+        double sum = 0;
+        int n = 0;
+        for (int i = 0; i < 3; i++)
+            if (c->val_base[i] > 0 && acc[i] >= 0) {
+                sum += acc[i] / c->val_base[i];
+                n++;
+            }
+        *score = n ? sum / n : r.top1;
+    }
+    fit_eval_result_free(&r);
+    return rc;
+}
+
 int cmp_observe_bn(const struct cmp_ctx *c, struct nn_model *m, struct err_msg *em)
 {
     if (!c->calib || c->o->bn_batches == 0 || c->bn_off)
@@ -277,7 +314,7 @@ static int run(struct cmp_ctx *c, struct nn_model **cur, struct err_msg *em)
 {
     const struct compress_opts *o = c->o;
     int rc = 0;
-    if (o->dataset && (rc = load_clips(c, em)))
+    if (o->dataset && ((rc = load_clips(c, em)) || (rc = val_base(c, em))))
         return rc;
     if (o->dataset && mkdir(o->work, 0755) != 0 && errno != EEXIST)
         return err_set(em, ERR_IO, "%s: cannot make the work folder: %s", o->work,
@@ -313,7 +350,7 @@ int compress_run(const struct nn_model *in, const struct compress_opts *o, struc
     snprintf(rep->ranks, sizeof rep->ranks, "%s", compress_ranks_name(o->ranks));
     rep->target_flops = o->target_flops;
     rep->target_params = o->target_params;
-    struct cmp_ctx c = {.o = o, .input = in, .rep = rep};
+    struct cmp_ctx c = {.o = o, .input = in, .rep = rep, .val_base = {-1, -1, -1}};
     uint64_t t0 = clock_mono_ns();
     rc = run(&c, &cur, em);
     if (rc == 0)

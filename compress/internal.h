@@ -54,6 +54,7 @@ struct cmp_ctx {
     struct compress_report *rep;
     struct cmp_rank *ranks;  /* the Tucker stage's layers */
     int n_ranks;
+    double val_base[3];      /* the input's validation top-1: fused, RGB, motion (< 0: none) */
 };
 
 /* The report's per-layer table: every Conv and Gemm of the input beside what became of it
@@ -70,6 +71,13 @@ int cmp_observe_bn(const struct cmp_ctx *c, struct nn_model *m, struct err_msg *
 /* Validation top-1 (fused) of m on ctx->val; -1 without clips. */
 int cmp_val_top1(const struct cmp_ctx *c, const struct nn_model *m, double *top1,
                  struct err_msg *em);
+
+/* What the stages judge a cut by: the share of the input's validation top-1 that m keeps,
+ * averaged over its fused output and each stream (a two-stream model's fused top-1 barely
+ * moves when one stream is cut to nothing, and a stream lost is not regained by fine-tuning);
+ * the fused share alone for a model with one output. -1 without clips. */
+int cmp_val_score(const struct cmp_ctx *c, const struct nn_model *m, double *score,
+                  struct err_msg *em);
 
 /* Stage 1: a new model with channels pruned so that its cost is within `target`. */
 int cmp_stage_prune(struct cmp_ctx *c, const struct nn_model *in, struct cmp_budget target,

@@ -187,7 +187,7 @@ static int sensitivity(struct prune_run *r, struct err_msg *em)
     if (!r->c->val)
         return 0;
     double base;
-    int rc = cmp_val_top1(r->c, r->in, &base, em);
+    int rc = cmp_val_score(r->c, r->in, &base, em);
     int *keep = calloc((size_t)r->n, sizeof(int));
     unsigned char **masks = calloc((size_t)r->gr->n, sizeof *masks);
     if (!keep || !masks)
@@ -202,7 +202,7 @@ static int sensitivity(struct prune_run *r, struct err_msg *em)
         if ((rc = make_masks(r, keep, masks, em)) == 0 &&
             (rc = surg_prune(r->in, r->gr, (const unsigned char *const *)masks, &m, em)) == 0 &&
             (rc = cmp_observe_bn(r->c, m, em)) == 0)
-            rc = cmp_val_top1(r->c, m, &acc, em);
+            rc = cmp_val_score(r->c, m, &acc, em);
         nn_model_free(m);
         free_masks(r, masks);
         memset(masks, 0, sizeof *masks * (size_t)r->gr->n);

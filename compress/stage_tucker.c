@@ -189,7 +189,7 @@ static int fitness(void *ud, const int *g, int n_genes, double *fit, struct err_
     if (rc == 0)
         rc = cmp_observe_bn(t->c, m, em);
     if (rc == 0)
-        rc = cmp_val_top1(t->c, m, &acc, em);
+        rc = cmp_val_score(t->c, m, &acc, em);
     nn_model_free(m);
     double ratio = genome_cost(t, g);
     *fit = acc - GA_PENALTY * (ratio > 1 ? ratio - 1 : 0) - GA_THRIFT * ratio;

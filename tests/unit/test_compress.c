@@ -2,6 +2,7 @@
  * rank method meets its budget, the result is a valid model that runs, exports to ONNX and
  * imports back with the same outputs; the data-driven methods run on a synth data set. */
 #include "compress/compress.h"
+#include "compress/internal.h"
 #include "fit/fit.h"
 #include "video/video.h"
 
@@ -274,6 +275,60 @@ static void test_nb_ga_on_data(void **state)
     nn_model_free(in);
 }
 
+/* The score the stages judge cuts by: 1 for the input itself, the mean of what each output
+ * keeps of the input's top-1 for a two-stream model (so a stream silenced counts even where
+ * the fused top-1 hides it), the fused share alone for a model with one output. */
+static void test_val_score_counts_each_stream(void **state)
+{
+    struct fx *f = *state;
+    struct nn_model *in = two_stream(0.5f);
+    struct compress_opts o;
+    compress_opts_default(&o);
+    struct cmp_ctx c = {.o = &o, .input = in, .val_base = {-1, -1, -1}};
+    struct fit_clips_opts co = {.dataset = f->dir, .split = "all"};
+    struct err_msg em = {{0}};
+    assert_int_equal(fit_clips_load(&in->meta, &co, &c.val, &em), 0);
+    struct fit_eval_result r0, r1;
+    assert_int_equal(fit_clips_eval(in, c.val, &r0, &em), 0);
+    double score;
+    assert_int_equal(cmp_val_score(&c, in, &score, &em), 0);
+    assert_true(score == r0.top1); /* no base yet: the fused top-1 as it is */
+    c.val_base[0] = r0.top1;
+    c.val_base[1] = r0.top1_rgb;
+    c.val_base[2] = r0.top1_motion;
+    assert_true(r0.top1 > 0 && r0.top1_rgb > 0 && r0.top1_motion > 0);
+    assert_int_equal(cmp_val_score(&c, in, &score, &em), 0);
+    assert_true(fabs(score - 1) < 1e-12);
+
+    /* The motion stream silenced: its logits 0 for every class. */
+    struct nn_model *cut = nn_model_clone(in);
+    struct nn_shape sw, sb;
+    float *w = nn_graph_tensor(cut->graph, "motion/fc.weight", &sw);
+    float *b = nn_graph_tensor(cut->graph, "motion/fc.bias", &sb);
+    assert_non_null(w);
+    assert_non_null(b);
+    memset(w, 0, sizeof(float) * (size_t)nn_shape_elems(&sw));
+    memset(b, 0, sizeof(float) * (size_t)nn_shape_elems(&sb));
+    assert_int_equal(fit_clips_eval(cut, c.val, &r1, &em), 0);
+    assert_int_equal(cmp_val_score(&c, cut, &score, &em), 0);
+    double want = (r1.top1 / r0.top1 + r1.top1_rgb / r0.top1_rgb +
+                   r1.top1_motion / r0.top1_motion) / 3;
+    assert_true(fabs(score - want) < 1e-12);
+    assert_true(fabs(r1.top1_rgb - r0.top1_rgb) < 1e-12); /* the other stream untouched */
+    fit_eval_result_free(&r1);
+
+    /* One output only (the streams' bases unknown): the fused share. */
+    c.val_base[1] = c.val_base[2] = -1;
+    assert_int_equal(cmp_val_score(&c, cut, &score, &em), 0);
+    assert_int_equal(fit_clips_eval(cut, c.val, &r1, &em), 0);
+    assert_true(fabs(score - r1.top1 / r0.top1) < 1e-12);
+    fit_eval_result_free(&r1);
+    fit_eval_result_free(&r0);
+    fit_clips_free(c.val);
+    nn_model_free(cut);
+    nn_model_free(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -282,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_compressed_model_round_trips_onnx),
         cmocka_unit_test(test_resnet18_data_free),
         cmocka_unit_test(test_nb_ga_on_data),
+        cmocka_unit_test(test_val_score_counts_each_stream),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
