@@ -146,22 +146,31 @@ static struct fit_fusion_pick pick(enum nn_fusion_kind kind, const struct set *s
     return p;
 }
 
+/* q's accuracy and NLL on the set, for its weights q->w, computed through fit_fusion_scores. */
+static void fill_pick(enum nn_fusion_kind kind, const struct set *s, struct fit_fusion_pick *q)
+{
+    int right = 0;
+    double nll = 0, p[C];
+    for (int i = 0; i < s->n; i++) {
+        fit_fusion_scores(kind, s->zr + (size_t)i * K * C, s->zm + (size_t)i * K * C, K, C, q->w, p);
+        int best = 0;
+        for (int j = 1; j < C; j++)
+            best = p[j] > p[best] ? j : best;
+        right += best == s->labels[i];
+        nll -= log(p[s->labels[i]] + 1e-12);
+    }
+    q->acc = (double)right / s->n;
+    q->nll = nll / s->n;
+}
+
 /* The accuracy and NLL the chooser reports are those of its weights. */
 static void expect_consistent(enum nn_fusion_kind kind, const struct set *s,
                               const struct fit_fusion_pick *p)
 {
-    int right = 0;
-    double nll = 0, q[C];
-    for (int i = 0; i < s->n; i++) {
-        fit_fusion_scores(kind, s->zr + (size_t)i * K * C, s->zm + (size_t)i * K * C, K, C, p->w, q);
-        int best = 0;
-        for (int j = 1; j < C; j++)
-            best = q[j] > q[best] ? j : best;
-        right += best == s->labels[i];
-        nll -= log(q[s->labels[i]] + 1e-12);
-    }
-    assert_float_equal(p->acc, (double)right / s->n, 1e-12);
-    assert_float_equal(p->nll, nll / s->n, 1e-9);
+    struct fit_fusion_pick q = {.w = {p->w[0], p->w[1]}};
+    fill_pick(kind, s, &q);
+    assert_float_equal(p->acc, q.acc, 1e-12);
+    assert_float_equal(p->nll, q.nll, 1e-9);
 }
 
 /* A weak stream that knows what the strong one gets wrong: fused beats both, in either
@@ -200,12 +209,39 @@ static void test_temperature_follows_the_labels(void **state)
     assert_true(p.w[0] + p.w[1] < 0.8);
 }
 
+/* The criterion per kind, against every candidate of a noisy set: in log space no weights of
+ * the grid have a lower NLL than the pick; averaging probabilities, none a higher top-1. */
+static void test_criterion_per_kind(void **state)
+{
+    (void)state;
+    static struct set s;
+    make_set(&s, 200, 6, 2.f, 1.5f, 11);
+    for (int i = 0; i < s.n * K * C; i++) /* blur the set so that the two criteria part */
+        s.zr[i] += (float)(i % 7) * 0.15f, s.zm[i] += (float)(i % 5) * 0.2f;
+    for (int kind = NN_FUSION_PROBS; kind <= NN_FUSION_LOGITS; kind++) {
+        struct fit_fusion_pick p = pick((enum nn_fusion_kind)kind, &s);
+        expect_consistent((enum nn_fusion_kind)kind, &s, &p);
+        static const double ts[] = {0.5, 1, 2, 4};
+        for (int t = 0; t < (kind == NN_FUSION_LOGITS ? 4 : 1); t++)
+            for (int u = 0; u <= 20; u++) {
+                double T = kind == NN_FUSION_LOGITS ? ts[t] : 1, w[2] = {T * u / 20, T * (20 - u) / 20};
+                struct fit_fusion_pick q = {.w = {w[0], w[1]}};
+                fill_pick((enum nn_fusion_kind)kind, &s, &q);
+                if (kind == NN_FUSION_LOGITS)
+                    assert_true(p.nll <= q.nll + 1e-12);
+                else
+                    assert_true(p.acc >= q.acc - 1e-12);
+            }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scores_match_graphs),
         cmocka_unit_test(test_weak_stream_helps),
         cmocka_unit_test(test_temperature_follows_the_labels),
+        cmocka_unit_test(test_criterion_per_kind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
