@@ -9,6 +9,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 BURSTS=${1:-8}
+[[ "$BURSTS" =~ ^[1-9][0-9]{0,3}$ ]] || { echo "burst.sh: BURSTS must be a count from 1 to 9999, not '$BURSTS'" >&2; exit 2; }
 ACTIOND=${ACTIOND:-$top/actiond}
 STORM=${BUILD:-$top/build}/tests/helpers/conn_storm
 MODEL=${MODEL:-$top/models/default.adm}

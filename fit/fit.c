@@ -31,24 +31,6 @@ void fit_train_opts_default(struct fit_train_opts *o)
     o->streams = FIT_STREAM_RGB | FIT_STREAM_MOTION;
 }
 
-/* mean over rows of softmax(row): the TSN consensus of one clip's K segment scores */
-static void consensus(const float *logits, int rows, int c, double *out)
-{
-    for (int j = 0; j < c; j++)
-        out[j] = 0;
-    for (int r = 0; r < rows; r++) {
-        const float *x = logits + (size_t)r * c;
-        float m = x[0];
-        for (int j = 1; j < c; j++)
-            m = x[j] > m ? x[j] : m;
-        double s = 0;
-        for (int j = 0; j < c; j++)
-            s += exp((double)(x[j] - m));
-        for (int j = 0; j < c; j++)
-            out[j] += exp((double)(x[j] - m)) / s / rows;
-    }
-}
-
 static int argmax(const double *p, int n)
 {
     int best = 0;
@@ -258,6 +240,7 @@ static int validate(struct train_run *r, struct val_result *v, struct err_msg *e
 {
     int c = r->n_classes, k = r->o->segments, seen = 0, right_r = 0, right_m = 0;
     int labels[VIDEO_LOADER_MAX_BATCH];
+    static const double only_rgb[2] = {1, 0}, only_mot[2] = {0, 1};
     while (seen < r->n_val) {
         const struct video_batch *b;
         int rc = video_loader_next(r->val_ld, &b, em);
@@ -274,8 +257,9 @@ static int validate(struct train_run *r, struct val_result *v, struct err_msg *e
             double pr[NN_MAX_CLASSES], pm[NN_MAX_CLASSES];
             memcpy(r->z_rgb + seen * clip, lr + i * clip, clip * sizeof(float));
             memcpy(r->z_mot + seen * clip, lm + i * clip, clip * sizeof(float));
-            consensus(lr + i * clip, k, c, pr);
-            consensus(lm + i * clip, k, c, pm);
+            /* a stream alone: the log-space fusion with all the weight on it */
+            fit_fusion_scores(NN_FUSION_LOGITS, lr + i * clip, lm + i * clip, k, c, only_rgb, pr);
+            fit_fusion_scores(NN_FUSION_LOGITS, lr + i * clip, lm + i * clip, k, c, only_mot, pm);
             r->val_labels[seen] = b->labels[i];
             right_r += argmax(pr, c) == b->labels[i];
             right_m += argmax(pm, c) == b->labels[i];

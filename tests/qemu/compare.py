@@ -10,6 +10,10 @@ import sys
 import numpy as np
 
 RTOL = 1e-4  # relative, per score or probability: the bound on the logits
+# Below this a probability is compared absolutely (to RTOL * FLOOR): a sharp model puts 1e-30
+# or a denormal on the classes it rules out, where one rounding of the exponent is a large
+# relative change and no decision depends on it.
+FLOOR = 1e-9
 
 
 def fail(msg):
@@ -29,7 +33,7 @@ def cmp_eval(a, b):
 
 
 def rel(x, y):
-    return abs(x - y) / max(abs(x), abs(y), 1e-30)
+    return abs(x - y) / max(abs(x), abs(y), FLOOR)
 
 
 def cmp_infer(a, b):
@@ -60,7 +64,7 @@ def cmp_npy(a, b):
         fail(f"npy: shapes {x.shape} vs {y.shape}")
     if not np.all(np.isfinite(x)) or not np.all(np.isfinite(y)):
         fail("npy: non-finite values")
-    r = float(np.max(np.abs(x - y) / np.maximum(np.maximum(np.abs(x), np.abs(y)), 1e-30)))
+    r = float(np.max(np.abs(x - y) / np.maximum(np.maximum(np.abs(x), np.abs(y)), FLOOR)))
     if r > RTOL:
         fail(f"npy: values differ by {r:.2e} relative (> {RTOL})")
     print(f"npy: {x.size} values within {r:.1e} relative")
