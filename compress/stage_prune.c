@@ -178,8 +178,9 @@ static void free_masks(const struct prune_run *r, unsigned char **masks)
         free(masks[i]);
 }
 
-/* Prunes group i alone to half its channels and measures the validation accuracy lost;
- * weights grow with the loss relative to the mean loss. Without clips all weights are 1. */
+/* Prunes group i alone to half its channels and measures the validation score lost
+ * (cmp_val_score); weights grow with the loss relative to the mean loss. Without clips all
+ * weights are 1. */
 static int sensitivity(struct prune_run *r, struct err_msg *em)
 {
     for (int i = 0; i < r->n; i++)
@@ -211,7 +212,7 @@ static int sensitivity(struct prune_run *r, struct err_msg *em)
     }
     for (int i = 0; rc == 0 && i < r->n; i++) {
         double w = 1 + r->lw[i] / (mean > 0.01 ? mean : 0.01);
-        log_info("compress: sensitivity %-24s top-1 %+.3f at half width, weight %.2f",
+        log_info("compress: sensitivity %-24s score %+.3f at half width, weight %.2f",
                  r->gr->g[r->gi[i]].name, -r->lw[i], fmin(w, SENSITIVITY_MAX_WEIGHT));
         r->lw[i] = fmin(w, SENSITIVITY_MAX_WEIGHT);
     }

@@ -28,8 +28,9 @@ struct fit_fusion_pick {
  * w0 softmax(zr) + w1 softmax(zm) (NN_FUSION_PROBS). */
 void fit_fusion_scores(enum nn_fusion_kind kind, const float *zr, const float *zm, int k, int c,
                        const double w[2], double *out);
-/* The weights with the best accuracy on v, the lowest NLL among equals: w_rgb in steps of
- * 0.05 with w_motion = 1 - w_rgb, and for NN_FUSION_LOGITS both times a temperature. */
+/* The fusion weights for v: w_rgb in steps of 0.05 with w_motion = 1 - w_rgb, for
+ * NN_FUSION_LOGITS both times a temperature and the candidate of lowest NLL (ties: better
+ * top-1); for NN_FUSION_PROBS the best top-1 (ties: lower NLL). */
 void fit_fusion_choose(enum nn_fusion_kind kind, const struct fit_fusion_set *v,
                        struct fit_fusion_pick *best);
 

@@ -73,10 +73,10 @@ static void score(enum nn_fusion_kind kind, const struct fit_fusion_set *v, cons
  * its one parameter): with a temperature the fused scores can be sharp and right at once, and
  * the likelihood sees every clip's margin where top-1 on a few hundred clips moves in steps of
  * one clip and overfits them (for four models on five lists of unseen clips, the NLL choice
- * scored the same top-1 or higher, by up to 3 clips in 120). Averaged probabilities cannot be sharpened, so
- * there NLL would keep a weak stream out even where it fixes the other's mistakes: best top-1
- * first, then the lowest NLL (a stream too weak to move the argmax gets no weight that would
- * only flatten the scores the daemon's thresholds compare). */
+ * scored the same top-1 or higher, by up to 3 clips in 120). Averaged probabilities cannot be
+ * sharpened, so there NLL would keep a weak stream out even where it fixes the other's
+ * mistakes: best top-1 first, then the lowest NLL (a stream too weak to move the argmax gets
+ * no weight that would only flatten the scores the daemon's thresholds compare). */
 static bool better(enum nn_fusion_kind kind, const struct fit_fusion_pick *p,
                    const struct fit_fusion_pick *best)
 {
@@ -99,7 +99,7 @@ void fit_fusion_choose(enum nn_fusion_kind kind, const struct fit_fusion_set *v,
             double w[2] = {T * u, T * (1 - u)};
             struct fit_fusion_pick p;
             score(kind, v, w, &p);
-            if (better(kind, &p, best))
+            if ((t == 0 && i == 0) || better(kind, &p, best)) /* NaN scores still pick one */
                 *best = p;
         }
 }

@@ -1,6 +1,7 @@
 /* test_fusion.c — the late fusion: the two-stream graph fuses in log space, fit/'s chooser
- * computes every candidate as the graph does (both kinds of fusion), and its pick is the
- * best accuracy with the temperature that fits the labels. */
+ * computes every candidate as the graph does (both kinds of fusion), and its pick follows
+ * each kind's criterion (lowest NLL in log space, best top-1 for averaged probabilities),
+ * with the temperature that fits the labels. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -152,7 +153,8 @@ static void fill_pick(enum nn_fusion_kind kind, const struct set *s, struct fit_
     int right = 0;
     double nll = 0, p[C];
     for (int i = 0; i < s->n; i++) {
-        fit_fusion_scores(kind, s->zr + (size_t)i * K * C, s->zm + (size_t)i * K * C, K, C, q->w, p);
+        size_t at = (size_t)i * K * C;
+        fit_fusion_scores(kind, s->zr + at, s->zm + at, K, C, q->w, p);
         int best = 0;
         for (int j = 1; j < C; j++)
             best = p[j] > p[best] ? j : best;
@@ -222,16 +224,19 @@ static void test_criterion_per_kind(void **state)
         struct fit_fusion_pick p = pick((enum nn_fusion_kind)kind, &s);
         expect_consistent((enum nn_fusion_kind)kind, &s, &p);
         static const double ts[] = {0.5, 1, 2, 4};
+        int parted = 0; /* some candidate beats the pick on the other kind's criterion */
         for (int t = 0; t < (kind == NN_FUSION_LOGITS ? 4 : 1); t++)
             for (int u = 0; u <= 20; u++) {
-                double T = kind == NN_FUSION_LOGITS ? ts[t] : 1, w[2] = {T * u / 20, T * (20 - u) / 20};
-                struct fit_fusion_pick q = {.w = {w[0], w[1]}};
+                double T = kind == NN_FUSION_LOGITS ? ts[t] : 1;
+                struct fit_fusion_pick q = {.w = {T * u / 20, T * (20 - u) / 20}};
                 fill_pick((enum nn_fusion_kind)kind, &s, &q);
                 if (kind == NN_FUSION_LOGITS)
                     assert_true(p.nll <= q.nll + 1e-12);
                 else
                     assert_true(p.acc >= q.acc - 1e-12);
+                parted |= kind == NN_FUSION_LOGITS ? q.acc > p.acc + 1e-12 : q.nll < p.nll - 1e-12;
             }
+        assert_true(parted);
     }
 }
 
