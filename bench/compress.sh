@@ -32,8 +32,9 @@ else
     # model` writes the same clips to build/model/train, which DATA can name): calibration and
     # fine-tuning on its training list, test figures from its 240 test clips, which the model
     # never trained on. Half the clips would halve the hour this takes, but 120 test clips move
-    # in steps of 0.8 points against a goal of 1, and fine-tuning on half of them cost nb + ga
-    # accuracy (5.8 points down on 120 test clips, against 1.7 on 240 with the whole set).
+    # in steps of 0.8 points against a goal of 1, and fine-tuned on half, the two-stage methods
+    # lost 4-5 points (results/compress-20261129-121512-vm.json), with the whole set 2-4
+    # (results/compress-20261129-145310-vm.json).
     DATA=${DATA:-$work/data240}
     [ -f "$DATA/trainlist.txt" ] || "$ACTIOND" --log-level warn synth -o "$DATA" --seed 1 \
         --clips-per-class 240 --test-fraction 0.1

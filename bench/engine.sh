@@ -59,11 +59,14 @@ print(json.dumps({"model": sys.argv[3], "actiond_vs_pytorch_rel_l2": float(np.li
     inputs_json "$work/$name.onnx" 1
     models+=("$name")
 done
-# The default model: one clip is K segments, the batch of both inputs.
+# The default model: one clip is K segments, the batch of both inputs — for actiond too
+# (`actiond bench --batch` counts inputs, so a clip is --batch K).
 "$ACTIOND" export "$top/models/default.adm" -o "$work/default.onnx" >&2
 cp "$top/models/default.adm" "$work/default.adm"
-inputs_json "$work/default.onnx" "$("$ACTIOND" info "$work/default.adm" --json | jq .segments)"
+segments=$("$ACTIOND" info "$work/default.adm" --json | jq .segments)
+inputs_json "$work/default.onnx" "$segments"
 models+=(default)
+batch_of() { [ "$1" = default ] && echo "$segments" || echo 1; }
 
 nproc=$(nproc)
 engines=(actiond ort torch opencv)
@@ -73,9 +76,11 @@ run_engine() { # round engine
     case "$e" in
         actiond)
             for m in "${models[@]}"; do for t in $threads; do
-                "$ACTIOND" bench -m "$work/$m.adm" --threads "$t" --iters "$iters" --json |
+                "$ACTIOND" bench -m "$work/$m.adm" --batch "$(batch_of "$m")" --threads "$t" \
+                    --iters "$iters" --json |
                     jq -c --arg m "$m" --arg v "$version" '{engine: "actiond", model: $m, threads,
-                        median_ms, p90_ms, min_ms, flops, openblas_core, version: $v}'
+                        median_ms, p90_ms, min_ms, flops: (.flops * .batch), openblas_core,
+                        version: $v}'
             done; done ;;
         ort)
             for m in "${models[@]}"; do for t in $threads; do
