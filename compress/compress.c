@@ -126,55 +126,53 @@ double cmp_budget_ratio(struct cmp_budget b, int64_t flops, int64_t params)
     return f > p ? f : p;
 }
 
-int cmp_val_top1(const struct cmp_ctx *c, const struct nn_model *m, double *top1,
-                 struct err_msg *em)
+/* m's validation top-1 per output: fused, RGB, motion (< 0 where m has no such output). */
+static int val_eval(const struct cmp_ctx *c, const struct nn_model *m, double acc[3],
+                    struct err_msg *em)
 {
-    *top1 = -1;
-    if (!c->val)
-        return 0;
     struct fit_eval_result r;
     int rc = fit_clips_eval(m, c->val, &r, em);
-    if (rc == 0)
-        *top1 = r.top1;
+    if (rc == 0) {
+        acc[0] = r.top1;
+        acc[1] = r.top1_rgb;
+        acc[2] = r.top1_motion;
+    }
     fit_eval_result_free(&r);
     return rc;
 }
 
-/* The input's validation top-1 per output, the denominators of cmp_val_score. */
-static int val_base(struct cmp_ctx *c, struct err_msg *em)
+int cmp_val_top1(const struct cmp_ctx *c, const struct nn_model *m, double *top1,
+                 struct err_msg *em)
 {
-    struct fit_eval_result r;
-    int rc = fit_clips_eval(c->input, c->val, &r, em);
-    if (rc == 0) {
-        c->val_base[0] = r.top1;
-        c->val_base[1] = r.top1_rgb;
-        c->val_base[2] = r.top1_motion;
-    }
-    fit_eval_result_free(&r);
+    double acc[3];
+    *top1 = -1;
+    if (!c->val)
+        return 0;
+    int rc = val_eval(c, m, acc, em);
+    if (rc == 0)
+        *top1 = acc[0];
     return rc;
 }
 
 int cmp_val_score(const struct cmp_ctx *c, const struct nn_model *m, double *score,
                   struct err_msg *em)
 {
+    double acc[3];
     *score = -1;
     if (!c->val)
         return 0;
-    struct fit_eval_result r;
-    int rc = fit_clips_eval(m, c->val, &r, em);
-    if (rc == 0) {
-        const double acc[3] = {r.top1, r.top1_rgb, r.top1_motion};
-        double sum = 0;
-        int n = 0;
-        for (int i = 0; i < 3; i++)
-            if (c->val_base[i] > 0 && acc[i] >= 0) {
-                sum += acc[i] / c->val_base[i];
-                n++;
-            }
-        *score = n ? sum / n : r.top1;
-    }
-    fit_eval_result_free(&r);
-    return rc;
+    int rc = val_eval(c, m, acc, em);
+    if (rc)
+        return rc;
+    double sum = 0;
+    int n = 0;
+    for (int i = 0; i < 3; i++)
+        if (c->val_base[i] > 0 && acc[i] >= 0) {
+            sum += acc[i] / c->val_base[i];
+            n++;
+        }
+    *score = n ? sum / n : acc[0];
+    return 0;
 }
 
 int cmp_observe_bn(const struct cmp_ctx *c, struct nn_model *m, struct err_msg *em)
@@ -314,7 +312,8 @@ static int run(struct cmp_ctx *c, struct nn_model **cur, struct err_msg *em)
 {
     const struct compress_opts *o = c->o;
     int rc = 0;
-    if (o->dataset && ((rc = load_clips(c, em)) || (rc = val_base(c, em))))
+    /* the input's accuracies: the denominators of cmp_val_score */
+    if (o->dataset && ((rc = load_clips(c, em)) || (rc = val_eval(c, c->input, c->val_base, em))))
         return rc;
     if (o->dataset && mkdir(o->work, 0755) != 0 && errno != EEXIST)
         return err_set(em, ERR_IO, "%s: cannot make the work folder: %s", o->work,
