@@ -65,9 +65,14 @@ static void fill_layer(const struct cmp_ctx *c, const struct cmp_measure *a,
         l->flops_after = b->info[j].flops;
         l->ms_after = b->node_ms[j];
     }
-    char first[NN_NAME_MAX + 8];
-    snprintf(first, sizeof first, "%s.svd_a", li->name); /* a Gemm's first factor */
-    if ((j = find_node(b, first)) >= 0) {
+    /* A layer rebuilt as two nodes: a Gemm's first SVD factor, or a Tucker factorisation
+     * with a square factor folded (surg_decompose), whose first node reads the layer's input. */
+    static const char *const firsts[] = {".svd_a", ".u_in", ".core"};
+    for (size_t s = 0; s < sizeof firsts / sizeof *firsts; s++) {
+        char first[NN_NAME_MAX + 8];
+        snprintf(first, sizeof first, "%s%s", li->name, firsts[s]);
+        if ((j = find_node(b, first)) < 0)
+            continue;
         l->params_after += b->info[j].params;
         l->flops_after += b->info[j].flops;
         l->ms_after += b->node_ms[j];

@@ -105,13 +105,22 @@ int surg_tucker_cost(const struct surg_conv *c, int rin, int rout, int64_t *flop
     if (rin < 1 || rin > c->cin || rout < 1 || rout > c->cout)
         return ERR_RANGE;
     int64_t k = (int64_t)c->kh * c->kw, out_hw = (int64_t)c->out_h * c->out_w;
-    /* As nn/ counts TuckerConv: U_in at the input size (it runs before the stride), the
-     * core and U_out at the output size. */
-    int64_t macs = (int64_t)c->in_h * c->in_w * rin * c->cin + out_hw * rout * rin * k +
-                   out_hw * c->cout * rout;
+    int fold_in = rin == c->cin && rout < c->cout, fold_out = rout == c->cout && rin < c->cin;
+    /* As nn/ counts the nodes surg_decompose builds: U_in at the input size (it runs before
+     * the stride), the core and U_out at the output size; a square factor folded into the
+     * core (below) costs nothing of its own. */
+    int64_t macs = out_hw * rout * rin * k;
+    int64_t p = (int64_t)rout * rin * k + (c->has_bias ? c->cout : 0);
+    if (!fold_in) {
+        macs += (int64_t)c->in_h * c->in_w * rin * c->cin;
+        p += (int64_t)rin * c->cin;
+    }
+    if (!fold_out) {
+        macs += out_hw * c->cout * rout;
+        p += (int64_t)c->cout * rout;
+    }
     *flops = 2 * macs;
-    *params = (int64_t)rin * c->cin + (int64_t)rout * rin * k + (int64_t)c->cout * rout +
-              (c->has_bias ? c->cout : 0);
+    *params = p;
     return 0;
 }
 
@@ -232,12 +241,97 @@ static int suffixed(char *out, const char *name, const char *suffix, struct err_
     return 0;
 }
 
+/* A 1x1 convolution node: name, input, output, weight and optional bias. */
+static int add_pointwise(struct nn_graph *dst, const char *name, const char *in, const char *out,
+                         const char *w, const char *bias, struct err_msg *em)
+{
+    struct nn_node_desc d;
+    memset(&d, 0, sizeof d);
+    d.name = name;
+    d.op = NN_OP_CONV;
+    d.n_in = 1;
+    d.in[0] = in;
+    d.out = out;
+    d.n_params = bias ? 2 : 1;
+    d.params[0] = w;
+    d.params[1] = bias;
+    nn_attrs_default(&d.attrs);
+    return surg_node_add(dst, &d, em);
+}
+
+/* A Tucker-2 factorisation with one square factor is exact with that factor multiplied into
+ * the core: two passes instead of three (the square one would cost a full pass over its
+ * side's feature map and save nothing). R_out = Cout: a 1x1 conv U_in (node NAME.u_in), then
+ * the k×k conv with core' = U_out · core, under the node's name. R_in = Cin: the k×k conv with
+ * core' = core · U_in (node NAME.core), then the 1x1 conv U_out under the node's name. */
+static int add_tucker1(struct nn_graph *dst, const struct nn_graph *src,
+                       const struct nn_node_view *v, const struct surg_factor *f,
+                       struct err_msg *em)
+{
+    struct nn_shape w;
+    nn_graph_tensor(src, v->params[0], &w);
+    int cout = w.d[0], cin = w.d[1], kk = w.d[2] * w.d[3], fold_out = f->r2 == cout;
+    int rows = fold_out ? cout : f->r2, cols = fold_out ? f->r1 : cin;
+    char first[NN_NAME_MAX], mid[NN_NAME_MAX], core[NN_NAME_MAX], other[NN_NAME_MAX];
+    int rc;
+    if ((rc = suffixed(first, v->name, fold_out ? ".u_in" : ".core", em)) ||
+        (rc = suffixed(mid, v->name, fold_out ? "/u_in" : "/core", em)) ||
+        (rc = suffixed(core, v->name, ".core", em)) ||
+        (rc = suffixed(other, v->name, fold_out ? ".u_in" : ".u_out", em)))
+        return rc;
+    float *merged = malloc(sizeof(float) * (size_t)rows * cols * kk);
+    if (!merged)
+        return err_set(em, ERR_NOMEM, "out of memory");
+    for (int o = 0; o < rows; o++)
+        for (int i = 0; i < cols; i++)
+            for (int y = 0; y < kk; y++) {
+                double s = 0;
+                if (fold_out) /* sum_b U_out[o, b] core[b, i, y] */
+                    for (int b = 0; b < f->r2; b++)
+                        s += (double)f->u_out[(size_t)o * f->r2 + b] *
+                             f->core[((size_t)b * f->r1 + i) * kk + y];
+                else /* sum_a core[o, a, y] U_in[a, i] */
+                    for (int a = 0; a < f->r1; a++)
+                        s += (double)f->core[((size_t)o * f->r1 + a) * kk + y] *
+                             f->u_in[(size_t)a * cin + i];
+                merged[((size_t)o * cols + i) * kk + y] = (float)s;
+            }
+    struct nn_shape sc = {4, {rows, cols, w.d[2], w.d[3]}};
+    struct nn_shape sp = fold_out ? (struct nn_shape){4, {f->r1, cin, 1, 1}}
+                                  : (struct nn_shape){4, {cout, f->r2, 1, 1}};
+    rc = surg_tensor_add(dst, core, sc, merged, em);
+    free(merged);
+    if (rc || (rc = surg_tensor_add(dst, other, sp, fold_out ? f->u_in : f->u_out, em)))
+        return rc;
+    const char *bias = v->n_params > 1 ? v->params[1] : NULL;
+    if (bias && (rc = surg_tensor_copy(dst, src, bias, em)))
+        return rc;
+    struct nn_node_desc d; /* the k×k conv: the node's own attributes (stride, pads) */
+    surg_desc_from_view(v, &d);
+    d.params[0] = core;
+    if (fold_out) {
+        if ((rc = add_pointwise(dst, first, v->in[0], mid, other, NULL, em)))
+            return rc;
+        d.in[0] = mid;
+        return surg_node_add(dst, &d, em);
+    }
+    d.name = first;
+    d.out = mid;
+    d.n_params = 1;
+    d.params[1] = NULL;
+    if ((rc = surg_node_add(dst, &d, em)))
+        return rc;
+    return add_pointwise(dst, v->name, mid, v->out, other, bias, em);
+}
+
 static int add_tucker(struct nn_graph *dst, const struct nn_graph *src,
                       const struct nn_node_view *v, const struct surg_factor *f,
                       struct err_msg *em)
 {
     struct nn_shape w;
     nn_graph_tensor(src, v->params[0], &w);
+    if ((f->r1 == w.d[1]) != (f->r2 == w.d[0])) /* exactly one factor square */
+        return add_tucker1(dst, src, v, f, em);
     char ui[NN_NAME_MAX], core[NN_NAME_MAX], uo[NN_NAME_MAX];
     int rc;
     if ((rc = suffixed(ui, v->name, ".u_in", em)) || (rc = suffixed(core, v->name, ".core", em)) ||

@@ -965,10 +965,11 @@ static int rank_of(uint64_t *rng, int full)
     return tl_int(rng, 1, full > 1 ? full - 1 : 1);
 }
 
-/* Random factors at random ranks; the original weight becomes their product
+/* Random factors at random ranks (full == 1: R_in = Cin, full == 2: R_out = Cout, the square
+ * factor that surg_decompose folds into the core); the original weight becomes their product
  * W[o,i,y,x] = sum_b sum_a U_out[o,b] core[b,a,y,x] U_in[a,i] (Gemm: W = b a). */
 static void lowrank_factor(struct nn_graph *g, const struct surg_conv *c, struct factors *fs,
-                           struct surg_factor *f, uint64_t *rng)
+                           struct surg_factor *f, uint64_t *rng, int full)
 {
     float *w = nn_graph_tensor(g, view_of(g, c->name).params[0], NULL);
     f->node = c->name;
@@ -992,6 +993,10 @@ static void lowrank_factor(struct nn_graph *g, const struct surg_conv *c, struct
         return;
     }
     int ri = rank_of(rng, c->cin), ro = rank_of(rng, c->cout), kk = c->kh * c->kw;
+    if (full == 1 && c->cout > 1)
+        ri = c->cin;
+    else if (full == 2 && c->cin > 1)
+        ro = c->cout;
     float *ui = fbuf(fs, (int64_t)ri * c->cin), *core = fbuf(fs, (int64_t)ro * ri * kk),
           *uo = fbuf(fs, (int64_t)c->cout * ro);
     float scale = 1.f / sqrtf((float)(ri * kk));
@@ -1018,7 +1023,9 @@ static void lowrank_factor(struct nn_graph *g, const struct surg_conv *c, struct
     f->u_out = uo;
 }
 
-/* Decomposes every listed layer of m, checks outputs, names, ops and costs. */
+/* Decomposes every listed layer of m, checks outputs, names, ops and costs. lowrank 0:
+ * identity factors; 1: random low ranks; 2: the same with R_in full in every third layer and
+ * R_out full in the next, which surg_decompose builds as two convolutions. */
 static struct nn_model *decompose_all(struct nn_model *m, int batch, int lowrank, uint64_t seed)
 {
     struct surg_convs *cs = NULL;
@@ -1029,11 +1036,12 @@ static struct nn_model *decompose_all(struct nn_model *m, int batch, int lowrank
     uint64_t rng = seed | 1;
     for (int i = 0; i < cs->n; i++) {
         if (lowrank)
-            lowrank_factor(m->graph, &cs->c[i], &fs, &fs.f[i], &rng);
+            lowrank_factor(m->graph, &cs->c[i], &fs, &fs.f[i], &rng, lowrank == 2 ? i % 3 : 0);
         else
             identity_factor(m->graph, &cs->c[i], &fs, &fs.f[i]);
     }
     struct nn_model *d = NULL;
+    int folded = 0;
     must(surg_decompose(m, cs->n, fs.f, &d, &em), &em, "surg_decompose");
     assert_same_outputs(m->graph, d->graph, batch, 1e-4);
     check_meta(m, d);
@@ -1042,7 +1050,28 @@ static struct nn_model *decompose_all(struct nn_model *m, int batch, int lowrank
         struct nn_node_view v = view_of(d->graph, c->name);
         int64_t f, p;
         char name[NN_NAME_MAX + 8];
-        if (c->op == NN_OP_CONV) {
+        int in_full = fs.f[i].r1 == c->cin, out_full = fs.f[i].r2 == c->cout;
+        if (c->op == NN_OP_CONV && in_full != out_full) {
+            /* one square factor folded: a 1x1 then the k×k conv, or the k×k then a 1x1 */
+            struct nn_node_view ov = view_of(m->graph, c->name);
+            snprintf(name, sizeof name, "%s%s", c->name, out_full ? ".u_in" : ".core");
+            struct nn_node_view fv = view_of(d->graph, name);
+            assert_int_equal(v.op, NN_OP_CONV);
+            assert_int_equal(fv.op, NN_OP_CONV);
+            assert_string_equal(v.in[0], fv.out);
+            assert_string_equal(fv.in[0], ov.in[0]);
+            assert_string_equal(v.out, ov.out);
+            const struct nn_node_view *kxk = out_full ? &v : &fv;
+            assert_memory_equal(kxk->attrs.stride, ov.attrs.stride, sizeof ov.attrs.stride);
+            assert_memory_equal(kxk->attrs.pad, ov.attrs.pad, sizeof ov.attrs.pad);
+            assert_int_equal(v.n_params, c->has_bias ? 2 : 1);
+            assert_int_equal(fv.n_params, 1);
+            assert_int_equal(surg_tucker_cost(c, fs.f[i].r1, fs.f[i].r2, &f, &p), 0);
+            struct nn_layer_info l1 = layer_of(d->graph, name), l2 = layer_of(d->graph, c->name);
+            assert_int_equal(f, l1.flops + l2.flops);
+            assert_int_equal(p, l1.params + l2.params);
+            folded++;
+        } else if (c->op == NN_OP_CONV) {
             assert_int_equal(v.op, NN_OP_TUCKERCONV);
             snprintf(name, sizeof name, "%s.u_in", c->name);
             assert_string_equal(v.params[0], name);
@@ -1071,6 +1100,7 @@ static struct nn_model *decompose_all(struct nn_model *m, int batch, int lowrank
             assert_int_equal(p, l1.params + l2.params);
         }
     }
+    assert_true(lowrank == 2 ? folded > 0 : folded == 0);
     factors_free(&fs);
     surg_convs_free(cs);
     return d;
@@ -1099,6 +1129,19 @@ static void test_decompose_lowrank_resnet(void **state)
     (void)state;
     struct nn_model *m = resnet18(13);
     nn_model_free(decompose_all(m, 2, 1, 31));
+    nn_model_free(m);
+}
+
+/* One square factor (R_in = Cin or R_out = Cout) folded into the core: the same outputs
+ * as the three-factor product, in two convolutions, costed as surg_tucker_cost says. */
+static void test_decompose_folds_square_factor(void **state)
+{
+    (void)state;
+    struct nn_model *m = resnet18(14);
+    nn_model_free(decompose_all(m, 2, 2, 33));
+    nn_model_free(m);
+    m = vgg_two_stream(15);
+    nn_model_free(decompose_all(m, SEGMENTS, 2, 34));
     nn_model_free(m);
 }
 
@@ -1211,6 +1254,7 @@ int main(void)
         cmocka_unit_test(test_decompose_identity_vgg),
         cmocka_unit_test(test_decompose_lowrank_resnet),
         cmocka_unit_test(test_decompose_lowrank_tiny),
+        cmocka_unit_test(test_decompose_folds_square_factor),
         cmocka_unit_test(test_groups_after_decompose),
         cmocka_unit_test(test_decompose_errors),
     };
