@@ -168,7 +168,8 @@ int cmp_val_score(const struct cmp_ctx *c, const struct nn_model *m, double *sco
     int n = 0;
     for (int i = 0; i < 3; i++)
         if (c->val_base[i] > 0 && acc[i] >= 0) {
-            sum += acc[i] / c->val_base[i];
+            /* a share above 1 is luck on a weak stream, not a gain to set against a loss */
+            sum += fmin(1, acc[i] / c->val_base[i]);
             n++;
         }
     *score = n ? sum / n : acc[0];
