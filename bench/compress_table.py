@@ -5,6 +5,7 @@ usage: compress_table.py WORK OUT.json DOC.md CHART.svg TARGET TARGET_PARAMS MOD
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -38,7 +39,26 @@ def row(name, rep):
             "params_x": a["params"] / b["params"], "flops_x": a["flops"] / b["flops"],
             "latency_x": rep["ms_input"] / rep["ms_output"], "test_top1": b["test_top1"],
             "delta": b["test_top1"] - a["test_top1"], "val_top1": b["val_top1"],
-            "input": a, "minutes": rep["seconds"] / 60, "points": rep["points"]}
+            "input": a, "minutes": rep["seconds"] / 60, "points": rep["points"],
+            "vs_input": paired(a.get("test_right"), b.get("test_right"))}
+
+
+def paired(a, b, resamples=10000, seed=1):
+    """b's top-1 minus a's on the same test clips, with a 95 % paired-bootstrap interval
+    (clips drawn with replacement, both models' outcomes on a clip kept together); None
+    when a report has no per-clip outcomes (written before they were recorded)."""
+    if not a or not b or len(a) != len(b):
+        return None
+    d = [int(y) - int(x) for x, y in zip(a, b) if x != "-" and y != "-"]
+    if not d:
+        return None
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choices(d, k=len(d))) / len(d) for _ in range(resamples))
+    return sum(d) / len(d), means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
+
+
+def interval(p):
+    return f"{100 * p[1]:+.1f} … {100 * p[2]:+.1f}" if p else "—"
 
 
 def table(rows, target, target_params, mode):
@@ -49,17 +69,20 @@ def table(rows, target, target_params, mode):
              f"{cpu_name()}, {os.cpu_count()} cores. Latency: one clip (3 segments), one "
              "thread, median of the runs; each method's input and output timed interleaved in the same "
              "process, the ratio taken pair by pair (the uncompressed row gives the median of "
-             "those input timings).", "",
-             "| method | params | MFLOPs | latency | test top-1 | Δ top-1 | minutes |",
-             "|---|---|---|---|---|---|---|",
+             "those input timings). Δ top-1 is against the uncompressed model on the same "
+             "test clips; its 95 % interval comes from a paired bootstrap over those clips "
+             "(the test list's sampling noise, not the run-to-run spread of fine-tuning).", "",
+             "| method | params | MFLOPs | latency | test top-1 | Δ top-1 | 95 % interval | minutes |",
+             "|---|---|---|---|---|---|---|---|",
              f"| uncompressed | {a['params']:,} | {a['flops'] / 1e6:.1f} | "
              f"{statistics.median(r['ms_input'] for r in rows):.2f} ms | "
-             f"{a['test_top1']:.3f} | | |"]
+             f"{a['test_top1']:.3f} | | | |"]
     for r in rows:
         lines.append(f"| {LABELS.get(r['method'], r['method'])} | {r['params']:,} "
                      f"({r['params_x']:.1f}× fewer) | {r['flops'] / 1e6:.1f} ({r['flops_x']:.1f}×) "
                      f"| {r['ms']:.2f} ms ({r['latency_x']:.1f}× lower) | {r['test_top1']:.3f} | "
-                     f"{100 * r['delta']:+.1f} pt | {r['minutes']:.1f} |")
+                     f"{100 * r['delta']:+.1f} pt | {interval(r['vs_input'])} | "
+                     f"{r['minutes']:.1f} |")
     return lines
 
 
@@ -71,6 +94,17 @@ def verdict(rows):
              ("top-1 within 1.0 point of the uncompressed model", m["delta"] >= -0.01 - 1e-9)]
     lines = ["", "Goals for nb + ga: " + "; ".join(
         f"{g} — {'met' if ok else 'NOT met'}" for g, ok in goals) + "."]
+    pairs = []
+    for r in rows:
+        if r["method"] == "nb-ga":
+            continue
+        p = paired(r["points"][-1].get("test_right"), m["points"][-1].get("test_right"))
+        if p:
+            pairs.append(f"{LABELS[r['method']]} {100 * p[0]:+.1f} pt ({interval(p)})")
+    if pairs:
+        lines.append("nb + ga minus each baseline on the same test clips, with the 95 % "
+                     "paired-bootstrap interval: " + "; ".join(pairs) + ". An interval that "
+                     "spans 0 means this test list cannot tell the two apart.")
     worse = [LABELS[r["method"]] for r in rows
              if r["method"] != "nb-ga" and r["test_top1"] >= m["test_top1"]]
     if worse:

@@ -85,6 +85,8 @@ struct compress_point {
     double ms;        /* median latency of one clip (K segments), one thread, BN folded */
     double val_top1;  /* on the validation clips; < 0 when there is no data set */
     double test_top1, test_top1_rgb, test_top1_motion; /* on the test list; < 0 without */
+    char *test_right; /* per test clip in list order '1' right, '0' wrong, '-' unread (fused);
+                       * NULL without a data set. Owned by the report. */
     double seconds;   /* the stage's wall time */
 };
 

@@ -10,6 +10,8 @@ void compress_report_free(struct compress_report *r)
 {
     if (!r)
         return;
+    for (int i = 0; i < r->n_points; i++)
+        free(r->points[i].test_right);
     free(r->layers);
     free(r);
 }
@@ -125,11 +127,11 @@ static json_t *layer_json(const struct compress_layer *l)
 
 static json_t *point_json(const struct compress_point *p)
 {
-    return json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f}", "stage", p->stage,
+    return json_pack("{s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:s?, s:f}", "stage", p->stage,
                      "params", (json_int_t)p->params, "flops", (json_int_t)p->flops, "ms", p->ms,
                      "val_top1", p->val_top1, "test_top1", p->test_top1, "test_top1_rgb",
-                     p->test_top1_rgb, "test_top1_motion", p->test_top1_motion, "seconds",
-                     p->seconds);
+                     p->test_top1_rgb, "test_top1_motion", p->test_top1_motion, "test_right",
+                     p->test_right, "seconds", p->seconds);
 }
 
 int compress_report_write_json(const struct compress_report *r, const char *path,

@@ -549,6 +549,7 @@ void fit_eval_result_free(struct fit_eval_result *r)
     free(r->per_class_rgb);
     free(r->per_class_motion);
     free(r->confusion);
+    free(r->right);
     free(r->classes);
     memset(r, 0, sizeof *r);
 }
@@ -572,7 +573,7 @@ static void eval_run_free(struct eval_run *e)
 }
 
 static int eval_plan(const struct nn_model *m, struct eval_run *e, struct fit_eval_result *r,
-                     struct err_msg *em);
+                     int n_listed, struct err_msg *em);
 
 static int eval_setup(const struct nn_model *m, const struct fit_eval_opts *o, struct eval_run *e,
                       struct fit_eval_result *r, struct err_msg *em)
@@ -581,7 +582,7 @@ static int eval_setup(const struct nn_model *m, const struct fit_eval_opts *o, s
     int rc = video_dataset_open(o->dataset, o->split ? o->split : "test", &e->ds, em);
     if (rc || (rc = fit_check_classes(mt, e->ds, em)))
         return rc;
-    if ((rc = eval_plan(m, e, r, em)))
+    if ((rc = eval_plan(m, e, r, video_dataset_count(e->ds), em)))
         return rc;
     struct video_loader_opts lo;
     if ((rc = fit_loader_opts(mt, o->loader_threads, o->cache, &lo, em)))
@@ -624,7 +625,7 @@ int fit_check_classes(const struct nn_meta *mt, const struct video_dataset *ds, 
 
 /* The plan, its context and the result's arrays: what evaluating needs besides clips. */
 static int eval_plan(const struct nn_model *m, struct eval_run *e, struct fit_eval_result *r,
-                     struct err_msg *em)
+                     int n_listed, struct err_msg *em)
 {
     const struct nn_meta *mt = &m->meta;
     int rc;
@@ -644,6 +645,11 @@ static int eval_plan(const struct nn_model *m, struct eval_run *e, struct fit_ev
     r->per_class = calloc((size_t)e->c, sizeof(double));
     r->confusion = calloc((size_t)e->c * e->c, sizeof(int));
     r->classes = calloc((size_t)e->c, sizeof *r->classes);
+    r->n_listed = n_listed;
+    r->right = malloc(n_listed > 0 ? (size_t)n_listed : 1);
+    if (!r->right)
+        return err_set(em, ERR_NOMEM, "out of memory");
+    memset(r->right, -1, n_listed > 0 ? (size_t)n_listed : 1);
     if (e->out_rgb >= 0 && e->out_mot >= 0) {
         r->per_class_rgb = calloc((size_t)e->c, sizeof(double));
         r->per_class_motion = calloc((size_t)e->c, sizeof(double));
@@ -659,7 +665,7 @@ static int eval_plan(const struct nn_model *m, struct eval_run *e, struct fit_ev
 
 /* Runs one clip's K segments through the plan; counts the results. */
 static void eval_clip(const struct nn_model *m, struct eval_run *e, const float *rgb,
-                      const float *motion, int label, struct fit_eval_result *r)
+                      const float *motion, int label, int index, struct fit_eval_result *r)
 {
     size_t rgb_n = (size_t)e->k * 3 * m->meta.width * m->meta.height;
     size_t mot_n = (size_t)e->k * 2 * m->meta.motion_len * m->meta.width * m->meta.height;
@@ -677,6 +683,8 @@ static void eval_clip(const struct nn_model *m, struct eval_run *e, const float 
     e->right5 += better < 5;
     r->clips++;
     r->confusion[(size_t)label * e->c + pred]++;
+    if (index >= 0 && index < r->n_listed)
+        r->right[index] = pred == label;
     if (e->out_rgb >= 0 && e->out_mot >= 0) {
         double pr[NN_MAX_CLASSES], pm[NN_MAX_CLASSES];
         const float *yr = nn_ctx_output(e->ctx, e->out_rgb), *ym = nn_ctx_output(e->ctx, e->out_mot);
@@ -730,7 +738,8 @@ int fit_eval(const struct nn_model *m, const struct fit_eval_opts *o, struct fit
         size_t rgb_n = (size_t)e.k * 3 * b->width * b->height;
         size_t mot_n = (size_t)e.k * 2 * b->length * b->width * b->height;
         for (int i = 0; i < b->clips && r->clips < n; i++)
-            eval_clip(m, &e, b->rgb + i * rgb_n, b->motion + i * mot_n, b->labels[i], r);
+            eval_clip(m, &e, b->rgb + i * rgb_n, b->motion + i * mot_n, b->labels[i],
+                      b->index[i], r);
         if (b->epoch_end)
             break;
     }
@@ -751,11 +760,11 @@ int fit_clips_eval(const struct nn_model *m, const struct fit_clips *c, struct f
         mt->height != c->height || mt->n_classes != c->n_classes)
         return err_set(em, ERR_INVAL, "the clips were loaded for another model");
     struct eval_run e = {0};
-    int rc = eval_plan(m, &e, r, em);
+    int rc = eval_plan(m, &e, r, c->n, em);
     size_t rgb_n = (size_t)e.k * 3 * c->width * c->height;
     size_t mot_n = (size_t)e.k * 2 * c->length * c->width * c->height;
     for (int i = 0; rc == 0 && i < c->n; i++)
-        eval_clip(m, &e, c->rgb + i * rgb_n, c->motion + i * mot_n, c->labels[i], r);
+        eval_clip(m, &e, c->rgb + i * rgb_n, c->motion + i * mot_n, c->labels[i], i, r);
     if (rc == 0)
         eval_finish(&e, r);
     eval_run_free(&e);

@@ -71,6 +71,10 @@ struct fit_eval_result {
     double *per_class_rgb;        /* [n_classes] each stream alone per class; NULL when the */
     double *per_class_motion;     /* model has no such output */
     int *confusion;               /* [n_classes][n_classes]: rows true, columns predicted */
+    int n_listed;                 /* the clips the list (or the fit_clips) holds */
+    signed char *right;           /* [n_listed] in list order: 1 when the fused prediction was
+                                   * right, 0 wrong, -1 not evaluated (unreadable); lets two
+                                   * models be compared clip by clip */
     char (*classes)[NN_CLASS_NAME_MAX];
 };
 

@@ -265,6 +265,19 @@ static void test_nb_ga_on_data(void **state)
     struct err_msg em = {{0}};
     assert_int_equal(fit_eval(out, &eo, &r, &em), 0);
     assert_true(fabs(r.top1 - rep->points[4].test_top1) < 1e-12);
+    /* Clip by clip: the report's outcomes are the evaluation's, and they add up to top-1. */
+    const char *right = rep->points[4].test_right;
+    assert_non_null(right);
+    assert_int_equal((int)strlen(right), r.n_listed);
+    assert_int_equal(r.n_listed, r.clips);
+    int n_right = 0;
+    for (int i = 0; i < r.n_listed; i++) {
+        assert_int_equal(right[i], r.right[i] ? '1' : '0');
+        n_right += right[i] == '1';
+    }
+    assert_true(fabs((double)n_right / r.clips - r.top1) < 1e-12);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal((int)strlen(rep->points[i].test_right), r.n_listed);
     fit_eval_result_free(&r);
     char path[160];
     snprintf(path, sizeof path, "%s/report.json", f->dir);
