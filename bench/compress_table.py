@@ -40,7 +40,7 @@ def row(name, rep):
             "latency_x": rep["ms_input"] / rep["ms_output"], "test_top1": b["test_top1"],
             "delta": b["test_top1"] - a["test_top1"], "val_top1": b["val_top1"],
             "input": a, "minutes": rep["seconds"] / 60, "points": rep["points"],
-            "vs_input": paired(a.get("test_right"), b.get("test_right"))}
+            "vs_input": paired(a.get("test_right"), b.get("test_right")), "report": rep}
 
 
 def paired(a, b, resamples=10000, seed=1):
@@ -69,18 +69,21 @@ def table(rows, target, target_params, mode):
              f"{cpu_name()}, {os.cpu_count()} cores. Latency: one clip (3 segments), one "
              "thread, median of the runs; each method's input and output timed interleaved in the same "
              "process, the ratio taken pair by pair (the uncompressed row gives the median of "
-             "those input timings). Δ top-1 is against the uncompressed model on the same "
+             "those input timings). Time per FLOP: latency per counted FLOP against the input's "
+             "(the FLOPs cut over the latency cut; above 1 the kept FLOPs run slower than the "
+             "input's did). Δ top-1 is against the uncompressed model on the same "
              "test clips; its 95 % interval comes from a paired bootstrap over those clips "
              "(the test list's sampling noise, not the run-to-run spread of fine-tuning).", "",
-             "| method | params | MFLOPs | latency | test top-1 | Δ top-1 | 95 % interval | minutes |",
-             "|---|---|---|---|---|---|---|---|",
+             "| method | params | MFLOPs | latency | time per FLOP | test top-1 | Δ top-1 | 95 % interval | minutes |",
+             "|---|---|---|---|---|---|---|---|---|",
              f"| uncompressed | {a['params']:,} | {a['flops'] / 1e6:.1f} | "
              f"{statistics.median(r['ms_input'] for r in rows):.2f} ms | "
-             f"{a['test_top1']:.3f} | | | |"]
+             f"1 | {a['test_top1']:.3f} | | | |"]
     for r in rows:
         lines.append(f"| {LABELS.get(r['method'], r['method'])} | {r['params']:,} "
                      f"({r['params_x']:.1f}× fewer) | {r['flops'] / 1e6:.1f} ({r['flops_x']:.1f}×) "
-                     f"| {r['ms']:.2f} ms ({r['latency_x']:.1f}× lower) | {r['test_top1']:.3f} | "
+                     f"| {r['ms']:.2f} ms ({r['latency_x']:.1f}× lower) | "
+                     f"{r['flops_x'] / r['latency_x']:.2f} | {r['test_top1']:.3f} | "
                      f"{100 * r['delta']:+.1f} pt | {interval(r['vs_input'])} | "
                      f"{r['minutes']:.1f} |")
     return lines
@@ -112,6 +115,31 @@ def verdict(rows):
                      f"{'is' if len(worse) == 1 else 'are'} as accurate or more at this budget.")
     else:
         lines.append("nb + ga is more accurate than every baseline at this budget.")
+    return lines
+
+
+def layers(rows):
+    """Where nb + ga's time goes, layer by layer: counted FLOPs and measured time before and
+    after, and the time per FLOP of each against the whole input model's."""
+    m = next(r for r in rows if r["method"] == "nb-ga")
+    rep, a = m["report"], m["input"]
+    unit = rep["ms_input"] / a["flops"]
+    lines = ["", "Where nb + ga's latency goes (per layer, one clip, one thread; time per FLOP "
+             "against the whole input model's):", "",
+             "| layer | MFLOPs | ms | time per FLOP | after: op, ranks | MFLOPs | ms | time per FLOP |",
+             "|---|---|---|---|---|---|---|---|"]
+    # below 0.1 MFLOPs (the classifiers) a layer's time is call overhead, not arithmetic
+    rel = lambda ms, f: f"{ms / f / unit:.2f}" if f >= 1e5 else "—"
+    for l in rep["layers"]:
+        ranks = f"{l['rin']}/{l['rout']}" if l["op_after"] == "TuckerConv" else (
+            f"{l['rin']}" if l["op_after"] != l["op"] or l["rin"] else "—")
+        lines.append(f"| {l['name']} | {l['flops'] / 1e6:.1f} | {l['ms']:.2f} | "
+                     f"{rel(l['ms'], l['flops'])} | {l['op_after']} {ranks} "
+                     f"({l['cin_after']}→{l['cout_after']}) | {l['flops_after'] / 1e6:.1f} | "
+                     f"{l['ms_after']:.2f} | {rel(l['ms_after'], l['flops_after'])} |")
+    conv_ms = sum(l["ms_after"] for l in rep["layers"])
+    lines.append(f"| the rest (the whole model's time minus its layers') | | {rep['ms_input'] - sum(l['ms'] for l in rep['layers']):.2f} "
+                 f"| | | | {rep['ms_output'] - conv_ms:.2f} | |")
     return lines
 
 
@@ -160,7 +188,7 @@ def main():
     methods = sys.argv[8:]
     runs = load(work, methods)
     rows = [row(n, rep) for n, rep in runs.items()]
-    lines = table(rows, target, target_params, mode) + verdict(rows)
+    lines = table(rows, target, target_params, mode) + verdict(rows) + layers(rows)
     json.dump({"target_flops": float(target), "target_params": float(target_params),
                "mode": mode, "cpu": cpu_name(),
                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
