@@ -82,6 +82,7 @@ static int parse_opt(struct args *a, int ch, const char *s)
     case 't': rc = cli_int_arg("compress", "--threads", s, 1, 64, &o->threads); break;
     case 'p': rc = cli_int_arg("compress", "--population", s, 4, 1024, &o->population); break;
     case 'g': rc = cli_int_arg("compress", "--generations", s, 1, 10000, &o->generations); break;
+    case 'K': rc = cli_int_arg("compress", "--ga-check", s, 0, COMPRESS_MAX_CHECKS, &o->ga_check); break;
     case 'c': rc = cli_int_arg("compress", "--calib-clips", s, 2, 100000, &o->calib_clips); break;
     case 'B': rc = cli_int_arg("compress", "--bn-batches", s, 0, 1000, &o->bn_batches); break;
     case 'V': rc = cli_int_arg("compress", "--val-clips", s, 0, 100000, &o->val_clips); break;
@@ -108,7 +109,7 @@ static int parse(struct args *a, int argc, char **argv)
         {"finetune-lr", required_argument, NULL, 'l'}, {"batch", required_argument, NULL, 'b'},
         {"distill", no_argument, NULL, 'D'}, {"seed", required_argument, NULL, 'z'},
         {"threads", required_argument, NULL, 't'}, {"population", required_argument, NULL, 'p'},
-        {"generations", required_argument, NULL, 'g'},
+        {"generations", required_argument, NULL, 'g'}, {"ga-check", required_argument, NULL, 'K'},
         {"calib-clips", required_argument, NULL, 'c'}, {"val-clips", required_argument, NULL, 'V'},
         {"bn-batches", required_argument, NULL, 'B'},
         {"val-split", required_argument, NULL, 'v'}, {"prune-share", required_argument, NULL, 'S'},

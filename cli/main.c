@@ -28,6 +28,8 @@ static const struct cli_cmd commands[] = {
      "  --floor F          never keep fewer than this share of a layer's channels (0.25)\n"
      "  --finetune-epochs N (6)   --finetune-lr X (0.005)   --batch N (8)   --distill\n"
      "  --population N (16)   --generations N (10)   --seed S (1)   --threads N (2)\n"
+     "  --ga-check N       fine-tune N of the GA's genomes, best to worst fitness, and report\n"
+     "                     whether the fitness ranks them as fine-tuning does (0; slow)\n"
      "  --calib-clips N (200)   --val-clips N (all)   --val-split F (0.1)\n"
      "  --bn-batches N     adaptive BN after every cut: batches of 8 calibration clips (4; 0 off)\n"
      "  --report FILE.json   --latency-runs N (20)   --cache DIR   --work DIR (OUT.work)\n"

@@ -94,6 +94,11 @@ int compress_opts_check(const struct compress_opts *o, struct err_msg *em)
         o->generations > 10000 || o->hooi_iters < 0 || o->hooi_iters > 100)
         return err_set(em, ERR_RANGE, "--population (4..1024), --generations (1..10000) or "
                                       "HOOI rounds out of range");
+    if (o->ga_check < 0 || o->ga_check > COMPRESS_MAX_CHECKS)
+        return err_set(em, ERR_RANGE, "--ga-check must be in 0..%d", COMPRESS_MAX_CHECKS);
+    if (o->ga_check && (o->ranks != COMPRESS_RANKS_GA || o->finetune_epochs == 0))
+        return err_set(em, ERR_INVAL, "--ga-check fine-tunes genomes of the GA: it needs "
+                                      "--ranks ga and fine-tuning epochs");
     if (o->threads < 1 || o->threads > 64 || o->latency_runs < 1 || o->latency_runs > 10000)
         return err_set(em, ERR_RANGE, "--threads (1..64) or latency runs out of range");
     if (!o->dataset && (o->prune == COMPRESS_PRUNE_NB || o->ranks == COMPRESS_RANKS_GA))
@@ -183,6 +188,46 @@ int cmp_observe_bn(const struct cmp_ctx *c, struct nn_model *m, struct err_msg *
     return fit_clips_observe_bn(m, c->calib, c->o->bn_batches, em);
 }
 
+int cmp_test_eval(const struct cmp_ctx *c, const struct nn_model *m, struct fit_eval_result *r,
+                  struct err_msg *em)
+{
+    struct fit_eval_opts eo = {.dataset = c->o->dataset, .split = "test", .cache = c->o->cache,
+                               .threads = 1};
+    return fit_eval(m, &eo, r, em);
+}
+
+/* Average ranks (ties share the mean of their positions) of v[0..n) into r. */
+static void ranks_of(const double *v, int n, double *r)
+{
+    for (int i = 0; i < n; i++) {
+        int below = 0, equal = 0;
+        for (int j = 0; j < n; j++) {
+            below += v[j] < v[i];
+            equal += v[j] == v[i];
+        }
+        r[i] = below + (equal + 1) / 2.0;
+    }
+}
+
+double cmp_spearman(const double *x, const double *y, int n)
+{
+    if (n < 3)
+        return NAN;
+    double *rx = malloc(sizeof(double) * 2 * (size_t)n);
+    if (!rx)
+        return NAN;
+    double *ry = rx + n, mean = (n + 1) / 2.0, sxy = 0, sxx = 0, syy = 0;
+    ranks_of(x, n, rx);
+    ranks_of(y, n, ry);
+    for (int i = 0; i < n; i++) {
+        sxy += (rx[i] - mean) * (ry[i] - mean);
+        sxx += (rx[i] - mean) * (rx[i] - mean);
+        syy += (ry[i] - mean) * (ry[i] - mean);
+    }
+    free(rx);
+    return sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : NAN;
+}
+
 /* The per-clip outcomes as one character each, for a paired comparison of two points. */
 static char *right_string(const struct fit_eval_result *r)
 {
@@ -218,10 +263,8 @@ static int add_point(struct cmp_ctx *c, const char *stage, const struct nn_model
     if ((rc = cmp_val_top1(c, m, &p->val_top1, em)))
         return rc;
     if (c->o->dataset) {
-        struct fit_eval_opts eo = {.dataset = c->o->dataset, .split = "test",
-                                   .cache = c->o->cache, .threads = 1};
         struct fit_eval_result r;
-        if ((rc = fit_eval(m, &eo, &r, em)))
+        if ((rc = cmp_test_eval(c, m, &r, em)))
             return rc;
         p->test_top1 = r.top1;
         p->test_top1_rgb = r.top1_rgb;
@@ -237,9 +280,8 @@ static int add_point(struct cmp_ctx *c, const char *stage, const struct nn_model
     return 0;
 }
 
-/* Fine-tunes m in place on the data set's training part; its log and checkpoint go to the
- * work folder under the stage's name. */
-static int finetune(struct cmp_ctx *c, struct nn_model *m, const char *stage, struct err_msg *em)
+int cmp_finetune(const struct cmp_ctx *c, struct nn_model *m, const char *stage,
+                 struct err_msg *em)
 {
     const struct compress_opts *o = c->o;
     char ckpt[4096], log[4096];
@@ -319,7 +361,7 @@ static int stage(struct cmp_ctx *c, struct nn_model **cur, struct cmp_budget tar
     t0 = clock_mono_ns();
     char ft[32];
     snprintf(ft, sizeof ft, "%s+ft", name);
-    if ((rc = finetune(c, next, decompose ? "decomposed" : "pruned", em)))
+    if ((rc = cmp_finetune(c, next, decompose ? "decomposed" : "pruned", em)))
         return rc;
     return add_point(c, ft, next, clock_elapsed_s(t0, clock_mono_ns()), em);
 }
@@ -365,6 +407,7 @@ int compress_run(const struct nn_model *in, const struct compress_opts *o, struc
     snprintf(rep->ranks, sizeof rep->ranks, "%s", compress_ranks_name(o->ranks));
     rep->target_flops = o->target_flops;
     rep->target_params = o->target_params;
+    rep->check_rank_corr = NAN;
     struct cmp_ctx c = {.o = o, .input = in, .rep = rep, .val_base = {-1, -1, -1}};
     uint64_t t0 = clock_mono_ns();
     rc = run(&c, &cur, em);

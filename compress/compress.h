@@ -52,6 +52,10 @@ struct compress_opts {
     int batch;               /* clips per fine-tuning step */
     bool distill;            /* fine-tune towards the input model's outputs as well */
     int population, generations; /* the GA's */
+    int ga_check;            /* after the GA: fine-tune this many of the genomes it evaluated
+                              * within the budget (spread from its best fitness to its worst)
+                              * as the stage would, and report how the fitness ranks them
+                              * against their fine-tuned scores; 0 = off */
     int hooi_iters;
     uint64_t seed;
     int threads;
@@ -92,6 +96,16 @@ struct compress_point {
 
 #define COMPRESS_MAX_POINTS 8
 
+/* One genome of the GA fine-tuned to check its fitness (--ga-check). */
+struct compress_check {
+    double fitness, score;   /* the GA's, before fine-tuning */
+    double cost;             /* against the budget (<= 1) */
+    double score_ft;         /* the validation score after fine-tuning */
+    double val_top1_ft, test_top1_ft; /* fused, after; test < 0 without a test list */
+};
+
+#define COMPRESS_MAX_CHECKS 32
+
 struct compress_report {
     char prune[16], ranks[16];
     double target_flops, target_params; /* 0 = no limit */
@@ -100,6 +114,9 @@ struct compress_report {
     int n_points;
     struct compress_point points[COMPRESS_MAX_POINTS];
     int ga_evaluations, ga_cache_hits;
+    int n_checks;            /* --ga-check: best fitness first */
+    struct compress_check checks[COMPRESS_MAX_CHECKS];
+    double check_rank_corr;  /* Spearman's rho of fitness against score_ft; NAN below 3 */
     double ms_input, ms_output; /* one-thread latency of a clip, the two timed interleaved */
     double seconds;
 };

@@ -79,6 +79,19 @@ int cmp_val_top1(const struct cmp_ctx *c, const struct nn_model *m, double *top1
 int cmp_val_score(const struct cmp_ctx *c, const struct nn_model *m, double *score,
                   struct err_msg *em);
 
+/* Fine-tunes m in place on the data set's training part (fit_train, distilled with
+ * --distill); its checkpoint and JSON log go to the work folder under `stage`'s name. */
+int cmp_finetune(const struct cmp_ctx *c, struct nn_model *m, const char *stage,
+                 struct err_msg *em);
+
+/* m on the data set's test list (fit_eval); the caller frees r. */
+int cmp_test_eval(const struct cmp_ctx *c, const struct nn_model *m, struct fit_eval_result *r,
+                  struct err_msg *em);
+
+/* Spearman's rank correlation of x and y (ties ranked by their mean position); NAN for
+ * n < 3 or when either is constant. */
+double cmp_spearman(const double *x, const double *y, int n);
+
 /* Stage 1: a new model with channels pruned so that its cost is within `target`. */
 int cmp_stage_prune(struct cmp_ctx *c, const struct nn_model *in, struct cmp_budget target,
                     struct nn_model **out, struct err_msg *em);

@@ -3,6 +3,7 @@
 #include "compress/internal.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,6 +135,22 @@ static json_t *point_json(const struct compress_point *p)
                      p->test_right, "seconds", p->seconds);
 }
 
+/* --ga-check: each genome's scores before and after fine-tuning, and the rank correlation
+ * (null when undefined: fewer than 3 genomes, or all alike). */
+static json_t *checks_json(const struct compress_report *r)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < r->n_checks; i++) {
+        const struct compress_check *k = &r->checks[i];
+        json_array_append_new(a, json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "fitness",
+                                           k->fitness, "score", k->score, "cost", k->cost,
+                                           "score_ft", k->score_ft, "val_top1_ft",
+                                           k->val_top1_ft, "test_top1_ft", k->test_top1_ft));
+    }
+    return json_pack("{s:o, s:o}", "genomes", a, "rank_corr",
+                     isnan(r->check_rank_corr) ? json_null() : json_real(r->check_rank_corr));
+}
+
 int compress_report_write_json(const struct compress_report *r, const char *path,
                                struct err_msg *em)
 {
@@ -148,6 +165,10 @@ int compress_report_write_json(const struct compress_report *r, const char *path
                           "ga_evaluations", r->ga_evaluations, "ga_cache_hits", r->ga_cache_hits,
                           "seconds", r->seconds, "ms_input", r->ms_input, "ms_output",
                           r->ms_output, "points", points, "layers", layers);
+    if (j && r->n_checks && json_object_set_new(j, "ga_check", checks_json(r)) != 0) {
+        json_decref(j);
+        j = NULL;
+    }
     if (!j)
         return err_set(em, ERR_NOMEM, "out of memory for the report");
     char tmp[4096];
@@ -192,6 +213,17 @@ void compress_report_print(const struct compress_report *r, FILE *f)
         fprintf(f, "%-14s %11lld %9.1f %9.3f %8.3f %8.3f %8.3f %8.3f %8.1f\n", p->stage,
                 (long long)p->params, (double)p->flops / 1e6, p->ms, p->val_top1, p->test_top1,
                 p->test_top1_rgb, p->test_top1_motion, p->seconds);
+    }
+    if (r->n_checks) {
+        fprintf(f, "\nGA check (best fitness first)\n%-3s %9s %9s %6s %9s %8s %8s\n", "", "fitness",
+                "score", "cost", "score ft", "val ft", "test ft");
+        for (int i = 0; i < r->n_checks; i++) {
+            const struct compress_check *k = &r->checks[i];
+            fprintf(f, "%-3d %9.4f %9.4f %6.2f %9.4f %8.3f %8.3f\n", i + 1, k->fitness, k->score,
+                    k->cost, k->score_ft, k->val_top1_ft, k->test_top1_ft);
+        }
+        fprintf(f, "Spearman's rho, fitness against the fine-tuned score: %.3f\n",
+                r->check_rank_corr);
     }
     if (r->n_points >= 2) {
         const struct compress_point *a = &r->points[0], *b = &r->points[r->n_points - 1];

@@ -23,6 +23,12 @@ struct factors {
     double err;
 };
 
+/* A genome the GA scored, kept for --ga-check. */
+struct scored {
+    int *g;
+    double fitness, score, cost;
+};
+
 struct tucker_run {
     struct cmp_ctx *c;
     const struct nn_model *in;
@@ -32,9 +38,11 @@ struct tucker_run {
     const float **w;       /* [n] their weights */
     int64_t base_flops, base_params; /* the cost of everything else */
     struct cmp_budget budget;
-    pthread_mutex_t mu;    /* guards the factor cache */
+    pthread_mutex_t mu;    /* guards the factor cache and the scored list */
     struct factors **cache;
     int n_cache, cap_cache;
+    struct scored *scored; /* --ga-check: every genome the GA evaluated */
+    int n_scored, cap_scored;
 };
 
 /* Layer i stays as it is at full ranks, and at ranks whose factors would cost as much
@@ -179,6 +187,30 @@ static int build(struct tucker_run *t, const int *g, struct nn_model **out, stru
     return rc;
 }
 
+static int keep_scored(struct tucker_run *t, const int *g, double fitness, double score,
+                       double cost, struct err_msg *em)
+{
+    int *copy = malloc(sizeof(int) * 2 * (size_t)t->n);
+    if (!copy)
+        return err_set(em, ERR_NOMEM, "out of memory");
+    memcpy(copy, g, sizeof(int) * 2 * (size_t)t->n);
+    pthread_mutex_lock(&t->mu);
+    if (t->n_scored == t->cap_scored) {
+        int cap = t->cap_scored ? 2 * t->cap_scored : 64;
+        struct scored *p = realloc(t->scored, sizeof *p * (size_t)cap);
+        if (!p) {
+            pthread_mutex_unlock(&t->mu);
+            free(copy);
+            return err_set(em, ERR_NOMEM, "out of memory");
+        }
+        t->scored = p;
+        t->cap_scored = cap;
+    }
+    t->scored[t->n_scored++] = (struct scored){copy, fitness, score, cost};
+    pthread_mutex_unlock(&t->mu);
+    return 0;
+}
+
 static int fitness(void *ud, const int *g, int n_genes, double *fit, struct err_msg *em)
 {
     (void)n_genes;
@@ -193,6 +225,8 @@ static int fitness(void *ud, const int *g, int n_genes, double *fit, struct err_
     nn_model_free(m);
     double ratio = genome_cost(t, g);
     *fit = acc - GA_PENALTY * (ratio > 1 ? ratio - 1 : 0) - GA_THRIFT * ratio;
+    if (rc == 0 && t->c->o->ga_check)
+        rc = keep_scored(t, g, *fit, acc, ratio, em);
     return rc;
 }
 
@@ -246,6 +280,84 @@ static int vbmf_genome(const struct tucker_run *t, int *g, struct err_msg *em)
     return rc;
 }
 
+/* Best fitness first; equal fitness in gene order, so that the pick does not depend on
+ * which thread scored a genome first. */
+static int scored_before(const struct tucker_run *t, const struct scored *a,
+                         const struct scored *b)
+{
+    if (a->fitness != b->fitness)
+        return a->fitness > b->fitness;
+    return memcmp(a->g, b->g, sizeof(int) * 2 * (size_t)t->n) < 0;
+}
+
+/* One genome built and fine-tuned as the stage's result would be, then scored again. */
+static int check_one(struct tucker_run *t, const struct scored *s, int k,
+                     struct compress_check *out, struct err_msg *em)
+{
+    char stage[32];
+    snprintf(stage, sizeof stage, "ga-check-%d", k + 1);
+    *out = (struct compress_check){.fitness = s->fitness, .score = s->score, .cost = s->cost,
+                                   .test_top1_ft = -1};
+    struct nn_model *m = NULL;
+    int rc = build(t, s->g, &m, em);
+    if (rc == 0)
+        rc = cmp_observe_bn(t->c, m, em);
+    if (rc == 0)
+        rc = cmp_finetune(t->c, m, stage, em);
+    if (rc == 0)
+        rc = cmp_val_score(t->c, m, &out->score_ft, em);
+    if (rc == 0)
+        rc = cmp_val_top1(t->c, m, &out->val_top1_ft, em);
+    struct fit_eval_result r;
+    if (rc == 0 && (rc = cmp_test_eval(t->c, m, &r, em)) == 0) {
+        out->test_top1_ft = r.top1;
+        fit_eval_result_free(&r);
+    }
+    nn_model_free(m);
+    if (rc == 0)
+        log_info("compress: GA check %d: fitness %.4f (score %.4f, cost %.2f of the budget) -> "
+                 "fine-tuned score %.4f, val top-1 %.3f, test top-1 %.3f",
+                 k + 1, out->fitness, out->score, out->cost, out->score_ft, out->val_top1_ft,
+                 out->test_top1_ft);
+    return rc;
+}
+
+/* --ga-check: genomes within the budget, spread over the fitness order from the best to
+ * the worst, each fine-tuned; the report gets both scores of each and Spearman's rho. A
+ * fitness that ranks candidates as fine-tuning would has rho near 1. */
+static int ga_check(struct tucker_run *t, struct err_msg *em)
+{
+    int *idx = malloc(sizeof(int) * (size_t)(t->n_scored > 0 ? t->n_scored : 1)), m = 0;
+    if (!idx)
+        return err_set(em, ERR_NOMEM, "out of memory");
+    for (int i = 0; i < t->n_scored; i++) { /* insertion sort: a few hundred at most */
+        if (t->scored[i].cost > 1)
+            continue;
+        int j = m++;
+        for (; j > 0 && scored_before(t, &t->scored[i], &t->scored[idx[j - 1]]); j--)
+            idx[j] = idx[j - 1];
+        idx[j] = i;
+    }
+    struct compress_report *rep = t->c->rep;
+    int want = t->c->o->ga_check < m ? t->c->o->ga_check : m, rc = 0;
+    double fit[COMPRESS_MAX_CHECKS], after[COMPRESS_MAX_CHECKS];
+    for (int k = 0; rc == 0 && k < want; k++) {
+        int pick = want == 1 ? 0 : (int)lround((double)k * (m - 1) / (want - 1));
+        if ((rc = check_one(t, &t->scored[idx[pick]], k, &rep->checks[k], em)) == 0) {
+            fit[k] = rep->checks[k].fitness;
+            after[k] = rep->checks[k].score_ft;
+            rep->n_checks = k + 1;
+        }
+    }
+    free(idx);
+    if (rc == 0) {
+        rep->check_rank_corr = cmp_spearman(fit, after, rep->n_checks);
+        log_info("compress: GA check: %d genomes, Spearman's rho of fitness against the "
+                 "fine-tuned score %.3f", rep->n_checks, rep->check_rank_corr);
+    }
+    return rc;
+}
+
 static void ga_progress(void *ud, const struct ga_progress *p)
 {
     (void)ud;
@@ -274,6 +386,8 @@ static int ga_genome(struct tucker_run *t, int *g, struct err_msg *em)
         rc = ga_run(&go, 2 * t->n, t->lo, t->hi, seeds, 2, fitness, t, ga_progress, NULL, best,
                     &res, em);
     }
+    if (rc == 0 && o->ga_check)
+        rc = ga_check(t, em);
     if (rc == 0) {
         t->c->rep->ga_evaluations = res.evaluations;
         t->c->rep->ga_cache_hits = res.cache_hits;
@@ -328,6 +442,9 @@ static void run_free(struct tucker_run *t)
     for (int k = 0; k < t->n_cache; k++)
         factors_free(t->cache[k]);
     free(t->cache);
+    for (int k = 0; k < t->n_scored; k++)
+        free(t->scored[k].g);
+    free(t->scored);
     free(t->lo);
     free(t->hi);
     free(t->w);

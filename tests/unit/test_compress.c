@@ -6,6 +6,7 @@
 #include "fit/fit.h"
 #include "video/video.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -211,6 +212,14 @@ static void test_options_are_checked(void **state)
     o.target_params = 0;
     o.finetune_epochs = 1;
     assert_int_equal(compress_opts_check(&o, &em), ERR_INVAL); /* fine-tuning without data */
+    o.finetune_epochs = 0;
+    o.ga_check = 2; /* a check of the GA without the GA */
+    assert_int_equal(compress_opts_check(&o, &em), ERR_INVAL);
+    assert_non_null(strstr(em.text, "--ga-check"));
+    o.ga_check = COMPRESS_MAX_CHECKS + 1;
+    assert_int_equal(compress_opts_check(&o, &em), ERR_RANGE);
+    o.ga_check = 0;
+    assert_int_equal(compress_opts_check(&o, &em), 0);
     assert_int_equal(compress_prune_from_name("nb"), COMPRESS_PRUNE_NB);
     assert_int_equal(compress_prune_from_name("x"), COMPRESS_PRUNE_COUNT);
     assert_string_equal(compress_ranks_name(COMPRESS_RANKS_VBMF), "vbmf");
@@ -226,6 +235,20 @@ static void test_options_are_checked(void **state)
     nn_model_free(in);
 }
 
+/* The defaults scaled down to the fixture's few clips: one fine-tuning epoch, a small GA. */
+static void on_data(struct compress_opts *o, const struct fx *f)
+{
+    compress_opts_default(o);
+    o->dataset = f->dir;
+    o->work = f->work;
+    o->finetune_epochs = 1;
+    o->batch = 2;
+    o->population = 4;
+    o->generations = 2;
+    o->calib_clips = 8;
+    o->val_split = 0.25;
+}
+
 /* The method itself on data: calibration, naive-Bayes scores, sensitivity, the GA, and
  * fine-tuning after each stage. */
 static void test_nb_ga_on_data(void **state)
@@ -233,17 +256,9 @@ static void test_nb_ga_on_data(void **state)
     struct fx *f = *state;
     struct nn_model *in = two_stream(0.5f);
     struct compress_opts o;
-    compress_opts_default(&o);
-    o.dataset = f->dir;
-    o.work = f->work;
+    on_data(&o, f);
     o.target_flops = 0.25;
     o.target_params = 0.2; /* both budgets hold */
-    o.finetune_epochs = 1;
-    o.batch = 2;
-    o.population = 4;
-    o.generations = 2;
-    o.calib_clips = 8;
-    o.val_split = 0.25;
     o.latency_runs = 2;
     o.distill = true;
     struct compress_report *rep = NULL;
@@ -342,6 +357,70 @@ static void test_val_score_counts_each_stream(void **state)
     nn_model_free(in);
 }
 
+/* Spearman's rho with ranks shared by ties; undefined (NAN) below 3 values or for a
+ * constant series. */
+static void test_spearman(void **state)
+{
+    (void)state;
+    const double x[] = {1, 2, 3, 4, 5}, y[] = {5, 6, 7, 8, 7}, rev[] = {9, 7, 5, 3, 1};
+    const double flat[] = {2, 2, 2, 2, 2};
+    /* ranks of y: 1, 2, 3.5, 5, 3.5; rho = 8 / sqrt(10 * 9.5) */
+    assert_true(fabs(cmp_spearman(x, y, 5) - 8 / sqrt(95)) < 1e-12);
+    assert_true(fabs(cmp_spearman(x, rev, 5) + 1) < 1e-12);
+    assert_true(fabs(cmp_spearman(x, x, 5) - 1) < 1e-12);
+    assert_true(isnan(cmp_spearman(x, y, 2)));
+    assert_true(isnan(cmp_spearman(x, flat, 5)));
+}
+
+/* --ga-check fine-tunes genomes the GA scored, best fitness first, reports both scores and
+ * the rank correlation, and leaves the stage's own result as it is without the check. */
+static void test_ga_check(void **state)
+{
+    struct fx *f = *state;
+    struct nn_model *in = two_stream(0.5f);
+    struct compress_opts o;
+    on_data(&o, f);
+    o.prune = COMPRESS_PRUNE_NONE;
+    o.target_flops = 0.3;
+    o.latency_runs = 1;
+    struct compress_report *plain = NULL, *rep = NULL;
+    struct nn_model *out0 = run_ok(in, &o, &plain);
+    assert_int_equal(plain->n_checks, 0);
+    o.ga_check = 3;
+    struct nn_model *out1 = run_ok(in, &o, &rep);
+    assert_true(rep->n_checks >= 2 && rep->n_checks <= 3);
+    for (int i = 0; i < rep->n_checks; i++) {
+        const struct compress_check *k = &rep->checks[i];
+        assert_true(k->cost <= 1);
+        assert_true(i == 0 || k->fitness <= rep->checks[i - 1].fitness);
+        assert_true(k->score_ft >= 0 && k->val_top1_ft >= 0 && k->val_top1_ft <= 1);
+        assert_true(k->test_top1_ft >= 0 && k->test_top1_ft <= 1);
+    }
+    assert_true(rep->n_checks < 3 ? isnan(rep->check_rank_corr)
+                                  : isnan(rep->check_rank_corr) ||
+                                        fabs(rep->check_rank_corr) <= 1 + 1e-12);
+    for (int i = 1; i < 3; i++) {
+        assert_string_equal(rep->points[i].stage, plain->points[i].stage);
+        assert_int_equal(rep->points[i].flops, plain->points[i].flops);
+        assert_true(rep->points[i].test_top1 == plain->points[i].test_top1);
+    }
+    char path[160];
+    struct err_msg em = {{0}};
+    snprintf(path, sizeof path, "%s/check.json", f->dir);
+    assert_int_equal(compress_report_write_json(rep, path, &em), 0);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    assert_non_null(j);
+    json_t *g = json_object_get(json_object_get(j, "ga_check"), "genomes");
+    assert_int_equal((int)json_array_size(g), rep->n_checks);
+    json_decref(j);
+    nn_model_free(out0);
+    nn_model_free(out1);
+    compress_report_free(plain);
+    compress_report_free(rep);
+    nn_model_free(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +430,8 @@ int main(void)
         cmocka_unit_test(test_resnet18_data_free),
         cmocka_unit_test(test_nb_ga_on_data),
         cmocka_unit_test(test_val_score_counts_each_stream),
+        cmocka_unit_test(test_spearman),
+        cmocka_unit_test(test_ga_check),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
