@@ -131,8 +131,12 @@ def layers(rows):
     # below 0.1 MFLOPs (the classifiers) a layer's time is call overhead, not arithmetic
     rel = lambda ms, f: f"{ms / f / unit:.2f}" if f >= 1e5 else "—"
     for l in rep["layers"]:
-        ranks = f"{l['rin']}/{l['rout']}" if l["op_after"] == "TuckerConv" else (
-            f"{l['rin']}" if l["op_after"] != l["op"] or l["rin"] else "—")
+        if l["op_after"] == "TuckerConv":
+            ranks = f"{l['rin']}/{l['rout']}"
+        elif l["op"] == "Conv" and l["rin"]:  # a square factor folded into the core
+            ranks = f"{l['rin']}/{l['rout']}, folded"
+        else:
+            ranks = f"{l['rin']}" if l["rin"] else "—"
         lines.append(f"| {l['name']} | {l['flops'] / 1e6:.1f} | {l['ms']:.2f} | "
                      f"{rel(l['ms'], l['flops'])} | {l['op_after']} {ranks} "
                      f"({l['cin_after']}→{l['cout_after']}) | {l['flops_after'] / 1e6:.1f} | "
