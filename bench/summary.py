@@ -98,7 +98,8 @@ def headline_rows(res, status):
         rows.append((f"reliability ({r['soak_s']} s soak under faults; HTTP load while 4 streams run)",
                      f"API p99 {r['load_p99_ms']} ms with {r['load_errors']} errors (goal 0 errors, "
                      f"p99 < 50 ms: {met(r['load_goal_met'])}); RSS growth over the soak's second "
-                     f"half {r['soak_growth_second_half_pct']} % (goal < 5 %: {met(r['soak_goal_met'])})"))
+                     f"half {r['soak_growth_second_half_pct']} % (goal < 5 %, open files not growing, clean "
+                     f"exit and database: {met(r['soak_goal_met'])})"))
     t = res.get("train")
     if t:
         rows.append((f"training, default recipe ({t['classes']} classes), 2 threads",
