@@ -146,24 +146,11 @@ static int val_eval(const struct cmp_ctx *c, const struct nn_model *m, double ac
     return rc;
 }
 
-int cmp_val_top1(const struct cmp_ctx *c, const struct nn_model *m, double *top1,
-                 struct err_msg *em)
+int cmp_val_measure(const struct cmp_ctx *c, const struct nn_model *m, double *top1,
+                    double *score, struct err_msg *em)
 {
     double acc[3];
-    *top1 = -1;
-    if (!c->val)
-        return 0;
-    int rc = val_eval(c, m, acc, em);
-    if (rc == 0)
-        *top1 = acc[0];
-    return rc;
-}
-
-int cmp_val_score(const struct cmp_ctx *c, const struct nn_model *m, double *score,
-                  struct err_msg *em)
-{
-    double acc[3];
-    *score = -1;
+    *top1 = *score = -1;
     if (!c->val)
         return 0;
     int rc = val_eval(c, m, acc, em);
@@ -177,8 +164,23 @@ int cmp_val_score(const struct cmp_ctx *c, const struct nn_model *m, double *sco
             sum += fmin(1, acc[i] / c->val_base[i]);
             n++;
         }
+    *top1 = acc[0];
     *score = n ? sum / n : acc[0];
     return 0;
+}
+
+int cmp_val_top1(const struct cmp_ctx *c, const struct nn_model *m, double *top1,
+                 struct err_msg *em)
+{
+    double score;
+    return cmp_val_measure(c, m, top1, &score, em);
+}
+
+int cmp_val_score(const struct cmp_ctx *c, const struct nn_model *m, double *score,
+                  struct err_msg *em)
+{
+    double top1;
+    return cmp_val_measure(c, m, &top1, score, em);
 }
 
 int cmp_observe_bn(const struct cmp_ctx *c, struct nn_model *m, struct err_msg *em)

@@ -78,6 +78,9 @@ int cmp_val_top1(const struct cmp_ctx *c, const struct nn_model *m, double *top1
  * the fused share alone for a model with one output. -1 without clips. */
 int cmp_val_score(const struct cmp_ctx *c, const struct nn_model *m, double *score,
                   struct err_msg *em);
+/* Both of the above from one pass over the validation clips. */
+int cmp_val_measure(const struct cmp_ctx *c, const struct nn_model *m, double *top1,
+                    double *score, struct err_msg *em);
 
 /* Fine-tunes m in place on the data set's training part (fit_train, distilled with
  * --distill); its checkpoint and JSON log go to the work folder under `stage`'s name. */

@@ -305,9 +305,7 @@ static int check_one(struct tucker_run *t, const struct scored *s, int k,
     if (rc == 0)
         rc = cmp_finetune(t->c, m, stage, em);
     if (rc == 0)
-        rc = cmp_val_score(t->c, m, &out->score_ft, em);
-    if (rc == 0)
-        rc = cmp_val_top1(t->c, m, &out->val_top1_ft, em);
+        rc = cmp_val_measure(t->c, m, &out->val_top1_ft, &out->score_ft, em);
     struct fit_eval_result r;
     if (rc == 0 && (rc = cmp_test_eval(t->c, m, &r, em)) == 0) {
         out->test_top1_ft = r.top1;
