@@ -114,6 +114,7 @@ struct compress_report {
     int n_points;
     struct compress_point points[COMPRESS_MAX_POINTS];
     int ga_evaluations, ga_cache_hits;
+    double ga_fitness;       /* --ranks ga: the fitness of the genome kept */
     int n_checks;            /* --ga-check: best fitness first */
     struct compress_check checks[COMPRESS_MAX_CHECKS];
     double check_rank_corr;  /* Spearman's rho of fitness against score_ft; NAN below 3 */

@@ -165,6 +165,11 @@ int compress_report_write_json(const struct compress_report *r, const char *path
                           "ga_evaluations", r->ga_evaluations, "ga_cache_hits", r->ga_cache_hits,
                           "seconds", r->seconds, "ms_input", r->ms_input, "ms_output",
                           r->ms_output, "points", points, "layers", layers);
+    if (j && r->ga_evaluations &&
+        json_object_set_new(j, "ga_fitness", json_real(r->ga_fitness)) != 0) {
+        json_decref(j);
+        j = NULL;
+    }
     if (j && r->n_checks && json_object_set_new(j, "ga_check", checks_json(r)) != 0) {
         json_decref(j);
         j = NULL;

@@ -23,7 +23,7 @@ struct factors {
     double err;
 };
 
-/* A genome the GA scored, kept for --ga-check. */
+/* A genome the GA scored: the result is picked among them, --ga-check studies them. */
 struct scored {
     int *g;
     double fitness, score, cost;
@@ -41,7 +41,7 @@ struct tucker_run {
     pthread_mutex_t mu;    /* guards the factor cache and the scored list */
     struct factors **cache;
     int n_cache, cap_cache;
-    struct scored *scored; /* --ga-check: every genome the GA evaluated */
+    struct scored *scored; /* every genome the GA evaluated */
     int n_scored, cap_scored;
 };
 
@@ -225,7 +225,7 @@ static int fitness(void *ud, const int *g, int n_genes, double *fit, struct err_
     nn_model_free(m);
     double ratio = genome_cost(t, g);
     *fit = acc - GA_PENALTY * (ratio > 1 ? ratio - 1 : 0) - GA_THRIFT * ratio;
-    if (rc == 0 && t->c->o->ga_check)
+    if (rc == 0)
         rc = keep_scored(t, g, *fit, acc, ratio, em);
     return rc;
 }
@@ -364,6 +364,31 @@ static void ga_progress(void *ud, const struct ga_progress *p)
              p->generation, p->generations, p->best, p->mean, p->evaluations, p->cache_hits);
 }
 
+/* The result: the genome of the best fitness the GA measured within the budget. When its
+ * best overall is over the budget, that genome scaled down (as the baselines are) is scored
+ * too and competes with the others: a scaled genome is a guess until it is measured, and a
+ * slightly cheaper genome the GA did measure may score better. */
+static int pick_within_budget(struct tucker_run *t, const int *best, int *g, struct err_msg *em)
+{
+    int rc = 0;
+    if (genome_cost(t, best) > 1) {
+        double fit;
+        if ((rc = scale_to_budget(t, best, g, em)) == 0)
+            rc = fitness(t, g, 2 * t->n, &fit, em);
+    } else {
+        memcpy(g, best, sizeof(int) * 2 * (size_t)t->n);
+    }
+    const struct scored *top = NULL;
+    for (int i = 0; rc == 0 && i < t->n_scored; i++)
+        if (t->scored[i].cost <= 1 && (!top || scored_before(t, &t->scored[i], top)))
+            top = &t->scored[i];
+    if (top) {
+        memcpy(g, top->g, sizeof(int) * 2 * (size_t)t->n);
+        t->c->rep->ga_fitness = top->fitness;
+    }
+    return rc;
+}
+
 static int ga_genome(struct tucker_run *t, int *g, struct err_msg *em)
 {
     const struct compress_opts *o = t->c->o;
@@ -389,10 +414,7 @@ static int ga_genome(struct tucker_run *t, int *g, struct err_msg *em)
     if (rc == 0) {
         t->c->rep->ga_evaluations = res.evaluations;
         t->c->rep->ga_cache_hits = res.cache_hits;
-        if (genome_cost(t, best) <= 1)
-            memcpy(g, best, sizeof(int) * 2 * (size_t)t->n);
-        else
-            rc = scale_to_budget(t, best, g, em);
+        rc = pick_within_budget(t, best, g, em);
     }
     free(seeds);
     free(best);

@@ -396,6 +396,9 @@ static void test_ga_check(void **state)
         assert_true(k->score_ft >= 0 && k->val_top1_ft >= 0 && k->val_top1_ft <= 1);
         assert_true(k->test_top1_ft >= 0 && k->test_top1_ft <= 1);
     }
+    /* the kept genome is the best measured within the budget: never below the best checked */
+    assert_true(rep->ga_fitness >= rep->checks[0].fitness);
+    assert_true(rep->ga_fitness == plain->ga_fitness);
     assert_true(rep->n_checks < 3 ? isnan(rep->check_rank_corr)
                                   : isnan(rep->check_rank_corr) ||
                                         fabs(rep->check_rank_corr) <= 1 + 1e-12);
@@ -413,6 +416,7 @@ static void test_ga_check(void **state)
     assert_non_null(j);
     json_t *g = json_object_get(json_object_get(j, "ga_check"), "genomes");
     assert_int_equal((int)json_array_size(g), rep->n_checks);
+    assert_true(fabs(json_real_value(json_object_get(j, "ga_fitness")) - rep->ga_fitness) < 1e-5);
     json_decref(j);
     nn_model_free(out0);
     nn_model_free(out1);
