@@ -53,6 +53,8 @@ def engine_cell(s, model, threads=1):
 
 
 def met(ok):
+    if ok is None:
+        return "not judged"
     return "met" if ok else "**NOT met**"
 
 
