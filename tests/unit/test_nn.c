@@ -543,6 +543,25 @@ static void test_maxpool_fast_matches_ref(void **state)
             compare_kernels(g, tl_int(&rng, 1, 2), "maxpool");
         nn_graph_free(g);
     }
+    /* 2x2 stride 2 has a vector path of 16 outputs a step: rows wide enough for it, with a
+     * tail, padded and unpadded, odd sizes in ceil mode */
+    for (int t = 0; t < 16; t++) {
+        struct nn_graph *g = nn_graph_new();
+        struct nn_shape xs = tl_shape(4, 1, tl_int(&rng, 1, 3), tl_int(&rng, 2, 9),
+                                      tl_int(&rng, 32, 81));
+        nn_graph_add_input(g, "x", &xs, NULL);
+        struct nn_node_desc d = tl_node("pool", NN_OP_MAXPOOL, "x", "y");
+        d.attrs.kernel[0] = d.attrs.kernel[1] = d.attrs.stride[0] = d.attrs.stride[1] = 2;
+        d.attrs.dilation[0] = d.attrs.dilation[1] = 1;
+        for (int i = 0; i < 4; i++)
+            d.attrs.pad[i] = t % 2 ? tl_int(&rng, 0, 1) : 0;
+        d.attrs.ceil_mode = tl_int(&rng, 0, 1);
+        assert_true(nn_graph_add_node(g, &d, NULL) >= 0);
+        nn_graph_add_output(g, "y", NULL);
+        if (nn_graph_check(g, NULL) == 0)
+            compare_kernels(g, tl_int(&rng, 1, 2), "maxpool 2x2/2");
+        nn_graph_free(g);
+    }
 }
 
 static void test_window_out(void **state)
