@@ -67,6 +67,7 @@ static int parse_opt(struct args *a, int ch, const char *s)
         a->params_given = true;
         rc = target_arg("--target-params", s, &o->target_params);
         break;
+    case 'L': rc = target_arg("--target-latency", s, &o->target_latency); break;
     case 'P': case 'R': rc = method_arg(a, ch, s); break;
     case 'e': rc = cli_int_arg("compress", "--finetune-epochs", s, 0, 1000, &o->finetune_epochs); break;
     case 'l': rc = cli_float_arg("compress", "--finetune-lr", s, 1e-6, 1, &d); o->finetune_lr = (float)d; break;
@@ -104,6 +105,7 @@ static int parse(struct args *a, int argc, char **argv)
         {"dataset", required_argument, NULL, 'd'}, {"report", required_argument, NULL, 'r'},
         {"target-flops", required_argument, NULL, 'F'},
         {"target-params", required_argument, NULL, 'Q'},
+        {"target-latency", required_argument, NULL, 'L'},
         {"prune", required_argument, NULL, 'P'}, {"ranks", required_argument, NULL, 'R'},
         {"finetune-epochs", required_argument, NULL, 'e'},
         {"finetune-lr", required_argument, NULL, 'l'}, {"batch", required_argument, NULL, 'b'},

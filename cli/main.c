@@ -23,6 +23,8 @@ static const struct cli_cmd commands[] = {
      "usage: actiond compress -m MODEL -o OUT [-d DATASET] [options]\n"
      "  --target-flops F  --target-params F   the budget: a fraction (0.2) or a factor (5x)\n"
      "                     of the input's cost; both hold when both are given (FLOPs to 0.2)\n"
+     "  --target-latency F one-thread latency, measured here: a fraction or a factor (4x);\n"
+     "                     the decomposition stage meets it from a table it times (none)\n"
      "  --prune nb|l1|bn|random|none (nb)   --ranks ga|vbmf|uniform|none (ga)\n"
      "  --prune-share F    pruning takes the cost to target^F when both stages run (0.5)\n"
      "  --floor F          never keep fewer than this share of a layer's channels (0.25)\n"

@@ -106,6 +106,11 @@ int compress_opts_check(const struct compress_opts *o, struct err_msg *em)
     if (!o->dataset && (o->finetune_epochs > 0 || o->distill))
         return err_set(em, ERR_INVAL, "fine-tuning needs a data set: give -d DATASET or "
                                       "--finetune-epochs 0");
+    if (!(o->target_latency >= 0 && o->target_latency <= 1))
+        return err_set(em, ERR_RANGE, "--target-latency %g outside (0, 1]", o->target_latency);
+    if (o->target_latency > 0 && o->ranks == COMPRESS_RANKS_NONE)
+        return err_set(em, ERR_INVAL, "--target-latency is met by the decomposition stage: "
+                                      "give --ranks ga, vbmf or uniform");
     if (o->prune == COMPRESS_PRUNE_NONE && o->ranks == COMPRESS_RANKS_NONE)
         return err_set(em, ERR_INVAL, "--prune none with --ranks none leaves nothing to do");
     if (o->dataset && !o->work)
@@ -116,7 +121,7 @@ int compress_opts_check(const struct compress_opts *o, struct err_msg *em)
 struct cmp_budget cmp_budget_of(const struct nn_model *m, const struct compress_opts *o,
                                 double power)
 {
-    struct cmp_budget b = {0, 0};
+    struct cmp_budget b = {0, 0, power == 1 ? o->target_latency : 0};
     if (o->target_flops > 0)
         b.flops = floor((double)cmp_cost(m, 1) * pow(o->target_flops, power));
     if (o->target_params > 0)
@@ -409,6 +414,7 @@ int compress_run(const struct nn_model *in, const struct compress_opts *o, struc
     snprintf(rep->ranks, sizeof rep->ranks, "%s", compress_ranks_name(o->ranks));
     rep->target_flops = o->target_flops;
     rep->target_params = o->target_params;
+    rep->target_latency = o->target_latency;
     rep->check_rank_corr = NAN;
     struct cmp_ctx c = {.o = o, .input = in, .rep = rep, .val_base = {-1, -1, -1}};
     uint64_t t0 = clock_mono_ns();

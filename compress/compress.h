@@ -40,6 +40,9 @@ struct compress_opts {
     enum compress_ranks ranks;
     double target_flops;     /* the budget: the compressed model's FLOPs and parameters as */
     double target_params;    /* fractions of the input's, (0, 1]; 0 = no limit (not both) */
+    double target_latency;   /* the one-thread latency as a fraction of the input's, (0, 1];
+                              * 0 = no limit. The decomposition stage meets it, predicted
+                              * from a table it measures (needs --ranks other than none) */
     double prune_share;      /* with both stages: pruning takes the cost to target^prune_share */
     double floor;            /* never keep fewer than this fraction of a layer's channels */
     int calib_clips;         /* calibration clips (from the training part) */
@@ -108,7 +111,8 @@ struct compress_check {
 
 struct compress_report {
     char prune[16], ranks[16];
-    double target_flops, target_params; /* 0 = no limit */
+    double target_flops, target_params, target_latency; /* 0 = no limit */
+    double latency_predicted; /* the kept genome's, from the latency table (0: no table) */
     int n_layers;
     struct compress_layer *layers;
     int n_points;

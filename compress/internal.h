@@ -25,17 +25,23 @@ void cmp_measure_free(struct cmp_measure *me);
 /* Total FLOPs (flops 1) or parameters (flops 0) of a model, without timing it. */
 int64_t cmp_cost(const struct nn_model *m, int flops);
 
-/* A budget in absolute counts; a limit of 0 is no limit. */
+/* A budget in absolute counts, and the latency as a fraction of the input's (the
+ * decomposition stage's only: lat_table.c); a limit of 0 is no limit. */
 struct cmp_budget {
-    double flops, params;
+    double flops, params, latency;
 };
 /* The budget for model m: its cost times each target of o raised to power (1: the whole
- * budget; prune_share: the pruning stage's part). */
+ * budget; prune_share: the pruning stage's part, which has no latency limit). */
 struct cmp_budget cmp_budget_of(const struct nn_model *m, const struct compress_opts *o,
                                 double power);
 /* How full a cost leaves the budget: the larger of cost / limit over the limits set; within
  * the budget when <= 1. */
 double cmp_budget_ratio(struct cmp_budget b, int64_t flops, int64_t params);
+
+/* The nodes a decomposition adds before the layer's own, named NAME + part (surg_decompose):
+ * a Gemm's first SVD factor, U_in, or the core when a square factor was folded into it. */
+#define CMP_LAYER_PARTS 3
+extern const char *const cmp_layer_parts[CMP_LAYER_PARTS];
 
 /* A decomposed layer, as the Tucker stage chose it. */
 struct cmp_rank {
@@ -56,6 +62,35 @@ struct cmp_ctx {
     int n_ranks;
     double val_base[3];      /* the input's validation top-1: fused, RGB, motion (< 0: none) */
 };
+
+/* The decomposition stage's latency table (lat_table.c): per layer, its one-thread time at
+ * a grid of ranks, measured with the layer decomposed, as a fraction of the input model's
+ * time in the same runs; a genome's latency is rest + each layer's time at its ranks. */
+#define CMP_LAT_GRID 6
+struct cmp_lat_layer {
+    int na, nb;                 /* grid points of R_in (or r) and R_out (1 for a Gemm) */
+    int va[CMP_LAT_GRID], vb[CMP_LAT_GRID];
+    double t[CMP_LAT_GRID][CMP_LAT_GRID];
+    double kept;                /* the layer as it is */
+};
+struct cmp_lat_table {
+    int n;
+    struct cmp_lat_layer *l;
+    double rest;                /* every other node's (the median over the runs) */
+};
+struct surg_convs;
+typedef int (*cmp_build_fn)(void *ud, const int *genome, struct nn_model **out,
+                            struct err_msg *em);
+/* Measures the table for the layers cs of model in, whose genes are bounded by hi[2n]:
+ * in itself, then CMP_LAT_GRID^2 models that build() makes from grid genomes, each timed
+ * beside the input model (o->latency_runs runs). */
+int cmp_lat_table_new(const struct cmp_ctx *c, const struct nn_model *in,
+                      const struct surg_convs *cs, const int *hi, cmp_build_fn build, void *ud,
+                      struct cmp_lat_table *t, struct err_msg *em);
+void cmp_lat_table_free(struct cmp_lat_table *t);
+/* Layer l's time at ranks (a, b), bilinear between the grid points: exact for a cost
+ * c0 + c1 a + c2 b + c3 a b, the form of the three factor passes'. */
+double cmp_lat_layer_at(const struct cmp_lat_layer *l, int a, int b);
 
 /* The report's per-layer table: every Conv and Gemm of the input beside what became of it
  * in the final model. */

@@ -68,12 +68,10 @@ static void fill_layer(const struct cmp_ctx *c, const struct cmp_measure *a,
         l->flops_after = b->info[j].flops;
         l->ms_after = b->node_ms[j];
     }
-    /* A layer rebuilt as two nodes: a Gemm's first SVD factor, or a Tucker factorisation
-     * with a square factor folded (surg_decompose), whose first node reads the layer's input. */
-    static const char *const firsts[] = {".svd_a", ".u_in", ".core"};
-    for (size_t s = 0; s < sizeof firsts / sizeof *firsts; s++) {
+    /* A layer rebuilt as two nodes, whose first reads the layer's input (cmp_layer_parts). */
+    for (int s = 0; s < CMP_LAYER_PARTS; s++) {
         char first[NN_NAME_MAX + 8];
-        snprintf(first, sizeof first, "%s%s", li->name, firsts[s]);
+        snprintf(first, sizeof first, "%s%s", li->name, cmp_layer_parts[s]);
         if ((j = find_node(b, first)) < 0)
             continue;
         l->params_after += b->info[j].params;
@@ -165,6 +163,12 @@ int compress_report_write_json(const struct compress_report *r, const char *path
                           "ga_evaluations", r->ga_evaluations, "ga_cache_hits", r->ga_cache_hits,
                           "seconds", r->seconds, "ms_input", r->ms_input, "ms_output",
                           r->ms_output, "points", points, "layers", layers);
+    if (j && r->target_latency > 0 &&
+        (json_object_set_new(j, "target_latency", json_real(r->target_latency)) != 0 ||
+         json_object_set_new(j, "latency_predicted", json_real(r->latency_predicted)) != 0)) {
+        json_decref(j);
+        j = NULL;
+    }
     if (j && r->ga_evaluations &&
         json_object_set_new(j, "ga_fitness", json_real(r->ga_fitness)) != 0) {
         json_decref(j);

@@ -43,6 +43,7 @@ struct tucker_run {
     int n_cache, cap_cache;
     struct scored *scored; /* every genome the GA evaluated */
     int n_scored, cap_scored;
+    struct cmp_lat_table lat; /* with a latency budget; else lat.n = 0 */
 };
 
 /* Layer i stays as it is at full ranks, and at ranks whose factors would cost as much
@@ -54,7 +55,18 @@ static int layer_kept(const struct tucker_run *t, const int *g, int i)
            !surg_decomposition_pays(&t->cs->c[i], g[2 * i], g[2 * i + 1]);
 }
 
-/* The model's cost relative to the budget (cmp_budget_ratio): within it when <= 1. */
+/* The latency table's prediction for genome g, a fraction of the input's latency. */
+static double genome_latency(const struct tucker_run *t, const int *g)
+{
+    double f = t->lat.rest;
+    for (int i = 0; i < t->lat.n; i++)
+        f += layer_kept(t, g, i) ? t->lat.l[i].kept
+                                 : cmp_lat_layer_at(&t->lat.l[i], g[2 * i], g[2 * i + 1]);
+    return f;
+}
+
+/* The model's cost relative to the budget (cmp_budget_ratio, and the predicted latency
+ * against its limit): within it when <= 1. */
 static double genome_cost(const struct tucker_run *t, const int *g)
 {
     int64_t flops = t->base_flops, params = t->base_params;
@@ -71,7 +83,10 @@ static double genome_cost(const struct tucker_run *t, const int *g)
         flops += f;
         params += p;
     }
-    return cmp_budget_ratio(t->budget, flops, params);
+    double r = cmp_budget_ratio(t->budget, flops, params);
+    if (t->lat.n && t->budget.latency > 0 && genome_latency(t, g) / t->budget.latency > r)
+        r = genome_latency(t, g) / t->budget.latency;
+    return r;
 }
 
 static void factors_free(struct factors *f)
@@ -185,6 +200,11 @@ static int build(struct tucker_run *t, const int *g, struct nn_model **out, stru
                : ((*out = nn_model_clone(t->in)) ? 0 : err_set(em, ERR_NOMEM, "out of memory"));
     free(sf);
     return rc;
+}
+
+static int build_cb(void *ud, const int *g, struct nn_model **out, struct err_msg *em)
+{
+    return build(ud, g, out, em);
 }
 
 static int keep_scored(struct tucker_run *t, const int *g, double fitness, double score,
@@ -465,10 +485,24 @@ static void run_free(struct tucker_run *t)
     for (int k = 0; k < t->n_scored; k++)
         free(t->scored[k].g);
     free(t->scored);
+    cmp_lat_table_free(&t->lat);
     free(t->lo);
     free(t->hi);
     free(t->w);
     surg_convs_free(t->cs);
+}
+
+/* The latency table of the layers (lat_table.c), measured before any genome is costed. */
+static int latency_table(struct tucker_run *t, struct err_msg *em)
+{
+    uint64_t t0 = clock_mono_ns();
+    int rc = cmp_lat_table_new(t->c, t->in, t->cs, t->hi, build_cb, t, &t->lat, em);
+    if (rc == 0)
+        log_info("compress: latency table of %d layers at up to %dx%d ranks in %.1f s; the "
+                 "rest of the model takes %.3f of the input's time",
+                 t->lat.n, CMP_LAT_GRID, CMP_LAT_GRID, clock_elapsed_s(t0, clock_mono_ns()),
+                 t->lat.rest);
+    return rc;
 }
 
 /* The chosen layers into the report's rank list. */
@@ -504,6 +538,8 @@ int cmp_stage_tucker(struct cmp_ctx *c, const struct nn_model *in, struct cmp_bu
     struct tucker_run t = {.c = c, .in = in};
     pthread_mutex_init(&t.mu, NULL);
     int rc = setup(&t, target, em);
+    if (rc == 0 && target.latency > 0)
+        rc = latency_table(&t, em);
     int *g = rc ? NULL : malloc(sizeof(int) * 2 * (size_t)t.n);
     if (rc == 0 && !g)
         rc = err_set(em, ERR_NOMEM, "out of memory");
@@ -516,6 +552,11 @@ int cmp_stage_tucker(struct cmp_ctx *c, const struct nn_model *in, struct cmp_bu
             break;
         default: rc = scale_to_budget(&t, t.hi, g, em); break;
         }
+    }
+    if (rc == 0 && t.lat.n) {
+        c->rep->latency_predicted = genome_latency(&t, g);
+        log_info("compress: predicted latency %.3f of the input's (limit %.3f)",
+                 c->rep->latency_predicted, target.latency);
     }
     if (rc == 0)
         rc = record(&t, g, em);

@@ -3,6 +3,7 @@
  * imports back with the same outputs; the data-driven methods run on a synth data set. */
 #include "compress/compress.h"
 #include "compress/internal.h"
+#include "compress/surgery.h"
 #include "fit/fit.h"
 #include "video/video.h"
 
@@ -145,6 +146,88 @@ static void test_every_data_free_method_meets_its_budget(void **state)
     nn_model_free(in);
 }
 
+/* Bilinear interpolation in the latency table reproduces a cost c0 + c1 a + c2 b + c3 a b,
+ * the form of the factor passes', at every rank within the grid. */
+static void test_latency_table_interpolates(void **state)
+{
+    (void)state;
+    struct cmp_lat_layer l = {.na = 3, .nb = 4, .va = {1, 3, 7}, .vb = {1, 4, 10, 20}};
+    for (int i = 0; i < l.na; i++)
+        for (int j = 0; j < l.nb; j++)
+            l.t[i][j] = 0.5 + 0.1 * l.va[i] + 0.05 * l.vb[j] + 0.002 * l.va[i] * l.vb[j];
+    for (int a = 1; a <= 7; a++)
+        for (int b = 1; b <= 20; b++)
+            assert_float_equal(cmp_lat_layer_at(&l, a, b), 0.5 + 0.1 * a + 0.05 * b + 0.002 * a * b,
+                               1e-12);
+    struct cmp_lat_layer gemm = {.na = 2, .nb = 1, .va = {1, 9}, .vb = {1}, .t = {{1}, {3}}};
+    assert_float_equal(cmp_lat_layer_at(&gemm, 5, 1), 2, 1e-12);
+}
+
+static int clone_build(void *ud, const int *g, struct nn_model **out, struct err_msg *em)
+{
+    (void)g;
+    (void)em;
+    *out = nn_model_clone(ud);
+    return *out ? 0 : ERR_NOMEM;
+}
+
+/* The table's grid runs from rank 1 to the layer's channels, every cell measured; and a
+ * latency budget is met by the prediction whatever else binds. */
+static void test_latency_budget(void **state)
+{
+    (void)state;
+    struct nn_model *in = two_stream(0.5f);
+    struct compress_opts o;
+    data_free(&o, COMPRESS_PRUNE_NONE, COMPRESS_RANKS_UNIFORM);
+    struct cmp_ctx c = {.o = &o, .input = in};
+    struct surg_convs *cs = NULL;
+    struct err_msg em = {{0}};
+    assert_int_equal(surg_convs_find(in->graph, &cs, &em), 0);
+    int hi[64];
+    assert_true(cs->n <= 32);
+    for (int i = 0; i < cs->n; i++) {
+        hi[2 * i] = cs->c[i].cin;
+        hi[2 * i + 1] = cs->c[i].op == NN_OP_CONV ? cs->c[i].cout : 1;
+    }
+    struct cmp_lat_table t;
+    assert_int_equal(cmp_lat_table_new(&c, in, cs, hi, clone_build, in, &t, &em), 0);
+    assert_int_equal(t.n, cs->n);
+    for (int i = 0; i < t.n; i++) {
+        const struct cmp_lat_layer *l = &t.l[i];
+        assert_true(l->na >= 1 && l->na <= CMP_LAT_GRID && l->nb >= 1);
+        assert_int_equal(l->va[0], 1);
+        assert_int_equal(l->va[l->na - 1], hi[2 * i]);
+        assert_int_equal(l->vb[l->nb - 1], hi[2 * i + 1]);
+        for (int a = 0; a < l->na; a++)
+            for (int b = 0; b < l->nb; b++)
+                assert_true(l->t[a][b] > 0 && (b == 0 || l->vb[b] > l->vb[b - 1]));
+        assert_true(l->kept > 0);
+    }
+    cmp_lat_table_free(&t);
+    surg_convs_free(cs);
+    for (int r = COMPRESS_RANKS_VBMF; r <= COMPRESS_RANKS_UNIFORM; r++) {
+        data_free(&o, COMPRESS_PRUNE_NONE, (enum compress_ranks)r);
+        o.target_flops = 1; /* no other limit that binds */
+        o.target_latency = 0.5;
+        struct compress_report *rep = NULL;
+        struct nn_model *out = run_ok(in, &o, &rep);
+        assert_true(rep->latency_predicted > 0 && rep->latency_predicted <= 0.5 + 1e-9);
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/actiond-lat-%d.json", (int)getpid());
+        assert_int_equal(compress_report_write_json(rep, path, &em), 0);
+        json_error_t je;
+        json_t *j = json_load_file(path, 0, &je);
+        assert_non_null(j);
+        assert_true(fabs(json_real_value(json_object_get(j, "latency_predicted")) -
+                         rep->latency_predicted) < 1e-5);
+        json_decref(j);
+        remove(path);
+        nn_model_free(out);
+        compress_report_free(rep);
+    }
+    nn_model_free(in);
+}
+
 /* The compressed model exports to ONNX, and the import computes what it computes. */
 static void test_compressed_model_round_trips_onnx(void **state)
 {
@@ -219,6 +302,17 @@ static void test_options_are_checked(void **state)
     o.ga_check = COMPRESS_MAX_CHECKS + 1;
     assert_int_equal(compress_opts_check(&o, &em), ERR_RANGE);
     o.ga_check = 0;
+    o.target_latency = 0.5; /* met by the decomposition stage, which --ranks none leaves out */
+    assert_int_equal(compress_opts_check(&o, &em), ERR_INVAL);
+    assert_non_null(strstr(em.text, "--target-latency"));
+    o.ranks = COMPRESS_RANKS_UNIFORM;
+    assert_int_equal(compress_opts_check(&o, &em), 0);
+    o.target_latency = NAN;
+    assert_int_equal(compress_opts_check(&o, &em), ERR_RANGE);
+    o.target_latency = 1.5;
+    assert_int_equal(compress_opts_check(&o, &em), ERR_RANGE);
+    o.target_latency = 0;
+    o.ranks = COMPRESS_RANKS_NONE;
     assert_int_equal(compress_opts_check(&o, &em), 0);
     assert_int_equal(compress_prune_from_name("nb"), COMPRESS_PRUNE_NB);
     assert_int_equal(compress_prune_from_name("x"), COMPRESS_PRUNE_COUNT);
@@ -430,6 +524,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options_are_checked),
         cmocka_unit_test(test_every_data_free_method_meets_its_budget),
+        cmocka_unit_test(test_latency_table_interpolates),
+        cmocka_unit_test(test_latency_budget),
         cmocka_unit_test(test_compressed_model_round_trips_onnx),
         cmocka_unit_test(test_resnet18_data_free),
         cmocka_unit_test(test_nb_ga_on_data),
