@@ -40,7 +40,9 @@ def row(name, rep):
             "latency_x": rep["ms_input"] / rep["ms_output"], "test_top1": b["test_top1"],
             "delta": b["test_top1"] - a["test_top1"], "val_top1": b["val_top1"],
             "input": a, "minutes": rep["seconds"] / 60, "points": rep["points"],
-            "vs_input": paired(a.get("test_right"), b.get("test_right")), "report": rep}
+            "vs_input": paired(a.get("test_right"), b.get("test_right")), "report": rep,
+            "target_latency": rep.get("target_latency"),
+            "latency_predicted": rep.get("latency_predicted")}
 
 
 def paired(a, b, resamples=10000, seed=1):
@@ -61,15 +63,26 @@ def interval(p):
     return f"{100 * p[1]:+.1f} … {100 * p[2]:+.1f}" if p else "—"
 
 
+def predicted(r):
+    p = r["latency_predicted"]
+    return f"; table {1 / p:.1f}×" if p else ""
+
+
 def table(rows, target, target_params, mode):
     a = rows[0]["input"]
+    lat = next((r["target_latency"] for r in rows if r["target_latency"]), None)
+    free = [LABELS.get(r["method"], r["method"]) for r in rows if not r["target_latency"]]
+    lat_text = (f"; one-thread latency ≤ {lat} of the input's ({1 / lat:.1f}× lower), predicted "
+                "by the decomposition stage's latency table (`--target-latency`), for every "
+                "method that decomposes" + (f" ({', '.join(free)}: no decomposition stage, no "
+                                            "latency limit)" if free else "")) if lat else ""
     lines = [f"Budget: FLOPs ≤ {target} of the input ({1 / float(target):.0f}× fewer) and "
-             f"parameters ≤ {target_params} ({1 / float(target_params):.0f}× fewer), "
+             f"parameters ≤ {target_params} ({1 / float(target_params):.0f}× fewer){lat_text}, "
              f"{mode} run of `bench/compress.sh`, {time.strftime('%Y-%m-%d', time.gmtime())}, "
              f"{cpu_name()}, {os.cpu_count()} cores. Latency: one clip (3 segments), one "
              "thread, median of the runs; each method's input and output timed interleaved in the same "
              "process, the ratio taken pair by pair (the uncompressed row gives the median of "
-             "those input timings). Time per FLOP: latency per counted FLOP against the input's "
+             "those input timings; \"table\": the latency table's prediction). Time per FLOP: latency per counted FLOP against the input's "
              "(the FLOPs cut over the latency cut; above 1 the kept FLOPs run slower than the "
              "input's did). Δ top-1 is against the uncompressed model on the same "
              "test clips; its 95 % interval comes from a paired bootstrap over those clips "
@@ -82,7 +95,7 @@ def table(rows, target, target_params, mode):
     for r in rows:
         lines.append(f"| {LABELS.get(r['method'], r['method'])} | {r['params']:,} "
                      f"({r['params_x']:.1f}× fewer) | {r['flops'] / 1e6:.1f} ({r['flops_x']:.1f}×) "
-                     f"| {r['ms']:.2f} ms ({r['latency_x']:.1f}× lower) | "
+                     f"| {r['ms']:.2f} ms ({r['latency_x']:.1f}× lower{predicted(r)}) | "
                      f"{r['flops_x'] / r['latency_x']:.2f} | {r['test_top1']:.3f} | "
                      f"{100 * r['delta']:+.1f} pt | {interval(r['vs_input'])} | "
                      f"{r['minutes']:.1f} |")
