@@ -48,7 +48,7 @@ common=(--target-flops "$TARGET" --target-params "$TARGET_PARAMS" --seed 1 --thr
 if [ $quick = 1 ]; then
     common+=(--finetune-epochs 1 --population 6 --generations 2 --calib-clips 100 --latency-runs 10)
 else
-    common+=(--finetune-epochs 6 --population 8 --generations 5 --latency-runs 20)
+    common+=(--finetune-epochs 12 --population 8 --generations 5 --latency-runs 20)
 fi
 methods=("nb ga" "l1 vbmf" "bn uniform" "nb none" "none ga")
 for m in "${methods[@]}"; do

@@ -28,7 +28,7 @@ static const struct cli_cmd commands[] = {
      "  --prune nb|l1|bn|random|none (nb)   --ranks ga|vbmf|uniform|none (ga)\n"
      "  --prune-share F    pruning takes the cost to target^F when both stages run (0.5)\n"
      "  --floor F          never keep fewer than this share of a layer's channels (0.25)\n"
-     "  --finetune-epochs N (6)   --finetune-lr X (0.005)   --batch N (8)   --distill\n"
+     "  --finetune-epochs N (12)   --finetune-lr X (0.005)   --batch N (8)   --distill\n"
      "  --population N (16)   --generations N (10)   --seed S (1)   --threads N (2)\n"
      "  --ga-check N       fine-tune N of the GA's genomes, best to worst fitness, and report\n"
      "                     whether the fitness ranks them as fine-tuning does (0; slow)\n"

@@ -60,7 +60,7 @@ void compress_opts_default(struct compress_opts *o)
     o->calib_clips = 200;
     o->bn_batches = 4;
     o->val_split = 0.1;
-    o->finetune_epochs = 6;
+    o->finetune_epochs = 12;
     o->finetune_lr = 0.005f;
     o->batch = 8;
     o->population = 16;
