@@ -23,6 +23,22 @@ expect_status "a missing model" 1 "$ACTIOND" compress -m "$TMP/none.adm" -o "$TM
 expect_status "a budget the floors cannot meet" 1 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" \
     --prune l1 --ranks none --finetune-epochs 0 --target-flops 0.001
 expect_match "says why" 'cost' "$ERR"
+expect_status "a latency target that is no number" 2 "$ACTIOND" compress -m "$model" \
+    -o "$TMP/x.adm" --target-latency fast
+expect_status "a latency target without a decomposition" 2 "$ACTIOND" compress -m "$model" \
+    -o "$TMP/x.adm" --prune l1 --ranks none --finetune-epochs 0 --target-latency 4x
+expect_match "names the flag and the fix" '--target-latency.*--ranks' "$ERR"
+expect_lines "in one line" 1 "$ERR"
+expect_status "l1 + vbmf under a latency limit of 4x, no data" 0 "$ACTIOND" compress \
+    -m "$model" -o "$TMP/l.adm" --prune l1 --ranks vbmf --finetune-epochs 0 \
+    --target-latency 4x --report "$TMP/l.json" --latency-runs 3
+expect_match "logs the table" 'latency table of 14 layers' "$ERR"
+if jq -e '.target_latency == 0.25 and .latency_predicted > 0 and .latency_predicted <= 0.25' \
+    "$TMP/l.json" >/dev/null; then
+    ok "the prediction is within the limit ($(jq .latency_predicted "$TMP/l.json"))"
+else
+    not_ok "the prediction is within the limit ($(jq .latency_predicted "$TMP/l.json"))"
+fi
 
 # flops of the first and the last point of a report
 points() { jq -r '[.points[0].flops, .points[-1].flops, .points[0].params, .points[-1].params] | @tsv' "$1"; }
