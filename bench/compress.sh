@@ -34,7 +34,7 @@ else
     # The default model's own data set (models/RECIPE.md: seed 1, 240 clips a class; `make
     # model` writes the same clips to build/model/train, which DATA can name): calibration and
     # fine-tuning on its training list, test figures from its 240 test clips, which the model
-    # never trained on. Half the clips would halve the hour this takes, but 120 test clips move
+    # never trained on. Half the clips would halve the two hours this takes, but 120 test clips move
     # in steps of 0.8 points against a goal of 1, and fine-tuned on half, the two-stage methods
     # lost 4-5 points (results/compress-20261129-121512-vm.json), with the whole set 2-4
     # (results/compress-20261129-145310-vm.json).
