@@ -22,6 +22,8 @@ int cmp_measure(const struct nn_model *m, int runs, struct cmp_measure *out, str
 int cmp_measure_many(const struct nn_model *const *m, int n, int runs, struct cmp_measure *out,
                      struct err_msg *em);
 void cmp_measure_free(struct cmp_measure *me);
+/* The index of the node called name in a measured model, or -1. */
+int cmp_find_node(const struct cmp_measure *me, const char *name);
 /* Total FLOPs (flops 1) or parameters (flops 0) of a model, without timing it. */
 int64_t cmp_cost(const struct nn_model *m, int flops);
 

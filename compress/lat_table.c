@@ -8,6 +8,7 @@
 #include "compress/surgery.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,17 +41,13 @@ static int grid(int hi, int *v)
  * became (the factor passes are named after it). */
 static double layer_ms(const struct cmp_measure *me, const char *name)
 {
-    double ms = 0;
-    size_t len = strlen(name);
-    for (int i = 0; i < me->n; i++) {
-        const char *s = me->info[i].name;
-        if (strncmp(s, name, len) != 0)
-            continue;
-        if (s[len] == '\0')
-            ms += me->node_ms[i];
-        for (int k = 0; s[len] && k < CMP_LAYER_PARTS; k++)
-            if (strcmp(s + len, cmp_layer_parts[k]) == 0)
-                ms += me->node_ms[i];
+    int j = cmp_find_node(me, name);
+    double ms = j >= 0 ? me->node_ms[j] : 0;
+    for (int k = 0; k < CMP_LAYER_PARTS; k++) {
+        char part[NN_NAME_MAX + 8];
+        snprintf(part, sizeof part, "%s%s", name, cmp_layer_parts[k]);
+        if ((j = cmp_find_node(me, part)) >= 0)
+            ms += me->node_ms[j];
     }
     return ms;
 }

@@ -140,6 +140,14 @@ int cmp_measure_many(const struct nn_model *const *m, int n, int runs, struct cm
     return rc;
 }
 
+int cmp_find_node(const struct cmp_measure *me, const char *name)
+{
+    for (int i = 0; i < me->n; i++)
+        if (strcmp(me->info[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
 int cmp_measure(const struct nn_model *m, int runs, struct cmp_measure *me, struct err_msg *em)
 {
     return cmp_measure_many(&m, 1, runs, me, em);

@@ -17,14 +17,6 @@ void compress_report_free(struct compress_report *r)
     free(r);
 }
 
-static int find_node(const struct cmp_measure *me, const char *name)
-{
-    for (int i = 0; i < me->n; i++)
-        if (strcmp(me->info[i].name, name) == 0)
-            return i;
-    return -1;
-}
-
 /* Channels a layer reads and writes, from its weights: Conv W[Cout, Cin/group, ..],
  * TuckerConv U_in[Rin, Cin, ..] and U_out[Cout, Rout, ..], Gemm W[out, in]. */
 static void layer_channels(const struct nn_graph *g, const char *name, int *cin, int *cout)
@@ -61,7 +53,7 @@ static void fill_layer(const struct cmp_ctx *c, const struct cmp_measure *a,
     l->ms_before = a->node_ms[i];
     layer_channels(c->input->graph, li->name, &l->cin, &l->cout);
     layer_channels(final->graph, li->name, &l->cin_after, &l->cout_after);
-    int j = find_node(b, li->name);
+    int j = cmp_find_node(b, li->name);
     if (j >= 0) {
         l->op_after = b->info[j].op;
         l->params_after = b->info[j].params;
@@ -72,7 +64,7 @@ static void fill_layer(const struct cmp_ctx *c, const struct cmp_measure *a,
     for (int s = 0; s < CMP_LAYER_PARTS; s++) {
         char first[NN_NAME_MAX + 8];
         snprintf(first, sizeof first, "%s%s", li->name, cmp_layer_parts[s]);
-        if ((j = find_node(b, first)) < 0)
+        if ((j = cmp_find_node(b, first)) < 0)
             continue;
         l->params_after += b->info[j].params;
         l->flops_after += b->info[j].flops;

@@ -84,9 +84,8 @@ static double genome_cost(const struct tucker_run *t, const int *g)
         params += p;
     }
     double r = cmp_budget_ratio(t->budget, flops, params);
-    if (t->lat.n && t->budget.latency > 0 && genome_latency(t, g) / t->budget.latency > r)
-        r = genome_latency(t, g) / t->budget.latency;
-    return r;
+    double l = t->lat.n && t->budget.latency > 0 ? genome_latency(t, g) / t->budget.latency : 0;
+    return l > r ? l : r;
 }
 
 static void factors_free(struct factors *f)
