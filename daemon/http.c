@@ -36,6 +36,7 @@ struct http_server {
 struct request_state {
     size_t query_len;
     bool nul_in_path; /* "%00": MHD's decoded path would end there, naming another route */
+    bool headers_seen; /* the handler's first call (headers only) has been made */
 };
 
 /* One live-event client. */
@@ -286,6 +287,18 @@ static void request_done(void *cls, struct MHD_Connection *c, void **req_cls,
     *req_cls = NULL;
 }
 
+/* libmicrohttpd calls the handler once when the headers are in, then again (after any body).
+ * A response queued at that first call is an "early" one: MHD 0.9.75 stops reading the
+ * connection and answers "Connection: close", so every keep-alive client paid a new TCP
+ * connection and a new connection thread per request (under bench/load.sh most of the
+ * server's CPU went to accept, clone and malloc). GET and HEAD, which carry no body, are
+ * answered at the second call and keep their connection. Other methods are refused at once:
+ * closing is right for a body this read-only API will not read. */
+static bool answer_later(const char *method)
+{
+    return strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -296,6 +309,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct request_state *st = *req_cls;
     if (!st)
         return MHD_NO; /* the URI logger could not allocate: drop the connection */
+    if (!st->headers_seen && answer_later(method)) {
+        st->headers_seen = true;
+        return MHD_YES;
+    }
     if (st->query_len > HTTP_MAX_QUERY_LEN)
         return send_error(c, 414, "query string too long", NULL);
     if (st->nul_in_path)
@@ -366,6 +383,7 @@ static int opts_check(const struct http_opts *o, struct err_msg *em)
 
 static void server_free(struct http_server *s)
 {
+    http_page_cache_free(s->ctx.cache);
     http_server_set_token(s, NULL);
     pthread_mutex_destroy(&s->token_lock);
     free(s);
@@ -377,13 +395,14 @@ static int server_init(struct http_server *s, const struct http_opts *o,
     pthread_mutex_init(&s->token_lock, NULL);
     s->ctx = (struct http_ctx){state, store,
                                o->max_connections / 2 > 0 ? o->max_connections / 2 : 1,
-                               o->snapshots};
+                               o->snapshots, NULL};
     if (s->ctx.sse_max > DAEMON_BUS_MAX_SUBS)
         s->ctx.sse_max = DAEMON_BUS_MAX_SUBS;
     /* The heartbeat must beat the idle timeout, or quiet streams would be cut. */
     int hb = o->heartbeat_ms > 0 ? o->heartbeat_ms : HTTP_SSE_HEARTBEAT_MS;
     s->heartbeat_ms = hb < o->timeout_ms / 2 ? hb : (int)(o->timeout_ms / 2);
-    return http_server_set_token(s, o->token);
+    int rc = http_page_cache_new(&s->ctx.cache);
+    return rc ? rc : http_server_set_token(s, o->token);
 }
 
 int http_server_start(const struct http_opts *o, struct daemon_state *state, struct store *store,

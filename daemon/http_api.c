@@ -1,5 +1,6 @@
 /* http_api.c — the routes of the HTTP API: health, streams, paged events and window results, and
- * the Prometheus text of /metrics; every body built with jansson (or a memstream for /metrics). */
+ * the Prometheus text of /metrics; every body built with jansson (or a memstream for /metrics),
+ * the unfiltered first page of a list kept between store commits (http_cache.c). */
 #include "daemon/http_internal.h"
 #include "daemon/json.h"
 #include "daemon/page.h"
@@ -273,6 +274,60 @@ static void store_error(struct http_response *rs, int rc)
         http_api_error(rs, 500, "the store could not be read");
 }
 
+/* One page of a list, queried and built afresh. */
+static void list_page(const struct http_ctx *c, const struct http_list_query *q,
+                      enum http_list_kind kind, struct http_response *rs)
+{
+    struct err_msg em;
+    struct page p = {.items = json_array()};
+    if (!p.items) {
+        http_api_error(rs, 500, "out of memory");
+        return;
+    }
+    int rc = kind == HTTP_LIST_EVENTS
+                 ? store_events_query(c->store, &q->q, page_event, &p, &em)
+                 : store_detections_query(c->store, &q->q, page_detection, &p, &em);
+    if (rc < 0 || (size_t)p.n != json_array_size(p.items)) {
+        json_decref(p.items);
+        store_error(rs, rc < 0 ? rc : ERR_NOMEM);
+        return;
+    }
+    char cursor[HTTP_CURSOR_SIZE];
+    /* A full page may have more after it; the client learns it reached the end from a page
+     * shorter than its limit (possibly an empty one). */
+    bool more = p.n == q->q.limit;
+    if (more)
+        http_cursor_encode(p.last_id, q->filter_sum, cursor);
+    json_t *o = json_pack("{s:o, s:i}", "items", p.items, "limit", q->q.limit);
+    if (o && json_object_set_new(o, "next_cursor", more ? json_string(cursor) : json_null())) {
+        json_decref(o);
+        o = NULL;
+    }
+    respond_json(rs, o);
+}
+
+/* The first page with no parameters is the one dashboards poll: it comes from the cache,
+ * made again only after the store has committed (so a window result shows on the next
+ * request after its commit). Other queries are rarer and too varied to keep. */
+static void list_page_cached(const struct http_ctx *c, const struct http_list_query *q,
+                             enum http_list_kind kind, struct http_response *rs)
+{
+    uint64_t gen = store_generation(c->store); /* before the query, as the cache requires */
+    int rc = http_page_cache_get(c->cache, kind, gen, &rs->body, &rs->len);
+    if (rc == 0) {
+        rs->status = 200;
+        rs->content_type = JSON_TYPE;
+        return;
+    }
+    if (rc != ERR_NOTFOUND) {
+        http_api_error(rs, 500, "out of memory");
+        return;
+    }
+    list_page(c, q, kind, rs);
+    bool ok = rs->status == 200 && rs->body;
+    http_page_cache_put(c->cache, kind, gen, ok ? rs->body : NULL, rs->len);
+}
+
 static void route_list(const struct http_ctx *c, const struct http_request *rq,
                        enum http_list_kind kind, struct http_response *rs)
 {
@@ -283,31 +338,10 @@ static void route_list(const struct http_ctx *c, const struct http_request *rq,
         http_api_error(rs, 400, em.text);
         return;
     }
-    struct page p = {.items = json_array()};
-    if (!p.items) {
-        http_api_error(rs, 500, "out of memory");
-        return;
-    }
-    rc = kind == HTTP_LIST_EVENTS ? store_events_query(c->store, &lq.q, page_event, &p, &em)
-                                  : store_detections_query(c->store, &lq.q, page_detection, &p,
-                                                           &em);
-    if (rc < 0 || (size_t)p.n != json_array_size(p.items)) {
-        json_decref(p.items);
-        store_error(rs, rc < 0 ? rc : ERR_NOMEM);
-        return;
-    }
-    char cursor[HTTP_CURSOR_SIZE];
-    /* A full page may have more after it; the client learns it reached the end from a page
-     * shorter than its limit (possibly an empty one). */
-    bool more = p.n == lq.q.limit;
-    if (more)
-        http_cursor_encode(p.last_id, lq.filter_sum, cursor);
-    json_t *o = json_pack("{s:o, s:i}", "items", p.items, "limit", lq.q.limit);
-    if (o && json_object_set_new(o, "next_cursor", more ? json_string(cursor) : json_null())) {
-        json_decref(o);
-        o = NULL;
-    }
-    respond_json(rs, o);
+    if (c->cache && rq->n_params == 0 && !rq->too_many_params)
+        list_page_cached(c, &lq, kind, rs);
+    else
+        list_page(c, &lq, kind, rs);
 }
 
 /* ---- /metrics ---- */

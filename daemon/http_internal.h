@@ -44,6 +44,7 @@ struct http_ctx {
     struct store *store;
     int sse_max; /* live-event clients at once */
     struct daemon_snapshots *snapshots; /* NULL: none */
+    struct http_page_cache *cache;      /* NULL: every list page is made afresh */
 };
 
 /* Routes one request (authentication already passed) into rs. Never fails: out of memory
@@ -55,7 +56,7 @@ void http_api_error(struct http_response *rs, int status, const char *msg);
 
 /* ---- query parameters (http_params.c) ---- */
 
-enum http_list_kind { HTTP_LIST_EVENTS, HTTP_LIST_DETECTIONS };
+enum http_list_kind { HTTP_LIST_EVENTS, HTTP_LIST_DETECTIONS, HTTP_LIST_KINDS };
 
 /* The filters of a list route, with the strings they point to. */
 struct http_list_query {
@@ -81,5 +82,24 @@ int http_cursor_decode(const char *s, uint32_t filter_sum, int64_t *id);
  * is ERR_INVAL with a message fit for the client in em. */
 int http_list_query_parse(const struct http_request *rq, enum http_list_kind kind,
                           struct http_list_query *out, struct err_msg *em);
+
+/* ---- the first page of each list, kept between commits (http_cache.c) ---- */
+
+struct http_page_cache;
+
+/* ERR_NOMEM. */
+int http_page_cache_new(struct http_page_cache **out);
+/* NULL does nothing. */
+void http_page_cache_free(struct http_page_cache *c);
+/* 0 with a malloc'd copy of the page of this kind when one made at `generation`
+ * (store_generation() read before the caller's query would begin) or later is kept; waits
+ * while another caller is making it. ERR_NOTFOUND: the caller is to make the page now and
+ * must then call http_page_cache_put, with a NULL body if it failed. ERR_NOMEM. */
+int http_page_cache_get(struct http_page_cache *c, enum http_list_kind kind, uint64_t generation,
+                        char **body, size_t *len);
+/* Keeps a copy of body as the page made at `generation` (unless a newer one is kept) and
+ * wakes the callers waiting for it. body NULL: making it failed; nothing is kept. */
+void http_page_cache_put(struct http_page_cache *c, enum http_list_kind kind, uint64_t generation,
+                         const char *body, size_t len);
 
 #endif

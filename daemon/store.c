@@ -197,6 +197,18 @@ static void stats_error(struct store *s, const struct err_msg *em, int rc)
     pthread_mutex_unlock(&s->stats_lock);
 }
 
+/* After the commit, never before: a reader that sees the new count must also see the rows
+ * (release pairs with the acquire in store_generation). */
+static void generation_advance(struct store *s)
+{
+    atomic_fetch_add_explicit(&s->generation, 1, memory_order_release);
+}
+
+uint64_t store_generation(struct store *s)
+{
+    return (uint64_t)atomic_load_explicit(&s->generation, memory_order_acquire);
+}
+
 static void stats_commit(struct store *s)
 {
     pthread_mutex_lock(&s->stats_lock);
@@ -545,6 +557,7 @@ static int write_failed(struct store *s, int rc, const char *what, struct err_ms
     int code = store_sql_error(s, s->db, rc, what, em);
     if (!sqlite3_get_autocommit(s->db))
         step_done(s->st_rollback);
+    generation_advance(s); /* a COMMIT that reported an I/O error may still have landed */
     s->pending = 0;
     s->outbox_written = 0;
     if (outbox_load(s, NULL) != 0)
@@ -576,6 +589,7 @@ static int tx_commit(struct store *s, struct err_msg *em)
     s->pending = 0;
     if (s->outbox_written)
         atomic_store(&s->outbox_committed, (long long)s->outbox_written);
+    generation_advance(s);
     stats_commit(s);
     return 0;
 }
@@ -777,6 +791,8 @@ static int delete_chunks(struct store *s, const char *sql, int64_t arg, int max_
             break;
         }
         *count += changes;
+        if (changes > 0)
+            generation_advance(s); /* each chunk committed on its own (autocommit) */
         if (changes < STORE_RETENTION_CHUNK)
             break;
     }

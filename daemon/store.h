@@ -150,6 +150,12 @@ int store_outbox_pending(struct store *s, int64_t after_id, int limit,
                          int (*row)(void *ctx, const struct store_outbox_row *r), void *ctx,
                          struct err_msg *em);
 
+/* A count of the commits readers can see, advanced after each one (window result batches,
+ * events, outbox deletes, retention). An answer built from queries begun after this returned
+ * g is current for as long as it still returns g: what the HTTP API checks its cached pages
+ * against. Any thread, no query. */
+uint64_t store_generation(struct store *s);
+
 /* PRAGMA integrity_check: 0, or ERR_CORRUPT with its first complaint. */
 int store_integrity_check(struct store *s, struct err_msg *em);
 /* The largest event id ever handed out (0 for none). */

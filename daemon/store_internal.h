@@ -42,6 +42,7 @@ struct store {
     int64_t outbox_rows;    /* rows in the outbox, as the writer last left it */
     int64_t outbox_written; /* the newest outbox row written, committed or not */
     atomic_llong outbox_committed; /* the newest outbox row committed: read by any thread */
+    atomic_ullong generation;      /* commits readers can see so far: store_generation() */
 
     pthread_mutex_t pool_lock;
     pthread_cond_t pool_cond; /* a reader came back */

@@ -105,6 +105,14 @@ fi
 get "$BASE/healthz"
 expect_code "/healthz needs no token" 200
 expect_json "/healthz says ok" '.status == "ok"'
+# Keep-alive: two GETs on one connection (a response queued before libmicrohttpd had read the
+# whole request closed the connection after every answer).
+if curl -sv -o /dev/null -o /dev/null "$BASE/healthz" "$BASE/healthz" 2>&1 |
+    grep -qi 're-using existing connection'; then
+    ok "GET keeps the connection for the next request"
+else
+    not_ok "GET closed the connection (no keep-alive)"
+fi
 get "$BASE/api/v1/health"
 expect_error "/api/v1/health without a token is 401" 401
 expect_match "401 carries WWW-Authenticate: Bearer" '^WWW-Authenticate: Bearer realm="actiond"' "$HEADERS"
@@ -165,6 +173,12 @@ curl -sN --max-time 30 "${auth[@]}" "$BASE/api/v1/events/live" >"$TMP/sse" 2>/de
 SSE_PID=$!
 if wait_for "$TMP/sse" '^: connected'; then ok "SSE stream connects"; else not_ok "SSE stream connects: $(cat "$TMP/sse")"; fi
 if wait_for "$TMP/sse" '^: heartbeat'; then ok "SSE heartbeats while quiet"; else not_ok "SSE heartbeat"; fi
+# The unfiltered first pages are cached between commits: read them now, so the reads below
+# show whether what the next windows store appears at once.
+get "${auth[@]}" "$BASE/api/v1/events"
+expect_json "the first page of events, before any" '.items == [] and .next_cursor == null'
+get "${auth[@]}" "$BASE/api/v1/detections"
+expect_json "the first page of window results, before any" '.items == [] and .limit == 100'
 window cam1 100 '[0.9, 0.1, 0.0]'
 window cam1 101 '[0.9, 0.1, 0.0]'
 window cam1 102 '[0.1, 0.1, 0.0]'
@@ -180,6 +194,15 @@ expect_json "SSE closed event: same id, its end, peak and mean" \
     ".id == $EVENT_ID and .open == false and .start_ms == 100000 and .end_ms == 102000 and .peak > 0.89 and .mean > 0.89"
 get "${auth[@]}" "$BASE/api/v1/events?stream=cam1"
 expect_json "the event is in the store as it was sent live" ".items[0].id == $EVENT_ID and .items[0].end_ms == 102000"
+get "${auth[@]}" "$BASE/api/v1/events"
+expect_json "the first page shows the closed event on the next request" \
+    "(.items | length) == 1 and .items[0].id == $EVENT_ID and .items[0].open == false and .items[0].end_ms == 102000"
+get "${auth[@]}" "$BASE/api/v1/detections"
+expect_json "the first page shows the windows committed with the close, newest first" \
+    '[.items[].start_ms] == [102000, 101000, 100000] and .items[0].top[0].action == "walk"'
+first_page=$BODY
+get "${auth[@]}" "$BASE/api/v1/detections?limit=100"
+if [ "$BODY" = "$first_page" ]; then ok "the cached first page is the page made afresh, byte for byte"; else not_ok "cached page differs: $first_page vs $BODY"; fi
 kill "$SSE_PID" 2>/dev/null
 wait "$SSE_PID" 2>/dev/null
 

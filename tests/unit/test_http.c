@@ -12,6 +12,7 @@
 
 #include <ftw.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,7 +271,7 @@ static int setup(void **state)
     if (store_open(&o, &f->store, &em) || daemon_state_new(&f->st, &em) ||
         daemon_state_set_streams(f->st, ids, on, 2, &em))
         return -1;
-    f->ctx = (struct http_ctx){f->st, f->store, 4, NULL};
+    f->ctx = (struct http_ctx){f->st, f->store, 4, NULL, NULL};
     *state = f;
     return 0;
 }
@@ -287,13 +288,14 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Handles rq; checks the status and parses a JSON body into f->json. */
-static void handle(struct fixture *f, const struct http_request *rq, int status)
+/* Handles rq through ctx; checks the status and parses a JSON body into f->json. */
+static void handle_ctx(struct fixture *f, const struct http_ctx *ctx,
+                       const struct http_request *rq, int status)
 {
     free(f->rs.body);
     json_decref(f->json);
     f->json = NULL;
-    http_api_handle(&f->ctx, rq, &f->rs);
+    http_api_handle(ctx, rq, &f->rs);
     if (f->rs.status != status)
         fail_msg("%s: %d, want %d: %.*s", rq->path, f->rs.status, status, (int)f->rs.len,
                  f->rs.body ? f->rs.body : "");
@@ -301,6 +303,11 @@ static void handle(struct fixture *f, const struct http_request *rq, int status)
         f->json = json_loadb(f->rs.body, f->rs.len, 0, NULL);
         assert_non_null(f->json);
     }
+}
+
+static void handle(struct fixture *f, const struct http_request *rq, int status)
+{
+    handle_ctx(f, &f->ctx, rq, status);
 }
 
 static const char *error_of(struct fixture *f)
@@ -426,6 +433,152 @@ static void test_lists_page_through_store(void **state)
     assert_int_equal(json_array_size(json_object_get(f->json, "items")), 0);
 }
 
+/* ---- the cached first page ---- */
+
+static void add_detection(struct fixture *f, int64_t start, const char *action)
+{
+    struct store_detection d = {.start_ms = start, .end_ms = start + 1000, .score = 0.75};
+    strcpy(d.stream, "cam1");
+    snprintf(d.action, sizeof d.action, "%s", action);
+    snprintf(d.top, sizeof d.top, "[{\"action\":\"%s\",\"score\":0.75}]", action);
+    struct err_msg em;
+    assert_int_equal(store_detection_add(f->store, &d, &em), 0);
+}
+
+/* The body of rq through ctx, as a new string. */
+static char *body_of(struct fixture *f, const struct http_ctx *ctx, const struct http_request *rq)
+{
+    handle_ctx(f, ctx, rq, 200);
+    char *b = strndup(f->rs.body, f->rs.len);
+    assert_non_null(b);
+    return b;
+}
+
+/* Cached and made afresh, the default page must be the same bytes; a result must show on the
+ * first request after its commit, and not before it. */
+static void test_default_page_cached_until_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct err_msg em;
+    struct http_ctx cached = f->ctx;
+    assert_int_equal(http_page_cache_new(&cached.cache), 0);
+    for (int i = 0; i < 3; i++)
+        add_detection(f, i * 1000, "walk");
+    assert_int_equal(store_commit(f->store, &em), 0);
+    struct http_request rq = req("/api/v1/detections");
+    char *fresh = body_of(f, &f->ctx, &rq);
+    char *first = body_of(f, &cached, &rq);
+    char *again = body_of(f, &cached, &rq);
+    assert_string_equal(first, fresh);
+    assert_string_equal(again, fresh);
+    assert_int_equal(json_array_size(json_object_get(f->json, "items")), 3);
+    add_detection(f, 5000, "run"); /* pending: not yet visible */
+    handle_ctx(f, &cached, &rq, 200);
+    assert_int_equal(json_array_size(json_object_get(f->json, "items")), 3);
+    assert_int_equal(store_commit(f->store, &em), 0);
+    handle_ctx(f, &cached, &rq, 200);
+    json_t *items = json_object_get(f->json, "items");
+    assert_int_equal(json_array_size(items), 4);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "action")),
+                        "run");
+    free(fresh);
+    fresh = body_of(f, &f->ctx, &rq);
+    free(first);
+    first = body_of(f, &cached, &rq);
+    assert_string_equal(first, fresh);
+    rq.method = "HEAD"; /* the same body: MHD leaves it out */
+    handle_ctx(f, &cached, &rq, 200);
+    assert_int_equal(f->rs.len, strlen(fresh));
+    /* Parameters bypass the cache and still agree with it. */
+    rq = req("/api/v1/detections");
+    add(&rq, "limit", "100");
+    free(again);
+    again = body_of(f, &cached, &rq);
+    assert_string_equal(again, fresh);
+    free(fresh);
+    free(first);
+    free(again);
+    http_page_cache_free(cached.cache);
+}
+
+/* Events change without new ids (a close): the events page follows them too. */
+static void test_events_page_follows_close(void **state)
+{
+    struct fixture *f = *state;
+    struct err_msg em;
+    struct http_ctx cached = f->ctx;
+    assert_int_equal(http_page_cache_new(&cached.cache), 0);
+    struct events_event ev = {.start_ms = 1000, .open = true, .peak = 0.5, .mean = 0.5};
+    strcpy(ev.stream, "cam1");
+    strcpy(ev.action, "walk");
+    assert_int_equal(store_event_open(f->store, &ev, &em), 0);
+    struct http_request rq = req("/api/v1/events");
+    handle_ctx(f, &cached, &rq, 200);
+    json_t *first = json_array_get(json_object_get(f->json, "items"), 0);
+    assert_true(json_is_true(json_object_get(first, "open")));
+    ev.end_ms = 3000;
+    ev.open = false;
+    assert_int_equal(store_event_close(f->store, &ev, &em), 0);
+    handle_ctx(f, &cached, &rq, 200);
+    first = json_array_get(json_object_get(f->json, "items"), 0);
+    assert_true(json_is_false(json_object_get(first, "open")));
+    assert_int_equal(json_integer_value(json_object_get(first, "end_ms")), 3000);
+    http_page_cache_free(cached.cache);
+}
+
+struct waiter {
+    struct http_page_cache *c;
+    int rc;
+    char *body;
+    size_t len;
+};
+
+static void *wait_for_page(void *arg)
+{
+    struct waiter *w = arg;
+    w->rc = http_page_cache_get(w->c, HTTP_LIST_DETECTIONS, 1, &w->body, &w->len);
+    return NULL;
+}
+
+/* One caller makes a stale page; a second one, before or after the page is kept, gets that
+ * page rather than making it again. A failed making hands the job to the next caller. */
+static void test_page_cache_one_maker(void **state)
+{
+    (void)state;
+    struct http_page_cache *c;
+    char *body = NULL;
+    size_t len = 0;
+    assert_int_equal(http_page_cache_new(&c), 0);
+    assert_int_equal(http_page_cache_get(c, HTTP_LIST_DETECTIONS, 1, &body, &len), ERR_NOTFOUND);
+    struct waiter w = {.c = c};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, wait_for_page, &w), 0);
+    http_page_cache_put(c, HTTP_LIST_DETECTIONS, 1, "page-1", 6);
+    pthread_join(t, NULL);
+    assert_int_equal(w.rc, 0);
+    assert_int_equal(w.len, 6);
+    assert_memory_equal(w.body, "page-1", 6);
+    free(w.body);
+    /* Another kind is its own page. */
+    assert_int_equal(http_page_cache_get(c, HTTP_LIST_EVENTS, 1, &body, &len), ERR_NOTFOUND);
+    http_page_cache_put(c, HTTP_LIST_EVENTS, 1, NULL, 0); /* making it failed */
+    assert_int_equal(http_page_cache_get(c, HTTP_LIST_EVENTS, 1, &body, &len), ERR_NOTFOUND);
+    http_page_cache_put(c, HTTP_LIST_EVENTS, 1, NULL, 0);
+    /* A newer page serves a caller that read an older generation; an older one does not. */
+    assert_int_equal(http_page_cache_get(c, HTTP_LIST_DETECTIONS, 3, &body, &len), ERR_NOTFOUND);
+    http_page_cache_put(c, HTTP_LIST_DETECTIONS, 3, "page-3", 6);
+    assert_int_equal(http_page_cache_get(c, HTTP_LIST_DETECTIONS, 2, &body, &len), 0);
+    assert_memory_equal(body, "page-3", 6);
+    free(body);
+    assert_int_equal(http_page_cache_get(c, HTTP_LIST_DETECTIONS, 4, &body, &len), ERR_NOTFOUND);
+    http_page_cache_put(c, HTTP_LIST_DETECTIONS, 2, "page-2", 6); /* late, older: not kept */
+    assert_int_equal(http_page_cache_get(c, HTTP_LIST_DETECTIONS, 3, &body, &len), 0);
+    assert_memory_equal(body, "page-3", 6);
+    free(body);
+    http_page_cache_free(c);
+    http_page_cache_free(NULL);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -440,6 +593,9 @@ int main(void)
         T(test_routes_and_errors),
         T(test_health_and_metrics),
         T(test_lists_page_through_store),
+        T(test_default_page_cached_until_commit),
+        T(test_events_page_follows_close),
+        cmocka_unit_test(test_page_cache_one_maker),
     };
 #undef T
     log_set_level(LOG_LVL_WARN);

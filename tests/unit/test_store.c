@@ -503,6 +503,40 @@ static void test_reader_pool_bounded_wait(void **state)
 
 /* ---- retention ---- */
 
+/* The count the HTTP API's cached pages are checked against: it must move with every commit
+ * a reader can see (batches, events, retention) and not before. */
+static void test_generation_follows_commits(void **state)
+{
+    struct fixture *f = *state;
+    f->opts.retention_ms = 10000;
+    open_store(f);
+    uint64_t g = store_generation(f->s);
+    assert_int_equal(add_detection(f, "cam1", "walk", 0), 0);
+    assert_int_equal(store_generation(f->s), g); /* pending: nothing visible changed */
+    assert_int_equal(store_commit(f->s, &f->em), 0);
+    assert_true(store_generation(f->s) > g);
+    g = store_generation(f->s);
+    assert_int_equal(store_commit(f->s, &f->em), 0); /* nothing pending: no commit */
+    assert_int_equal(store_generation(f->s), g);
+    int64_t id = add_event(f, "cam1", "walk", 1000, -1);
+    assert_true(store_generation(f->s) > g);
+    g = store_generation(f->s);
+    struct events_event ev = make_event("cam1", "walk", 1000);
+    ev.id = id;
+    ev.end_ms = 2000;
+    ev.open = false;
+    assert_int_equal(store_event_close(f->s, &ev, &f->em), 0);
+    assert_true(store_generation(f->s) > g);
+    g = store_generation(f->s);
+    struct store_retention_stats rs;
+    assert_int_equal(store_retention_run(f->s, 100000, &rs, &f->em), 0);
+    assert_int_equal(rs.detections, 1);
+    assert_true(store_generation(f->s) > g); /* rows deleted are a change too */
+    g = store_generation(f->s);
+    assert_int_equal(store_retention_run(f->s, 100000, &rs, &f->em), 0);
+    assert_int_equal(store_generation(f->s), g); /* nothing deleted */
+}
+
 static void test_retention_by_age(void **state)
 {
     struct fixture *f = *state;
@@ -758,6 +792,7 @@ int main(void)
         T(test_filters),
         T(test_query_bounds),
         T(test_reader_pool_bounded_wait),
+        T(test_generation_follows_commits),
         T(test_retention_by_age),
         T(test_retention_by_count),
         T(test_disk_full_then_recovers),
