@@ -34,6 +34,8 @@ for k in top1 top5 streams per_class confusion clips; do
     expect_match "eval has $k" "\"$k\":" "$OUT"
 done
 expect_match "eval: every test clip" "\"clips\":$(grep -c . "$TMP/d/testlist.txt")" "$OUT"
+expect_match "eval: each clip's outcome in list order" \
+    "\"right\":\"[01]{$(grep -c . "$TMP/d/testlist.txt")}\"" "$OUT"
 expect_match "eval: both streams, each per class" \
     '"streams":\{"rgb":\{"top1":[0-9.]+,"per_class":\{"bend":[0-9.]+,.*\},"motion":\{"top1":[0-9.]+,"per_class":\{"bend":' "$OUT"
 expect_status "eval, text" 0 "$ACTIOND" eval -m "$TMP/m.adm" -d "$TMP/d"
