@@ -31,6 +31,17 @@ def load(work, methods):
     return runs
 
 
+def load_unseen(work, runs):
+    """`actiond eval --json` of the input and of each output on the unseen-seed clips
+    (bench/compress.sh); {} when the run has none (written before they were measured)."""
+    out = {}
+    for name in ["input", *runs]:
+        path = os.path.join(work, name + ".unseen.json")
+        if os.path.exists(path):
+            out[name] = json.load(open(path))
+    return out if "input" in out else {}
+
+
 def row(name, rep):
     a, b = rep["points"][0], rep["points"][-1]
     # Latency from the side-by-side timing of input and output at the end of the run.
@@ -42,7 +53,25 @@ def row(name, rep):
             "input": a, "minutes": rep["seconds"] / 60, "points": rep["points"],
             "vs_input": paired(a.get("test_right"), b.get("test_right")), "report": rep,
             "target_latency": rep.get("target_latency"),
-            "latency_predicted": rep.get("latency_predicted")}
+            "latency_predicted": rep.get("latency_predicted"), "unseen": None}
+
+
+def add_unseen(r, unseen):
+    """The unseen-seed figures of a row: top-1, Δ against the input with its paired interval,
+    and the same over the test clips and the unseen clips together."""
+    u, a = unseen.get(r["method"]), unseen.get("input")
+    if not u or not a or "right" not in u or "right" not in a:
+        return
+    test_a, test_b = r["input"].get("test_right"), r["points"][-1].get("test_right")
+    both = (test_a + a["right"], test_b + u["right"]) if test_a and test_b else None
+    r["unseen_right"] = u["right"]
+    r["unseen"] = {"top1": u["top1"], "input_top1": a["top1"], "clips": u["clips"],
+                   "vs_input": paired(a["right"], u["right"]),
+                   "pooled": paired(*both) if both else None,
+                   "pooled_top1": (both[1].count("1") / len(both[1].replace("-", "")))
+                   if both else None,
+                   "pooled_input": (both[0].count("1") / len(both[0].replace("-", "")))
+                   if both else None}
 
 
 def paired(a, b, resamples=10000, seed=1):
@@ -86,20 +115,36 @@ def table(rows, target, target_params, mode):
              "(the FLOPs cut over the latency cut; above 1 the kept FLOPs run slower than the "
              "input's did). Δ top-1 is against the uncompressed model on the same "
              "test clips; its 95 % interval comes from a paired bootstrap over those clips "
-             "(the test list's sampling noise, not the run-to-run spread of fine-tuning).", "",
-             "| method | params | MFLOPs | latency | time per FLOP | test top-1 | Δ top-1 | 95 % interval | minutes |",
-             "|---|---|---|---|---|---|---|---|---|",
+             "(the test list's sampling noise, not the run-to-run spread of fine-tuning). "
+             "Unseen: the same on 200 clips of a synth seed (1001) that neither the model nor "
+             "any fine-tuning saw (models/RECIPE.md's test set), a second opinion from other "
+             "clips.", "",
+             "| method | params | MFLOPs | latency | time per FLOP | test top-1 | Δ top-1 | 95 % interval | unseen top-1 (Δ; 95 % interval) | minutes |",
+             "|---|---|---|---|---|---|---|---|---|---|",
              f"| uncompressed | {a['params']:,} | {a['flops'] / 1e6:.1f} | "
              f"{statistics.median(r['ms_input'] for r in rows):.2f} ms | "
-             f"1 | {a['test_top1']:.3f} | | | |"]
+             f"1 | {a['test_top1']:.3f} | | | {unseen_input(rows)} | |"]
     for r in rows:
         lines.append(f"| {LABELS.get(r['method'], r['method'])} | {r['params']:,} "
                      f"({r['params_x']:.1f}× fewer) | {r['flops'] / 1e6:.1f} ({r['flops_x']:.1f}×) "
                      f"| {r['ms']:.2f} ms ({r['latency_x']:.1f}× lower{predicted(r)}) | "
                      f"{r['flops_x'] / r['latency_x']:.2f} | {r['test_top1']:.3f} | "
                      f"{100 * r['delta']:+.1f} pt | {interval(r['vs_input'])} | "
-                     f"{r['minutes']:.1f} |")
+                     f"{unseen_cell(r)} | {r['minutes']:.1f} |")
     return lines
+
+
+def unseen_input(rows):
+    u = next((r["unseen"] for r in rows if r["unseen"]), None)
+    return f"{u['input_top1']:.3f}" if u else "—"
+
+
+def unseen_cell(r):
+    u = r["unseen"]
+    if not u:
+        return "—"
+    return (f"{u['top1']:.3f} ({100 * u['vs_input'][0]:+.1f} pt; {interval(u['vs_input'])})"
+            if u["vs_input"] else f"{u['top1']:.3f}")
 
 
 def verdict(rows):
@@ -110,13 +155,23 @@ def verdict(rows):
              ("top-1 within 1.0 point of the uncompressed model", m["delta"] >= -0.01 - 1e-9)]
     lines = ["", "Goals for nb + ga: " + "; ".join(
         f"{g} — {'met' if ok else 'NOT met'}" for g, ok in goals) + "."]
+    u = m["unseen"]
+    if u and u["vs_input"] and u["pooled"]:
+        n = u["clips"] + len(m["points"][-1]["test_right"])
+        lines.append(f"On other clips (the goal is judged on the test list): nb + ga's top-1 on "
+                     f"the unseen-seed clips is {100 * u['vs_input'][0]:+.1f} pt "
+                     f"({interval(u['vs_input'])}) from the uncompressed model's, on the test and "
+                     f"unseen clips together ({n}) {u['pooled_top1']:.3f} against "
+                     f"{u['pooled_input']:.3f}, {100 * u['pooled'][0]:+.1f} pt "
+                     f"({interval(u['pooled'])}).")
     pairs = []
     for r in rows:
         if r["method"] == "nb-ga":
             continue
         p = paired(r["points"][-1].get("test_right"), m["points"][-1].get("test_right"))
         if p:
-            pairs.append(f"{LABELS[r['method']]} {100 * p[0]:+.1f} pt ({interval(p)})")
+            pairs.append(f"{LABELS[r['method']]} {100 * p[0]:+.1f} pt ({interval(p)}"
+                         f"{both_lists(r, m)})")
     if pairs:
         lines.append("nb + ga minus each baseline on the same test clips, with the 95 % "
                      "paired-bootstrap interval: " + "; ".join(pairs) + ". An interval that "
@@ -129,6 +184,16 @@ def verdict(rows):
     else:
         lines.append("nb + ga is more accurate than every baseline at this budget.")
     return lines
+
+
+def both_lists(r, m):
+    """nb + ga minus r over the test and unseen clips together, as text ('' without them)."""
+    ur, um = r["unseen"], m["unseen"]
+    tr, tm = r["points"][-1].get("test_right"), m["points"][-1].get("test_right")
+    if not ur or not um or not tr or not tm:
+        return ""
+    both = paired(tr + r["unseen_right"], tm + m["unseen_right"])
+    return f"; both lists {100 * both[0]:+.1f} pt, {interval(both)}" if both else ""
 
 
 def layers(rows):
@@ -205,12 +270,15 @@ def main():
     methods = sys.argv[8:]
     runs = load(work, methods)
     rows = [row(n, rep) for n, rep in runs.items()]
+    unseen = load_unseen(work, runs)
+    for r in rows:
+        add_unseen(r, unseen)
     lines = table(rows, target, target_params, mode) + verdict(rows) + layers(rows)
     json.dump({"target_flops": float(target), "target_params": float(target_params),
                "mode": mode, "cpu": cpu_name(),
                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "loadavg_after": open("/proc/loadavg").read().split()[:3],
-               "runs": runs}, open(out, "w"), indent=1)
+               "runs": runs, "unseen": unseen}, open(out, "w"), indent=1)
     svg(rows, chart)
     text = open(doc).read()
     block = "\n".join([BEGIN, *lines, "", f"Results: `{os.path.relpath(out, os.path.dirname(doc) + '/..')}`; "
