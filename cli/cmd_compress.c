@@ -49,10 +49,37 @@ static int method_arg(struct args *a, int ch, const char *s)
     return 0;
 }
 
+/* --finetune-epochs N[,M] and --finetune-lr X[,Y]: one value for both stages, or the pruning
+ * stage's, then the decomposition stage's. */
+static int stage_pair_arg(int ch, const char *s, struct compress_opts *o)
+{
+    const char *flag = ch == 'e' ? "--finetune-epochs" : "--finetune-lr";
+    char part[2][64];
+    const char *comma = strchr(s, ',');
+    size_t n0 = comma ? (size_t)(comma - s) : strlen(s);
+    if (n0 >= sizeof part[0] || (comma && strlen(comma + 1) >= sizeof part[1]) ||
+        (comma && strchr(comma + 1, ',')))
+        return cli_usage_error("compress", "%s takes one value or two separated by a comma, "
+                                           "not '%s'", flag, s);
+    memcpy(part[0], s, n0);
+    part[0][n0] = '\0';
+    snprintf(part[1], sizeof part[1], "%s", comma ? comma + 1 : part[0]);
+    for (int k = 0; k < COMPRESS_STAGES; k++) {
+        double d;
+        int rc = ch == 'e'
+                     ? cli_int_arg("compress", flag, part[k], 0, 1000, &o->finetune_epochs[k])
+                     : cli_float_arg("compress", flag, part[k], 1e-6, 1, &d);
+        if (rc)
+            return rc;
+        if (ch == 'l')
+            o->finetune_lr[k] = (float)d;
+    }
+    return 0;
+}
+
 static int parse_opt(struct args *a, int ch, const char *s)
 {
     struct compress_opts *o = &a->o;
-    double d;
     int rc = 0;
     switch (ch) {
     case 'm': a->in = s; break;
@@ -69,8 +96,7 @@ static int parse_opt(struct args *a, int ch, const char *s)
         break;
     case 'L': rc = target_arg("--target-latency", s, &o->target_latency); break;
     case 'P': case 'R': rc = method_arg(a, ch, s); break;
-    case 'e': rc = cli_int_arg("compress", "--finetune-epochs", s, 0, 1000, &o->finetune_epochs); break;
-    case 'l': rc = cli_float_arg("compress", "--finetune-lr", s, 1e-6, 1, &d); o->finetune_lr = (float)d; break;
+    case 'e': case 'l': rc = stage_pair_arg(ch, s, o); break;
     case 'b': rc = cli_int_arg("compress", "--batch", s, 1, 256, &o->batch); break;
     case 'D': o->distill = true; break;
     case 'z': {

@@ -60,8 +60,8 @@ void compress_opts_default(struct compress_opts *o)
     o->calib_clips = 200;
     o->bn_batches = 4;
     o->val_split = 0.1;
-    o->finetune_epochs = 12;
-    o->finetune_lr = 0.005f;
+    o->finetune_epochs[COMPRESS_STAGE_PRUNE] = o->finetune_epochs[COMPRESS_STAGE_DECOMPOSE] = 12;
+    o->finetune_lr[COMPRESS_STAGE_PRUNE] = o->finetune_lr[COMPRESS_STAGE_DECOMPOSE] = 0.005f;
     o->batch = 8;
     o->population = 16;
     o->generations = 10;
@@ -87,23 +87,28 @@ int compress_opts_check(const struct compress_opts *o, struct err_msg *em)
         o->val_clips > 100000 || o->bn_batches < 0 || o->bn_batches > 1000)
         return err_set(em, ERR_RANGE, "--calib-clips must be in 2..100000, --val-clips 0..100000, "
                                       "--bn-batches 0..1000");
-    if (o->finetune_epochs < 0 || o->finetune_epochs > FIT_MAX_EPOCHS || o->batch < 1 ||
-        o->batch > 256 || !(o->finetune_lr > 0 && o->finetune_lr < 10))
-        return err_set(em, ERR_RANGE, "fine-tuning epochs, batch or learning rate out of range");
+    for (int k = 0; k < COMPRESS_STAGES; k++)
+        if (o->finetune_epochs[k] < 0 || o->finetune_epochs[k] > FIT_MAX_EPOCHS ||
+            !(o->finetune_lr[k] > 0 && o->finetune_lr[k] < 10))
+            return err_set(em, ERR_RANGE, "fine-tuning epochs or learning rate out of range");
+    if (o->batch < 1 || o->batch > 256)
+        return err_set(em, ERR_RANGE, "--batch %d outside 1..256", o->batch);
     if (o->population < 4 || o->population > 1024 || o->generations < 1 ||
         o->generations > 10000 || o->hooi_iters < 0 || o->hooi_iters > 100)
         return err_set(em, ERR_RANGE, "--population (4..1024), --generations (1..10000) or "
                                       "HOOI rounds out of range");
     if (o->ga_check < 0 || o->ga_check > COMPRESS_MAX_CHECKS)
         return err_set(em, ERR_RANGE, "--ga-check must be in 0..%d", COMPRESS_MAX_CHECKS);
-    if (o->ga_check && (o->ranks != COMPRESS_RANKS_GA || o->finetune_epochs == 0))
+    if (o->ga_check &&
+        (o->ranks != COMPRESS_RANKS_GA || o->finetune_epochs[COMPRESS_STAGE_DECOMPOSE] == 0))
         return err_set(em, ERR_INVAL, "--ga-check fine-tunes genomes of the GA: it needs "
                                       "--ranks ga and fine-tuning epochs");
     if (o->threads < 1 || o->threads > 64 || o->latency_runs < 1 || o->latency_runs > 10000)
         return err_set(em, ERR_RANGE, "--threads (1..64) or latency runs out of range");
     if (!o->dataset && (o->prune == COMPRESS_PRUNE_NB || o->ranks == COMPRESS_RANKS_GA))
         return err_set(em, ERR_INVAL, "--prune nb and --ranks ga learn from data: give -d DATASET");
-    if (!o->dataset && (o->finetune_epochs > 0 || o->distill))
+    if (!o->dataset && (o->finetune_epochs[COMPRESS_STAGE_PRUNE] > 0 ||
+                        o->finetune_epochs[COMPRESS_STAGE_DECOMPOSE] > 0 || o->distill))
         return err_set(em, ERR_INVAL, "fine-tuning needs a data set: give -d DATASET or "
                                       "--finetune-epochs 0");
     if (!(o->target_latency >= 0 && o->target_latency <= 1))
@@ -287,8 +292,8 @@ static int add_point(struct cmp_ctx *c, const char *stage, const struct nn_model
     return 0;
 }
 
-int cmp_finetune(const struct cmp_ctx *c, struct nn_model *m, const char *stage,
-                 struct err_msg *em)
+int cmp_finetune(const struct cmp_ctx *c, struct nn_model *m, enum compress_stage which,
+                 const char *stage, struct err_msg *em)
 {
     const struct compress_opts *o = c->o;
     char ckpt[4096], log[4096];
@@ -306,16 +311,17 @@ int cmp_finetune(const struct cmp_ctx *c, struct nn_model *m, const char *stage,
     t.motion_len = m->meta.motion_len;
     t.segments = m->meta.segments;
     t.fps = m->meta.fps;
-    t.epochs = o->finetune_epochs;
+    t.epochs = o->finetune_epochs[which];
     t.batch = o->batch;
-    t.lr = o->finetune_lr;
+    t.lr = o->finetune_lr[which];
     t.val_split = o->val_split;
     t.seed = o->seed;
     t.threads = o->threads;
     t.progress_bar = o->progress;
     t.teacher = o->distill ? c->input : NULL;
     t.distill = COMPRESS_DISTILL_WEIGHT;
-    log_info("compress: fine-tuning (%s) for %d epochs", stage, o->finetune_epochs);
+    log_info("compress: fine-tuning (%s) for %d epochs from lr %g", stage, t.epochs,
+             (double)t.lr);
     int rc = fit_train(&t, em);
     remove(ckpt);
     return rc;
@@ -363,12 +369,13 @@ static int stage(struct cmp_ctx *c, struct nn_model **cur, struct cmp_budget tar
     *cur = next;
     if ((rc = add_point(c, name, next, clock_elapsed_s(t0, clock_mono_ns()), em)))
         return rc;
-    if (c->o->finetune_epochs == 0)
+    enum compress_stage which = decompose ? COMPRESS_STAGE_DECOMPOSE : COMPRESS_STAGE_PRUNE;
+    if (c->o->finetune_epochs[which] == 0)
         return 0;
     t0 = clock_mono_ns();
     char ft[32];
     snprintf(ft, sizeof ft, "%s+ft", name);
-    if ((rc = cmp_finetune(c, next, decompose ? "decomposed" : "pruned", em)))
+    if ((rc = cmp_finetune(c, next, which, name, em)))
         return rc;
     return add_point(c, ft, next, clock_elapsed_s(t0, clock_mono_ns()), em);
 }

@@ -31,6 +31,11 @@ const char *compress_ranks_name(enum compress_ranks r);
 enum compress_prune compress_prune_from_name(const char *s);
 enum compress_ranks compress_ranks_from_name(const char *s);
 
+/* The two stages, each fine-tuned with its own epochs and learning rate: they hand over
+ * different models (whole filters kept, or thin factors of them), which need not recover
+ * alike. */
+enum compress_stage { COMPRESS_STAGE_PRUNE, COMPRESS_STAGE_DECOMPOSE, COMPRESS_STAGES };
+
 struct compress_opts {
     const char *dataset;     /* a data-set folder; NULL runs data-free (l1/bn/random pruning,
                               * vbmf/uniform ranks, no fine-tuning) */
@@ -50,8 +55,8 @@ struct compress_opts {
                               * calibration clips whose statistics replace the BNs'; 0 = off */
     int val_clips;           /* validation clips for the sensitivity pass and the GA (0 = all) */
     double val_split;        /* of the training list, as `train` holds it out */
-    int finetune_epochs;     /* after each stage; 0 = none */
-    float finetune_lr;
+    int finetune_epochs[COMPRESS_STAGES]; /* after each stage (enum compress_stage); 0 = none */
+    float finetune_lr[COMPRESS_STAGES];   /* the peak of each stage's schedule */
     int batch;               /* clips per fine-tuning step */
     bool distill;            /* fine-tune towards the input model's outputs as well */
     int population, generations; /* the GA's */
@@ -67,8 +72,8 @@ struct compress_opts {
 };
 
 /* nb + ga, FLOPs to 0.2 (parameters unlimited), prune share 0.5, floor 0.25, 200 calibration
- * clips, adaptive BN on 4 batches of them, all validation clips, val split 0.1, 6 fine-tuning
- * epochs at lr 0.005 in batches of 8 (the settings bench/compress.sh measures), population 16
+ * clips, adaptive BN on 4 batches of them, all validation clips, val split 0.1, 12 fine-tuning
+ * epochs a stage at lr 0.005 in batches of 8 (the settings bench/compress.sh measures), population 16
  * over 10 generations, 5 HOOI rounds, seed 1, 2 threads, 20 latency runs. */
 void compress_opts_default(struct compress_opts *o);
 /* Ranges and combinations (nb and ga need a data set); ERR_RANGE / ERR_INVAL naming the flag. */

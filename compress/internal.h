@@ -120,9 +120,9 @@ int cmp_val_measure(const struct cmp_ctx *c, const struct nn_model *m, double *t
                     double *score, struct err_msg *em);
 
 /* Fine-tunes m in place on the data set's training part (fit_train, distilled with
- * --distill); its checkpoint and JSON log go to the work folder under `stage`'s name. */
-int cmp_finetune(const struct cmp_ctx *c, struct nn_model *m, const char *stage,
-                 struct err_msg *em);
+ * --distill) with stage `which`'s epochs and learning rate; its checkpoint and JSON log go to the work folder under `stage`'s name. */
+int cmp_finetune(const struct cmp_ctx *c, struct nn_model *m, enum compress_stage which,
+                 const char *stage, struct err_msg *em);
 
 /* m on the data set's test list (fit_eval); the caller frees r. */
 int cmp_test_eval(const struct cmp_ctx *c, const struct nn_model *m, struct fit_eval_result *r,

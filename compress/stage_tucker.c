@@ -322,7 +322,7 @@ static int check_one(struct tucker_run *t, const struct scored *s, int k,
     if (rc == 0)
         rc = cmp_observe_bn(t->c, m, em);
     if (rc == 0)
-        rc = cmp_finetune(t->c, m, stage, em);
+        rc = cmp_finetune(t->c, m, COMPRESS_STAGE_DECOMPOSE, stage, em);
     if (rc == 0)
         rc = cmp_val_measure(t->c, m, &out->val_top1_ft, &out->score_ft, em);
     struct fit_eval_result r;

@@ -18,6 +18,18 @@ expect_status "nb needs a data set" 2 "$ACTIOND" compress -m "$model" -o "$TMP/x
     --ranks uniform --finetune-epochs 0
 expect_match "says so" '-d DATASET' "$ERR"
 expect_lines "in one line" 1 "$ERR"
+expect_status "three fine-tuning epoch counts" 2 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" \
+    --finetune-epochs 1,2,3
+expect_match "one value or two" '--finetune-epochs takes one value or two' "$ERR"
+expect_lines "in one line" 1 "$ERR"
+expect_status "a stage's learning rate that is no number" 2 "$ACTIOND" compress -m "$model" \
+    -o "$TMP/x.adm" --finetune-lr 0.005,fast
+expect_match "names the flag" '--finetune-lr' "$ERR"
+expect_status "an empty stage value" 2 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" \
+    --finetune-epochs 4,
+expect_status "per-stage epochs without data" 2 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" \
+    --prune l1 --ranks uniform --finetune-epochs 0,3
+expect_match "fine-tuning needs data" 'fine-tuning needs a data set' "$ERR"
 expect_status "a missing model" 1 "$ACTIOND" compress -m "$TMP/none.adm" -o "$TMP/x.adm" \
     --prune l1 --ranks uniform --finetune-epochs 0
 expect_status "a budget the floors cannot meet" 1 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" \

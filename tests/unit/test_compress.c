@@ -96,7 +96,7 @@ static void data_free(struct compress_opts *o, enum compress_prune p, enum compr
     compress_opts_default(o);
     o->prune = p;
     o->ranks = r;
-    o->finetune_epochs = 0;
+    o->finetune_epochs[COMPRESS_STAGE_PRUNE] = o->finetune_epochs[COMPRESS_STAGE_DECOMPOSE] = 0;
     o->latency_runs = 2;
     o->threads = 1;
 }
@@ -293,9 +293,14 @@ static void test_options_are_checked(void **state)
     o.target_params = -1;
     assert_int_equal(compress_opts_check(&o, &em), ERR_RANGE);
     o.target_params = 0;
-    o.finetune_epochs = 1;
-    assert_int_equal(compress_opts_check(&o, &em), ERR_INVAL); /* fine-tuning without data */
-    o.finetune_epochs = 0;
+    for (int k = 0; k < COMPRESS_STAGES; k++) { /* fine-tuning either stage without data */
+        o.finetune_epochs[k] = 1;
+        assert_int_equal(compress_opts_check(&o, &em), ERR_INVAL);
+        o.finetune_epochs[k] = 0;
+    }
+    o.finetune_lr[COMPRESS_STAGE_DECOMPOSE] = 0;
+    assert_int_equal(compress_opts_check(&o, &em), ERR_RANGE);
+    o.finetune_lr[COMPRESS_STAGE_DECOMPOSE] = 0.005f;
     o.ga_check = 2; /* a check of the GA without the GA */
     assert_int_equal(compress_opts_check(&o, &em), ERR_INVAL);
     assert_non_null(strstr(em.text, "--ga-check"));
@@ -335,7 +340,7 @@ static void on_data(struct compress_opts *o, const struct fx *f)
     compress_opts_default(o);
     o->dataset = f->dir;
     o->work = f->work;
-    o->finetune_epochs = 1;
+    o->finetune_epochs[COMPRESS_STAGE_PRUNE] = o->finetune_epochs[COMPRESS_STAGE_DECOMPOSE] = 1;
     o->batch = 2;
     o->population = 4;
     o->generations = 2;
@@ -392,6 +397,63 @@ static void test_nb_ga_on_data(void **state)
     snprintf(path, sizeof path, "%s/report.json", f->dir);
     assert_int_equal(compress_report_write_json(rep, path, &em), 0);
     assert_int_equal(access(path, R_OK), 0);
+    nn_model_free(out);
+    compress_report_free(rep);
+    nn_model_free(in);
+}
+
+/* The first epoch's learning rate in a stage's fine-tuning log (-1 when there is none):
+ * with a one-epoch warm-up, the peak the stage was given. */
+static double first_lr(const struct fx *f, const char *stage, int *lines)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s.train.jsonl", f->work, stage);
+    FILE *fp = fopen(path, "r");
+    double lr = -1;
+    char line[4096];
+    *lines = 0;
+    while (fp && fgets(line, sizeof line, fp)) {
+        json_t *j = json_loads(line, 0, NULL);
+        if (j && (*lines)++ == 0)
+            lr = json_real_value(json_object_get(j, "lr"));
+        json_decref(j);
+    }
+    if (fp)
+        fclose(fp);
+    return lr;
+}
+
+/* Each stage is fine-tuned with its own epochs and learning rate; a stage given none is not
+ * fine-tuned at all. */
+static void test_finetune_per_stage(void **state)
+{
+    struct fx *f = *state;
+    struct nn_model *in = two_stream(0.5f);
+    struct compress_opts o;
+    on_data(&o, f);
+    o.prune = COMPRESS_PRUNE_L1;
+    o.ranks = COMPRESS_RANKS_UNIFORM;
+    o.target_flops = 0.3;
+    o.latency_runs = 1;
+    o.finetune_epochs[COMPRESS_STAGE_PRUNE] = 3;
+    o.finetune_epochs[COMPRESS_STAGE_DECOMPOSE] = 2;
+    o.finetune_lr[COMPRESS_STAGE_PRUNE] = 0.004f;
+    o.finetune_lr[COMPRESS_STAGE_DECOMPOSE] = 0.001f;
+    struct compress_report *rep = NULL;
+    struct nn_model *out = run_ok(in, &o, &rep);
+    int lines;
+    assert_true(fabs(first_lr(f, "pruned", &lines) - 0.004) < 1e-6);
+    assert_int_equal(lines, 3);
+    assert_true(fabs(first_lr(f, "decomposed", &lines) - 0.001) < 1e-6);
+    assert_int_equal(lines, 2);
+    assert_int_equal(rep->n_points, 5);
+    nn_model_free(out);
+    compress_report_free(rep);
+    /* No epochs for the decomposition: its point is the last, not fine-tuned. */
+    o.finetune_epochs[COMPRESS_STAGE_DECOMPOSE] = 0;
+    out = run_ok(in, &o, &rep);
+    assert_int_equal(rep->n_points, 4);
+    assert_string_equal(rep->points[3].stage, "decomposed");
     nn_model_free(out);
     compress_report_free(rep);
     nn_model_free(in);
@@ -529,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_compressed_model_round_trips_onnx),
         cmocka_unit_test(test_resnet18_data_free),
         cmocka_unit_test(test_nb_ga_on_data),
+        cmocka_unit_test(test_finetune_per_stage),
         cmocka_unit_test(test_val_score_counts_each_stream),
         cmocka_unit_test(test_spearman),
         cmocka_unit_test(test_ga_check),
