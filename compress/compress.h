@@ -73,8 +73,8 @@ struct compress_opts {
 
 /* nb + ga, FLOPs to 0.2 (parameters unlimited), prune share 0.5, floor 0.25, 200 calibration
  * clips, adaptive BN on 4 batches of them, all validation clips, val split 0.1, 12 fine-tuning
- * epochs a stage at lr 0.005 in batches of 8 (the settings bench/compress.sh measures), population 16
- * over 10 generations, 5 HOOI rounds, seed 1, 2 threads, 20 latency runs. */
+ * epochs a stage at lr 0.005 in batches of 8 (the settings bench/compress.sh measures),
+ * population 16 over 10 generations, 5 HOOI rounds, seed 1, 2 threads, 20 latency runs. */
 void compress_opts_default(struct compress_opts *o);
 /* Ranges and combinations (nb and ga need a data set); ERR_RANGE / ERR_INVAL naming the flag. */
 int compress_opts_check(const struct compress_opts *o, struct err_msg *em);

@@ -120,7 +120,8 @@ int cmp_val_measure(const struct cmp_ctx *c, const struct nn_model *m, double *t
                     double *score, struct err_msg *em);
 
 /* Fine-tunes m in place on the data set's training part (fit_train, distilled with
- * --distill) with stage `which`'s epochs and learning rate; its checkpoint and JSON log go to the work folder under `stage`'s name. */
+ * --distill) with stage `which`'s epochs and learning rate; its checkpoint and JSON log go to
+ * the work folder under `stage`'s name. */
 int cmp_finetune(const struct cmp_ctx *c, struct nn_model *m, enum compress_stage which,
                  const char *stage, struct err_msg *em);
 
