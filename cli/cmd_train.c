@@ -152,13 +152,7 @@ static void eval_print(const struct fit_eval_result *r, int json)
         json_object_set_new(streams, "motion",
                             stream_json(r, r->top1_motion, r->per_class_motion));
     }
-    /* Each listed clip's outcome in list order ('1' right, '0' wrong, '-' unreadable), so
-     * that two models can be compared clip by clip (a paired test) on the same list. */
-    char *right = malloc((size_t)r->n_listed + 1);
-    for (int i = 0; right && i < r->n_listed; i++)
-        right[i] = r->right[i] < 0 ? '-' : r->right[i] ? '1' : '0';
-    if (right)
-        right[r->n_listed] = '\0';
+    char *right = fit_eval_right_string(r); /* NULL (out of memory) writes null */
     json_t *j = json_pack("{s:f, s:f, s:o, s:o, s:o, s:i, s:s?}", "top1", r->top1, "top5",
                           r->top5, "streams", streams, "per_class", per, "confusion", conf,
                           "clips", r->clips, "right", right);

@@ -240,18 +240,6 @@ double cmp_spearman(const double *x, const double *y, int n)
     return sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : NAN;
 }
 
-/* The per-clip outcomes as one character each, for a paired comparison of two points. */
-static char *right_string(const struct fit_eval_result *r)
-{
-    char *s = malloc((size_t)r->n_listed + 1);
-    if (!s)
-        return NULL;
-    for (int i = 0; i < r->n_listed; i++)
-        s[i] = r->right[i] < 0 ? '-' : r->right[i] ? '1' : '0';
-    s[r->n_listed] = '\0';
-    return s;
-}
-
 /* Adds a measured point (cost, latency, validation and test accuracy) to the report. */
 static int add_point(struct cmp_ctx *c, const char *stage, const struct nn_model *m,
                      double seconds, struct err_msg *em)
@@ -281,7 +269,7 @@ static int add_point(struct cmp_ctx *c, const char *stage, const struct nn_model
         p->test_top1 = r.top1;
         p->test_top1_rgb = r.top1_rgb;
         p->test_top1_motion = r.top1_motion;
-        p->test_right = right_string(&r);
+        p->test_right = fit_eval_right_string(&r);
         fit_eval_result_free(&r);
         if (!p->test_right)
             return err_set(em, ERR_NOMEM, "out of memory");

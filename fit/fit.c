@@ -543,6 +543,17 @@ int fit_train(const struct fit_train_opts *o, struct err_msg *em)
 
 /* ---- evaluation ---- */
 
+char *fit_eval_right_string(const struct fit_eval_result *r)
+{
+    char *s = malloc((size_t)r->n_listed + 1);
+    if (!s)
+        return NULL;
+    for (int i = 0; i < r->n_listed; i++)
+        s[i] = r->right[i] < 0 ? '-' : r->right[i] ? '1' : '0';
+    s[r->n_listed] = '\0';
+    return s;
+}
+
 void fit_eval_result_free(struct fit_eval_result *r)
 {
     free(r->per_class);

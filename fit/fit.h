@@ -81,6 +81,10 @@ struct fit_eval_result {
 int fit_eval(const struct nn_model *m, const struct fit_eval_opts *o, struct fit_eval_result *r,
              struct err_msg *em);
 void fit_eval_result_free(struct fit_eval_result *r);
+/* r->right as text, one character per listed clip ('1' right, '0' wrong, '-' not
+ * evaluated), for a paired comparison of two models on one list; malloc'd, NULL when out of
+ * memory. */
+char *fit_eval_right_string(const struct fit_eval_result *r);
 
 /* ---- clips held in memory: calibration and repeated evaluation (compress/) ---- */
 
