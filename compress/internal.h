@@ -73,7 +73,7 @@ struct cmp_lat_layer {
     int na, nb;                 /* grid points of R_in (or r) and R_out (1 for a Gemm) */
     int va[CMP_LAT_GRID], vb[CMP_LAT_GRID];
     double t[CMP_LAT_GRID][CMP_LAT_GRID];
-    double kept;                /* the layer as it is */
+    double kept;                /* the layer as it is in the stage's input */
 };
 struct cmp_lat_table {
     int n;
@@ -84,8 +84,8 @@ struct surg_convs;
 typedef int (*cmp_build_fn)(void *ud, const int *genome, struct nn_model **out,
                             struct err_msg *em);
 /* Measures the table for the layers cs of model in, whose genes are bounded by hi[2n]:
- * in itself, then CMP_LAT_GRID^2 models that build() makes from grid genomes, each timed
- * beside the input model (o->latency_runs runs). */
+ * CMP_LAT_GRID^2 models that build() makes from grid genomes, each timed beside in and the
+ * original input (o->latency_runs runs); `kept` and `rest` are medians over those timings. */
 int cmp_lat_table_new(const struct cmp_ctx *c, const struct nn_model *in,
                       const struct surg_convs *cs, const int *hi, cmp_build_fn build, void *ud,
                       struct cmp_lat_table *t, struct err_msg *em);

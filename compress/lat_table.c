@@ -58,30 +58,39 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* One model timed beside the input: each layer's time and the rest's, as fractions. Grid
- * cell (ia, ib) of every layer gets its layer's time, or `kept` when ia < 0. */
-static int measure_one(const struct cmp_ctx *c, const struct nn_model *m,
-                       const struct surg_convs *cs, int ia, int ib, struct cmp_lat_table *t,
-                       double *rest, struct err_msg *em)
+static double median(double *v, int n)
 {
-    const struct nn_model *both[2] = {c->input, m};
-    struct cmp_measure me[2];
-    int rc = cmp_measure_many(both, 2, c->o->latency_runs, me, em);
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return v[n / 2];
+}
+
+/* Grid model m timed beside the original input and the stage's input `in` (the pruned model
+ * after a pruning stage): grid cell (ia, ib) of every layer gets its layer's time in m as a
+ * fraction of the original's, *rest the time of m's other nodes so, and kept[i] layer i's
+ * time in `in`. The caller takes medians of kept and rest over every cell's runs: `kept`
+ * read once, from the stage's input timed beside the original, shrank when a busy spike hit
+ * the original's runs only (two runs of each, say), and a genome keeping every layer whole
+ * was then predicted at 0.06 of the input's time. */
+static int measure_one(const struct cmp_ctx *c, const struct nn_model *in, const struct nn_model *m,
+                       const struct surg_convs *cs, int ia, int ib, struct cmp_lat_table *t,
+                       double *rest, double *kept, struct err_msg *em)
+{
+    const struct nn_model *all[3] = {c->input, in, m};
+    struct cmp_measure me[3];
+    int rc = cmp_measure_many(all, 3, c->o->latency_runs, me, em);
     if (rc)
         return rc;
-    double in = me[0].ms > 0 ? me[0].ms : 1e-9, sum = 0;
+    double base = me[0].ms > 0 ? me[0].ms : 1e-9, sum = 0;
     for (int i = 0; i < t->n; i++) {
         struct cmp_lat_layer *l = &t->l[i];
-        double f = layer_ms(&me[1], cs->c[i].name) / in;
+        double f = layer_ms(&me[2], cs->c[i].name) / base;
         sum += f;
-        if (ia < 0)
-            l->kept = f;
-        else
-            l->t[ia < l->na ? ia : l->na - 1][ib < l->nb ? ib : l->nb - 1] = f;
+        l->t[ia < l->na ? ia : l->na - 1][ib < l->nb ? ib : l->nb - 1] = f;
+        kept[i] = layer_ms(&me[1], cs->c[i].name) / base;
     }
-    *rest = me[1].ms / in - sum;
-    cmp_measure_free(&me[0]);
-    cmp_measure_free(&me[1]);
+    *rest = me[2].ms / base - sum;
+    for (int k = 0; k < 3; k++)
+        cmp_measure_free(&me[k]);
     return 0;
 }
 
@@ -89,21 +98,28 @@ int cmp_lat_table_new(const struct cmp_ctx *c, const struct nn_model *in,
                       const struct surg_convs *cs, const int *hi, cmp_build_fn build, void *ud,
                       struct cmp_lat_table *t, struct err_msg *em)
 {
+    enum { CELLS = CMP_LAT_GRID * CMP_LAT_GRID };
     memset(t, 0, sizeof *t);
     t->n = cs->n;
-    double rest[1 + CMP_LAT_GRID * CMP_LAT_GRID];
+    double rest[CELLS];
     int *g = malloc(sizeof(int) * 2 * (size_t)cs->n);
-    if (!g || !(t->l = calloc((size_t)cs->n, sizeof *t->l))) {
+    /* kept[i * CELLS + k]: layer i's share of the input in cell k's runs */
+    double *kept = malloc(sizeof(double) * CELLS * (size_t)cs->n), *row = NULL;
+    if (cs->n > 0)
+        row = malloc(sizeof(double) * (size_t)cs->n);
+    if (!g || !kept || (cs->n > 0 && !row) || !(t->l = calloc((size_t)cs->n, sizeof *t->l))) {
         free(g);
+        free(kept);
+        free(row);
         return err_set(em, ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < cs->n; i++) {
         t->l[i].na = grid(hi[2 * i], t->l[i].va);
         t->l[i].nb = grid(hi[2 * i + 1], t->l[i].vb);
     }
-    int rc = measure_one(c, in, cs, -1, 0, t, &rest[0], em), n = 1;
+    int rc = 0, n = 0;
     for (int ia = 0; rc == 0 && ia < CMP_LAT_GRID; ia++)
-        for (int ib = 0; rc == 0 && ib < CMP_LAT_GRID; ib++) {
+        for (int ib = 0; rc == 0 && ib < CMP_LAT_GRID; ib++, n++) {
             struct nn_model *m = NULL;
             for (int i = 0; i < cs->n; i++) {
                 const struct cmp_lat_layer *l = &t->l[i];
@@ -111,12 +127,19 @@ int cmp_lat_table_new(const struct cmp_ctx *c, const struct nn_model *in,
                 g[2 * i + 1] = l->vb[ib < l->nb ? ib : l->nb - 1];
             }
             if ((rc = build(ud, g, &m, em)) == 0)
-                rc = measure_one(c, m, cs, ia, ib, t, &rest[n++], em);
+                rc = measure_one(c, in, m, cs, ia, ib, t, &rest[n], row, em);
+            for (int i = 0; rc == 0 && i < cs->n; i++)
+                kept[(size_t)i * CELLS + n] = row[i];
             nn_model_free(m);
         }
+    if (rc == 0) {
+        for (int i = 0; i < cs->n; i++)
+            t->l[i].kept = median(kept + (size_t)i * CELLS, CELLS);
+        t->rest = median(rest, CELLS);
+    }
     free(g);
-    qsort(rest, (size_t)n, sizeof *rest, cmp_double);
-    t->rest = rest[n / 2];
+    free(kept);
+    free(row);
     return rc;
 }
 

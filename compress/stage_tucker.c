@@ -259,23 +259,30 @@ static void scaled(const struct tucker_run *t, const int *from, double s, int *g
 
 /* Ranks s * from[] (clamped to their bounds) for the largest s whose cost fits the budget:
  * down when from[] is over it, up when it leaves budget unused, so that every rank method
- * spends the same budget and keeps only its shape. ERR_RANGE when not even ranks of 1 fit. */
+ * spends the same budget and keeps only its shape. A scan from the top, not a bisection:
+ * the cost is not monotonic in s (a layer at full ranks is kept whole and can be faster
+ * than at ranks just below; a latency table is measured, so it has bumps), and a bisection
+ * that met a bump settled far below the budget. ERR_RANGE when not even ranks of 1 fit. */
 static int scale_to_budget(const struct tucker_run *t, const int *from, int *g, struct err_msg *em)
 {
-    double lo = 0, hi = 1;
+    enum { STEPS = 4096 };
+    double top = 1;
     for (int k = 0; k < 2 * t->n; k++)
-        if (from[k] > 0 && (double)t->hi[k] / from[k] > hi)
-            hi = (double)t->hi[k] / from[k];
+        if (from[k] > 0 && (double)t->hi[k] / from[k] > top)
+            top = (double)t->hi[k] / from[k];
     int *tmp = malloc(sizeof(int) * 2 * (size_t)t->n);
     if (!tmp)
         return err_set(em, ERR_NOMEM, "out of memory");
-    for (int it = 0; it < 50; it++) {
-        double s = (lo + hi) / 2;
-        scaled(t, from, s, tmp);
-        *(genome_cost(t, tmp) <= 1 ? &lo : &hi) = s;
+    double s = 0;
+    for (int k = STEPS; k > 0; k--) {
+        scaled(t, from, top * k / STEPS, tmp);
+        if (genome_cost(t, tmp) <= 1) {
+            s = top * k / STEPS;
+            break;
+        }
     }
     free(tmp);
-    scaled(t, from, lo, g);
+    scaled(t, from, s, g);
     if (genome_cost(t, g) > 1)
         return err_set(em, ERR_RANGE, "decomposition cannot reach the budget: %.2f times it "
                                       "at the lowest ranks",
