@@ -338,6 +338,23 @@ static int load_clips(struct cmp_ctx *c, struct err_msg *em)
     return rc;
 }
 
+/* Each stage's result (fine-tuned when it was) in the work folder as NAME.adm: a long run
+ * that fails later keeps what it made, and one pruned model can be inspected, evaluated or
+ * decomposed again by itself. Only with data, when there is a work folder. */
+static int save_stage(const struct cmp_ctx *c, const struct nn_model *m, const char *name,
+                      struct err_msg *em)
+{
+    if (!c->o->dataset)
+        return 0;
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s.adm", c->o->work, name) >= (int)sizeof path)
+        return err_set(em, ERR_INVAL, "%s: work folder name too long", c->o->work);
+    int rc = nn_model_save(m, path, em);
+    if (rc == 0)
+        log_info("compress: %s model saved to %s", name, path);
+    return rc;
+}
+
 /* One stage: run it, measure it, fine-tune it and measure again. *cur becomes the result. */
 static int stage(struct cmp_ctx *c, struct nn_model **cur, struct cmp_budget target, int decompose,
                  struct err_msg *em)
@@ -358,14 +375,15 @@ static int stage(struct cmp_ctx *c, struct nn_model **cur, struct cmp_budget tar
     if ((rc = add_point(c, name, next, clock_elapsed_s(t0, clock_mono_ns()), em)))
         return rc;
     enum compress_stage which = decompose ? COMPRESS_STAGE_DECOMPOSE : COMPRESS_STAGE_PRUNE;
-    if (c->o->finetune_epochs[which] == 0)
-        return 0;
-    t0 = clock_mono_ns();
-    char ft[32];
-    snprintf(ft, sizeof ft, "%s+ft", name);
-    if ((rc = cmp_finetune(c, next, which, name, em)))
-        return rc;
-    return add_point(c, ft, next, clock_elapsed_s(t0, clock_mono_ns()), em);
+    if (c->o->finetune_epochs[which] > 0) {
+        t0 = clock_mono_ns();
+        char ft[32];
+        snprintf(ft, sizeof ft, "%s+ft", name);
+        if ((rc = cmp_finetune(c, next, which, name, em)) ||
+            (rc = add_point(c, ft, next, clock_elapsed_s(t0, clock_mono_ns()), em)))
+            return rc;
+    }
+    return save_stage(c, next, name, em);
 }
 
 static int run(struct cmp_ctx *c, struct nn_model **cur, struct err_msg *em)

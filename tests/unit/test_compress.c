@@ -423,8 +423,31 @@ static double first_lr(const struct fx *f, const char *stage, int *lines)
     return lr;
 }
 
+/* The stage's model the work folder kept is the one the report's point measured: the same
+ * parameter count and the same test top-1. */
+static void assert_saved_stage(const struct fx *f, const char *stage,
+                               const struct compress_point *p)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/%s.adm", f->work, stage);
+    struct nn_model *m = NULL;
+    struct err_msg em = {{0}};
+    if (nn_model_load(path, &m, &em))
+        fail_msg("%s", em.text);
+    struct cmp_measure me;
+    assert_int_equal(cmp_measure(m, 1, &me, &em), 0);
+    assert_int_equal(me.params, p->params);
+    cmp_measure_free(&me);
+    struct fit_eval_result r;
+    struct fit_eval_opts eo = {.dataset = f->dir, .split = "test", .threads = 1};
+    assert_int_equal(fit_eval(m, &eo, &r, &em), 0);
+    assert_true(fabs(r.top1 - p->test_top1) < 1e-12);
+    fit_eval_result_free(&r);
+    nn_model_free(m);
+}
+
 /* Each stage is fine-tuned with its own epochs and learning rate; a stage given none is not
- * fine-tuned at all. */
+ * fine-tuned at all; the work folder keeps each stage's model. */
 static void test_finetune_per_stage(void **state)
 {
     struct fx *f = *state;
@@ -447,6 +470,8 @@ static void test_finetune_per_stage(void **state)
     assert_true(fabs(first_lr(f, "decomposed", &lines) - 0.001) < 1e-6);
     assert_int_equal(lines, 2);
     assert_int_equal(rep->n_points, 5);
+    assert_saved_stage(f, "pruned", &rep->points[2]);
+    assert_saved_stage(f, "decomposed", &rep->points[4]);
     nn_model_free(out);
     compress_report_free(rep);
     /* No epochs for the decomposition: its point is the last, not fine-tuned. */
@@ -454,6 +479,7 @@ static void test_finetune_per_stage(void **state)
     out = run_ok(in, &o, &rep);
     assert_int_equal(rep->n_points, 4);
     assert_string_equal(rep->points[3].stage, "decomposed");
+    assert_saved_stage(f, "decomposed", &rep->points[3]);
     nn_model_free(out);
     compress_report_free(rep);
     nn_model_free(in);
