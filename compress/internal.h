@@ -24,6 +24,8 @@ int cmp_measure_many(const struct nn_model *const *m, int n, int runs, struct cm
 void cmp_measure_free(struct cmp_measure *me);
 /* The index of the node called name in a measured model, or -1. */
 int cmp_find_node(const struct cmp_measure *me, const char *name);
+/* The median of v[n] (n >= 1; the mean of the middle two when n is even); sorts v. */
+double cmp_median(double *v, int n);
 /* Total FLOPs (flops 1) or parameters (flops 0) of a model, without timing it. */
 int64_t cmp_cost(const struct nn_model *m, int flops);
 

@@ -52,18 +52,6 @@ static double layer_ms(const struct cmp_measure *me, const char *name)
     return ms;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
-
 /* Grid model m timed beside the original input and the stage's input `in` (the pruned model
  * after a pruning stage): grid cell (ia, ib) of every layer gets its layer's time in m as a
  * fraction of the original's, *rest the time of m's other nodes so, and kept[i] layer i's
@@ -134,8 +122,8 @@ int cmp_lat_table_new(const struct cmp_ctx *c, const struct nn_model *in,
         }
     if (rc == 0) {
         for (int i = 0; i < cs->n; i++)
-            t->l[i].kept = median(kept + (size_t)i * CELLS, CELLS);
-        t->rest = median(rest, CELLS);
+            t->l[i].kept = cmp_median(kept + (size_t)i * CELLS, CELLS);
+        t->rest = cmp_median(rest, CELLS);
     }
     free(g);
     free(kept);

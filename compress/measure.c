@@ -22,7 +22,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double median(double *v, int n)
+double cmp_median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
@@ -81,8 +81,8 @@ static void timed_run(const struct cmp_measure *me, struct timed *t, int runs, i
 static void timed_finish(struct cmp_measure *me, struct timed *t, int runs)
 {
     for (int k = 0; k < me->n; k++)
-        me->node_ms[k] = median(t->all + (size_t)k * runs, runs);
-    me->ms = median(t->all + (size_t)me->n * runs, runs);
+        me->node_ms[k] = cmp_median(t->all + (size_t)k * runs, runs);
+    me->ms = cmp_median(t->all + (size_t)me->n * runs, runs);
 }
 
 /* The folded copy, its per-node costs and the totals; no timing yet. */
