@@ -42,7 +42,7 @@ static int train_opt(struct fit_train_opts *o, int ch, const char *arg)
     case 'L': rc = cli_int_arg("train", "--motion-len", arg, 1, 16, &o->motion_len); break;
     case 'K': rc = cli_int_arg("train", "--segments", arg, 1, 32, &o->segments); break;
     case 'f': rc = cli_float_arg("train", "--fps", arg, 1, 60, &d); o->fps = (float)d; break;
-    case 'e': rc = cli_int_arg("train", "--epochs", arg, 1, FIT_MAX_EPOCHS, &o->epochs); break;
+    case 'e': rc = cli_int_arg("train", "--epochs", arg, 0, FIT_MAX_EPOCHS, &o->epochs); break;
     case 'b': rc = cli_int_arg("train", "--batch", arg, 1, 256, &o->batch); break;
     case 'l': rc = cli_float_arg("train", "--lr", arg, 1e-6, 10, &d); o->lr = (float)d; break;
     case 'w': rc = cli_float_arg("train", "--weight-decay", arg, 0, 1, &d); o->weight_decay = (float)d; break;
@@ -69,6 +69,36 @@ static int train_opt(struct fit_train_opts *o, int ch, const char *arg)
     return rc;
 }
 
+/* --from: the model's own shape replaces the options that would build one. */
+static int from_model(struct fit_train_opts *o, const char *path, struct nn_model **out)
+{
+    struct err_msg em = {{0}};
+    struct nn_model *m;
+    int rc = nn_model_load(path, &m, &em);
+    if (rc) {
+        fprintf(stderr, "actiond: train: %s\n", err_text(&em, rc));
+        return CLI_EXIT_FAIL;
+    }
+    const struct nn_meta *mt = &m->meta;
+    if (mt->width != mt->height || mt->motion == NN_MOTION_NONE) {
+        nn_model_free(m);
+        fprintf(stderr, "actiond: train: %s: not a two-stream model of square frames\n", path);
+        return CLI_EXIT_FAIL;
+    }
+    o->arch = mt->arch;
+    o->size = mt->width;
+    o->motion = mt->motion;
+    o->motion_len = mt->motion_len;
+    o->segments = mt->segments;
+    o->fps = mt->fps;
+    /* The weights are chosen again at the end, so the fusion can be this version's. */
+    if (nn_model_fuse_clip_logits(m))
+        log_info("train: %s: the segment mean now comes before the fused softmax", path);
+    o->model = m;
+    *out = m;
+    return 0;
+}
+
 int cli_cmd_train(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -85,6 +115,7 @@ int cli_cmd_train(int argc, char **argv)
         {"checkpoint", required_argument, NULL, 'c'}, {"log", required_argument, NULL, 'g'},
         {"cache", required_argument, NULL, 'C'}, {"stream", required_argument, NULL, 'x'},
         {"seed", required_argument, NULL, 'z'}, {"stop-after", required_argument, NULL, 'T'},
+        {"from", required_argument, NULL, 'F'},
         {NULL, 0, NULL, 0},
     };
     struct fit_train_opts o;
@@ -93,9 +124,16 @@ int cli_cmd_train(int argc, char **argv)
     optind = 1;
     opterr = 0;
     int ch;
+    const char *from = NULL, *shape_opt = NULL;
     while ((ch = getopt_long(argc, argv, "d:o:", longopts, NULL)) != -1) {
         if (ch == '?' || ch == ':')
             return cli_usage_error("train", "unknown or incomplete option '%s'", argv[optind - 1]);
+        if (ch == 'F') {
+            from = optarg;
+            continue;
+        }
+        if (strchr("aWsMLKfD", ch))
+            shape_opt = argv[optind - 1 - (optarg == argv[optind - 1])];
         int rc = train_opt(&o, ch, optarg);
         if (rc)
             return rc;
@@ -104,8 +142,18 @@ int cli_cmd_train(int argc, char **argv)
         return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
     if (!o.dataset || !o.out)
         return cli_usage_error("train", "-d DATASET and -o MODEL are required");
+    if (from && (shape_opt || o.resume))
+        return cli_usage_error("train", "--from takes the model's shape and weights: not with '%s'",
+                               o.resume ? "--resume" : shape_opt);
+    if (o.epochs == 0 && !from)
+        return cli_usage_error("train", "--epochs 0 only with --from (to choose the fusion again)");
+    struct nn_model *m = NULL;
+    int rc = from ? from_model(&o, from, &m) : 0;
+    if (rc)
+        return rc;
     struct err_msg em = {{0}};
-    int rc = fit_train(&o, &em);
+    rc = fit_train(&o, &em);
+    nn_model_free(m);
     if (rc) {
         fprintf(stderr, "actiond: train: %s\n", err_text(&em, rc));
         return CLI_EXIT_FAIL;

@@ -50,7 +50,9 @@ static const struct cli_cmd commands[] = {
      "  --threads N trainer (2)   --loader-threads N (2)   --seed S (1)\n"
      "  --resume CKPT   --checkpoint FILE (MODEL.ckpt)   --log FILE (MODEL.train.jsonl)\n"
      "  --stop-after N   end this run after N epochs; --resume continues it\n"
-     "  --cache DIR decoded clips (DATASET/.actiond-cache)\n",
+     "  --cache DIR decoded clips (DATASET/.actiond-cache)\n"
+     "  --from MODEL   fine-tune MODEL instead of building one (its shape options are\n"
+     "                 its own); with --epochs 0 only its fusion weights are chosen again\n",
      cli_cmd_train},
     {"eval", "evaluate a model on a labelled video folder",
      "usage: actiond eval -m MODEL -d DATASET [--split test|train|all] [--json]\n"

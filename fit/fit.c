@@ -481,9 +481,11 @@ static int skip_batches(struct train_run *r, int64_t steps, struct err_msg *em)
 
 int fit_train(const struct fit_train_opts *o, struct err_msg *em)
 {
-    if (o->epochs < 1 || o->epochs > FIT_MAX_EPOCHS || o->batch < 1 ||
+    if (o->epochs < (o->model ? 0 : 1) || o->epochs > FIT_MAX_EPOCHS || o->batch < 1 ||
         o->batch > VIDEO_LOADER_MAX_BATCH || !(o->streams & 3))
         return err_set(em, ERR_RANGE, "epochs, batch or streams out of range");
+    if (o->epochs == 0 && o->val_split <= 0)
+        return err_set(em, ERR_INVAL, "no epochs and no validation clips: nothing to do");
     struct train_run r = {.o = o};
     int rc = setup(&r, em);
     int first = rc ? 0 : (int)(nn_trainer_steps(r.t) / r.steps_per_epoch);

@@ -51,8 +51,9 @@ struct fit_train_opts {
 void fit_train_opts_default(struct fit_train_opts *o);
 
 /* Trains, writes the model (fusion weights chosen on the validation split) and returns 0,
- * or a negative code with em set. A data set with no readable clip is an error; a bad clip
- * is skipped with a warning. */
+ * or a negative code with em set. With a model to fine-tune, 0 epochs only chooses its
+ * fusion weights again. A data set with no readable clip is an error; a bad clip is skipped
+ * with a warning. */
 int fit_train(const struct fit_train_opts *o, struct err_msg *em);
 
 /* Evaluation of a model on clips of a data set. */

@@ -24,12 +24,13 @@ struct fit_fusion_pick {
     double w[2];     /* the weights for nn_model_set_fusion */
 };
 /* A clip's fused scores as a model whose fusion is of `kind` computes them with weights w:
- * the mean over its k segments of softmax(w0 zr + w1 zm) (NN_FUSION_LOGITS) or of
- * w0 softmax(zr) + w1 softmax(zm) (NN_FUSION_PROBS). */
+ * softmax of the mean over its k segments of w0 zr + w1 zm (NN_FUSION_CLIP_LOGITS), the
+ * mean of softmax(w0 zr + w1 zm) (NN_FUSION_LOGITS) or of w0 softmax(zr) + w1 softmax(zm)
+ * (NN_FUSION_PROBS). */
 void fit_fusion_scores(enum nn_fusion_kind kind, const float *zr, const float *zm, int k, int c,
                        const double w[2], double *out);
-/* The fusion weights for v: w_rgb in steps of 0.05 with w_motion = 1 - w_rgb, for
- * NN_FUSION_LOGITS both times a temperature and the candidate of lowest NLL (ties: better
+/* The fusion weights for v: w_rgb in steps of 0.05 with w_motion = 1 - w_rgb, in log space
+ * (both logit kinds) both times a temperature and the candidate of lowest NLL (ties: better
  * top-1); for NN_FUSION_PROBS the best top-1 (ties: lower NLL). */
 void fit_fusion_choose(enum nn_fusion_kind kind, const struct fit_fusion_set *v,
                        struct fit_fusion_pick *best);

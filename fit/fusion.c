@@ -27,7 +27,14 @@ void fit_fusion_scores(enum nn_fusion_kind kind, const float *zr, const float *z
 {
     double a[NN_MAX_CLASSES], b[NN_MAX_CLASSES], pr[NN_MAX_CLASSES], pm[NN_MAX_CLASSES];
     for (int j = 0; j < c; j++)
-        out[j] = 0;
+        out[j] = b[j] = 0;
+    if (kind == NN_FUSION_CLIP_LOGITS) {
+        for (int s = 0; s < k; s++)
+            for (int j = 0; j < c; j++)
+                b[j] += (w[0] * zr[(size_t)s * c + j] + w[1] * zm[(size_t)s * c + j]) / k;
+        softmax_row(b, c, out);
+        return;
+    }
     for (int s = 0; s < k; s++) {
         for (int j = 0; j < c; j++) {
             a[j] = zr[(size_t)s * c + j];
@@ -81,7 +88,7 @@ static bool better(enum nn_fusion_kind kind, const struct fit_fusion_pick *p,
                    const struct fit_fusion_pick *best)
 {
     const double eps = 1e-12;
-    if (kind == NN_FUSION_LOGITS)
+    if (kind == NN_FUSION_LOGITS || kind == NN_FUSION_CLIP_LOGITS)
         return p->nll < best->nll - eps || (fabs(p->nll - best->nll) <= eps && p->acc > best->acc);
     return p->acc > best->acc + eps || (fabs(p->acc - best->acc) <= eps && p->nll < best->nll);
 }
@@ -89,13 +96,14 @@ static bool better(enum nn_fusion_kind kind, const struct fit_fusion_pick *p,
 void fit_fusion_choose(enum nn_fusion_kind kind, const struct fit_fusion_set *v,
                        struct fit_fusion_pick *best)
 {
-    int n_t = kind == NN_FUSION_LOGITS ? (int)(sizeof temperatures / sizeof *temperatures) : 1;
+    bool log_space = kind == NN_FUSION_LOGITS || kind == NN_FUSION_CLIP_LOGITS;
+    int n_t = log_space ? (int)(sizeof temperatures / sizeof *temperatures) : 1;
     memset(best, 0, sizeof *best);
     best->acc = -1;
     best->nll = HUGE_VAL;
     for (int t = 0; t < n_t; t++)
         for (int i = 0; i <= FUSION_STEPS; i++) {
-            double u = (double)i / FUSION_STEPS, T = kind == NN_FUSION_LOGITS ? temperatures[t] : 1;
+            double u = (double)i / FUSION_STEPS, T = log_space ? temperatures[t] : 1;
             double w[2] = {T * u, T * (1 - u)};
             struct fit_fusion_pick p;
             score(kind, v, w, &p);

@@ -311,11 +311,13 @@ int nn_arch_two_stream(struct nn_graph *g, const struct nn_arch_opts *o, int hei
         (rc = add_simple(g, "rgb/softmax", NN_OP_SOFTMAX, "rgb/logits", "rgb/prob", em)) ||
         (rc = add_simple(g, "motion/softmax", NN_OP_SOFTMAX, "motion/logits", "motion/prob", em)))
         return rc;
-    /* Late fusion in log space: softmax(a * rgb logits + b * motion logits) per segment, the
-     * product of the two streams' distributions raised to a and b. Averaging probabilities
-     * instead caps the fused score wherever a weak stream is unsure, so events (thresholds on
-     * these scores) stop opening even when the argmax is right; a and b (chosen on validation
-     * clips, their sum a temperature) keep the fused scores calibrated. */
+    /* Late fusion in log space: a * rgb logits + b * motion logits, averaged over the K
+     * segments, then one softmax. Averaging probabilities instead caps the fused score
+     * wherever a weak stream is unsure, so events (thresholds on these scores) stop opening
+     * even when the argmax is right. The mean comes before the softmax because each stream's
+     * loss is taken so (nn/loss.c): a softmax per segment first would score clips by a
+     * consensus the streams were not trained for, and make the temperature (a + b, chosen on
+     * validation clips to calibrate the scores) change the argmax as well. */
     struct nn_node_desc f;
     memset(&f, 0, sizeof f);
     f.name = "fusion";
@@ -328,8 +330,8 @@ int nn_arch_two_stream(struct nn_graph *g, const struct nn_arch_opts *o, int hei
     f.attrs.weights[0] = fusion[0];
     f.attrs.weights[1] = fusion[1];
     if ((rc = nn_graph_add_node(g, &f, em)) < 0 ||
-        (rc = add_simple(g, "fused/softmax", NN_OP_SOFTMAX, "fused/logits", "fused", em)) ||
-        (rc = add_simple(g, "consensus", NN_OP_BATCHMEAN, "fused", "scores", em)))
+        (rc = add_simple(g, "consensus", NN_OP_BATCHMEAN, "fused/logits", "fused/mean", em)) ||
+        (rc = add_simple(g, "fused/softmax", NN_OP_SOFTMAX, "fused/mean", "scores", em)))
         return rc;
     if ((rc = nn_graph_add_output(g, "scores", em)) ||
         (rc = nn_graph_add_output(g, "rgb/prob", em)) ||

@@ -4,6 +4,7 @@
 #include "nn/graph.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,20 @@ static const struct nn_node *fusion_node(const struct nn_graph *g)
     return NULL;
 }
 
+/* The one node reading value v, or -1 when none or several do. */
+static int only_consumer(const struct nn_graph *g, int v)
+{
+    int found = -1;
+    for (int k = 0; k < g->n_nodes; k++)
+        for (int i = 0; i < g->nodes[k].n_in; i++)
+            if (g->nodes[k].in[i] == v) {
+                if (found >= 0 && found != k)
+                    return -1;
+                found = k;
+            }
+    return found;
+}
+
 enum nn_fusion_kind nn_model_fusion_kind(const struct nn_model *m)
 {
     const struct nn_graph *g = m->graph;
@@ -201,10 +216,42 @@ enum nn_fusion_kind nn_model_fusion_kind(const struct nn_model *m)
         return NN_FUSION_NONE;
     for (int i = 0; i < 2; i++) {
         int producer = g->values[f->in[i]].producer;
-        if (producer < 0 || g->nodes[producer].op != NN_OP_SOFTMAX)
-            return NN_FUSION_LOGITS;
+        if (producer < 0 || g->nodes[producer].op != NN_OP_SOFTMAX) {
+            int next = only_consumer(g, f->out);
+            return next >= 0 && g->nodes[next].op == NN_OP_BATCHMEAN ? NN_FUSION_CLIP_LOGITS
+                                                                     : NN_FUSION_LOGITS;
+        }
     }
     return NN_FUSION_PROBS;
+}
+
+/* fusion -> softmax (s) -> segment mean (b) becomes fusion -> mean -> softmax: the two nodes
+ * swap ops and names, their values keep their places (s's output is now the mean). */
+int nn_model_fuse_clip_logits(struct nn_model *m)
+{
+    struct nn_graph *g = m->graph;
+    const struct nn_node *f = fusion_node(g);
+    if (nn_model_fusion_kind(m) != NN_FUSION_LOGITS)
+        return 0;
+    int s = only_consumer(g, f->out), b = s >= 0 ? only_consumer(g, g->nodes[s].out) : -1;
+    if (s < 0 || g->nodes[s].op != NN_OP_SOFTMAX || b < 0 || g->nodes[b].op != NN_OP_BATCHMEAN)
+        return 0;
+    struct nn_node *ns = &g->nodes[s], *nb = &g->nodes[b];
+    char name[NN_NAME_MAX];
+    memcpy(name, ns->name, sizeof name);
+    memcpy(ns->name, nb->name, sizeof name);
+    memcpy(nb->name, name, sizeof name);
+    ns->op = NN_OP_BATCHMEAN;
+    nb->op = NN_OP_SOFTMAX;
+    struct nn_attrs a = ns->a;
+    ns->a = nb->a;
+    nb->a = a;
+    bool taken = false; /* the new name only when no value has it */
+    for (int v = 0; v < g->n_values; v++)
+        taken |= strcmp(g->values[v].name, "fused/mean") == 0;
+    if (!taken)
+        snprintf(g->values[ns->out].name, sizeof g->values[ns->out].name, "%s", "fused/mean");
+    return 1;
 }
 
 int nn_model_set_fusion(struct nn_model *m, float w_rgb, float w_motion, struct err_msg *em)

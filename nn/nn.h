@@ -218,9 +218,9 @@ int nn_arch_add_stream(struct nn_graph *g, const struct nn_arch_opts *o, const c
 int nn_arch_classifier(struct nn_graph *g, const struct nn_arch_opts *o, int in_ch, int height,
                        int width, struct err_msg *em);
 /* The two-stream network: inputs "rgb" [K,3,H,W] and "motion" [K,motion_ch,H,W]; outputs
- * "scores" [1,C] (fused, averaged over the K segments), "rgb/prob" and "motion/prob" [K,C].
- * The fusion is softmax(fusion[0] * rgb logits + fusion[1] * motion logits) per segment
- * (NN_FUSION_LOGITS). */
+ * "scores" [1,C], "rgb/prob" and "motion/prob" [K,C]. The scores are
+ * softmax(mean over the K segments of fusion[0] * rgb logits + fusion[1] * motion logits)
+ * (NN_FUSION_CLIP_LOGITS). */
 int nn_arch_two_stream(struct nn_graph *g, const struct nn_arch_opts *o, int height, int width,
                        int motion_ch, const float fusion[2], struct err_msg *em);
 
@@ -273,11 +273,18 @@ int nn_model_set_classes(struct nn_model *m, int n, const char *const *names,
  * WeightedSum that nn_arch_two_stream and the two-stream import name so). */
 int nn_model_set_fusion(struct nn_model *m, float w_rgb, float w_motion, struct err_msg *em);
 
-/* What the "fusion" node weighs: the streams' logits, followed by a softmax (models built
- * by nn_arch_two_stream), or their probabilities (two-stream ONNX imports, and models
- * trained before the fusion moved to log space) — the weights mean different things. */
-enum nn_fusion_kind { NN_FUSION_NONE, NN_FUSION_PROBS, NN_FUSION_LOGITS };
+/* What the "fusion" node weighs, and where the segment mean comes: the streams'
+ * probabilities, then the mean (two-stream ONNX imports, models of the first releases);
+ * their logits, a softmax per segment, then the mean (models of 2026-11-28 to 30); their
+ * logits, the mean, then one softmax (models nn_arch_two_stream builds now: the consensus
+ * the training loss uses, docs/training.md). The weights mean different things. */
+enum nn_fusion_kind { NN_FUSION_NONE, NN_FUSION_PROBS, NN_FUSION_LOGITS, NN_FUSION_CLIP_LOGITS };
 enum nn_fusion_kind nn_model_fusion_kind(const struct nn_model *m);
+/* Turns an NN_FUSION_LOGITS model into an NN_FUSION_CLIP_LOGITS one in place: the segment
+ * mean moves before the fused softmax, as nn_arch_two_stream builds it. The weights are
+ * kept but mean something else; choose them again. Returns 1 when it changed the graph, 0
+ * for a model of another kind. */
+int nn_model_fuse_clip_logits(struct nn_model *m);
 
 /* The model file (docs/model-format.md). Loading checks everything; on error nothing
  * is returned and em names the problem (path, section, reason). */

@@ -41,6 +41,31 @@ expect_match "eval: both streams, each per class" \
 expect_status "eval, text" 0 "$ACTIOND" eval -m "$TMP/m.adm" -d "$TMP/d"
 expect_match "eval, text: a column per stream" '^  bend +[0-9.]+ [0-9.]+ [0-9.]+$' "$OUT"
 
+# --from: a model file fine-tuned in place of a new one; 0 epochs choose the fusion only
+expect_status "--from, 0 epochs" 0 "$ACTIOND" train --from "$TMP/m.adm" -d "$TMP/d" -o "$TMP/f.adm" \
+    --epochs 0 --batch 2 --loader-threads 1
+expect_match "--from: the fusion chosen again" 'choosing the fusion weights again' "$ERR"
+"$ACTIOND" eval -m "$TMP/m.adm" -d "$TMP/d" --json >"$TMP/e1.json" 2>/dev/null
+"$ACTIOND" eval -m "$TMP/f.adm" -d "$TMP/d" --json >"$TMP/e2.json" 2>/dev/null
+streams() { python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["streams"]))' "$1"; }
+[ -n "$(streams "$TMP/e1.json")" ] && [ "$(streams "$TMP/e1.json")" = "$(streams "$TMP/e2.json")" ] &&
+    ok "--from, 0 epochs: the streams untouched" || not_ok "--from, 0 epochs: the streams changed"
+expect_status "--from, 1 epoch" 0 "$ACTIOND" train --from "$TMP/m.adm" -d "$TMP/d" -o "$TMP/f1.adm" \
+    --epochs 1 --batch 2 --lr 0.001 --loader-threads 1
+expect_lines "--from, 1 epoch: one log line" 1 "$(cat "$TMP/f1.adm.train.jsonl")"
+expect_status "info of the fine-tuned model" 0 "$ACTIOND" info "$TMP/f1.adm"
+expect_match "--from keeps the model's shape" '3 classes, input 48x48, K=2 segments, motion mv \(L=2\), 8.0 fps' "$OUT"
+expect_status "--from with a shape option" 2 "$ACTIOND" train --from "$TMP/m.adm" -d "$TMP/d" \
+    -o "$TMP/x.adm" --size 64
+expect_match "--from: the clashing option named" "not with '--size'" "$ERR"
+expect_status "--epochs 0 without --from" 2 "$ACTIOND" train -d "$TMP/d" -o "$TMP/x.adm" --epochs 0
+expect_match "--epochs 0 needs --from" 'only with --from' "$ERR"
+expect_status "--from a missing model" 1 "$ACTIOND" train --from "$TMP/none.adm" -d "$TMP/d" -o "$TMP/x.adm"
+expect_lines "--from a missing model: one line" 1 "$ERR"
+expect_status "--from, 0 epochs, no validation clips" 1 "$ACTIOND" --log-level warn train \
+    --from "$TMP/m.adm" -d "$TMP/d" -o "$TMP/x.adm" --epochs 0 --val-split 0
+expect_match "nothing to do, said" 'nothing to do' "$ERR"
+
 expect_status "resume with other options is refused" 1 "$ACTIOND" --log-level warn train -d "$TMP/d" -o "$TMP/x.adm" \
     --epochs 3 "${small[@]}" --lr 0.5 --resume "$TMP/m.adm.ckpt"
 expect_lines "refusal: one line" 1 "$ERR"

@@ -1,7 +1,7 @@
-/* test_fusion.c — the late fusion: the two-stream graph fuses in log space, fit/'s chooser
- * computes every candidate as the graph does (both kinds of fusion), and its pick follows
- * each kind's criterion (lowest NLL in log space, best top-1 for averaged probabilities),
- * with the temperature that fits the labels. */
+/* test_fusion.c — the late fusion: the two-stream graph fuses in log space and averages the
+ * segments before its softmax, fit/'s chooser computes every candidate as the graph does
+ * (every kind of fusion), and its pick follows each kind's criterion (lowest NLL in log
+ * space, best top-1 for averaged probabilities), with the temperature that fits the labels. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,6 +38,28 @@ static struct nn_model *probs_tail(float w0, float w1)
     f.n_in = 2;
     f.in[1] = "motion/prob";
     add_node(m->graph, f);
+    add_node(m->graph, tl_node("consensus", NN_OP_BATCHMEAN, "fused", "scores"));
+    assert_int_equal(nn_graph_add_output(m->graph, "scores", &em), 0);
+    assert_int_equal(nn_model_set_fusion(m, w0, w1, &em), 0);
+    return m;
+}
+
+/* The fusion tail of the models of 2026-11-28 to 30: logits in, their weighted sum, a
+ * softmax per segment, the segment mean; rgb/prob and motion/prob as the arch builds them. */
+static struct nn_model *segment_logits_tail(float w0, float w1)
+{
+    struct nn_model *m = nn_model_new();
+    struct err_msg em = {{0}};
+    struct nn_shape s = {2, {K, C}};
+    assert_true(nn_graph_add_input(m->graph, "rgb", &s, &em) >= 0);
+    assert_true(nn_graph_add_input(m->graph, "motion", &s, &em) >= 0);
+    add_node(m->graph, tl_node("rgb/softmax", NN_OP_SOFTMAX, "rgb", "rgb/prob"));
+    add_node(m->graph, tl_node("motion/softmax", NN_OP_SOFTMAX, "motion", "motion/prob"));
+    struct nn_node_desc f = tl_node("fusion", NN_OP_WSUM, "rgb", "fused/logits");
+    f.n_in = 2;
+    f.in[1] = "motion";
+    add_node(m->graph, f);
+    add_node(m->graph, tl_node("fused/softmax", NN_OP_SOFTMAX, "fused/logits", "fused"));
     add_node(m->graph, tl_node("consensus", NN_OP_BATCHMEAN, "fused", "scores"));
     assert_int_equal(nn_graph_add_output(m->graph, "scores", &em), 0);
     assert_int_equal(nn_model_set_fusion(m, w0, w1, &em), 0);
@@ -82,7 +104,8 @@ static void expect_scores(const struct nn_model *m, enum nn_fusion_kind kind, co
     assert_float_equal(sum, 1.0, 1e-6);
 }
 
-/* Built-in models fuse the logits (weights need not sum to 1); an import fuses probabilities;
+/* Built-in models fuse the logits (weights need not sum to 1) and average the segments
+ * before the softmax; an import fuses probabilities; the previous tail averaged softmaxes;
  * fit_fusion_scores matches each graph's scores. */
 static void test_scores_match_graphs(void **state)
 {
@@ -94,24 +117,92 @@ static void test_scores_match_graphs(void **state)
     m->meta.fusion[1] = 1.7f;
     struct nn_arch_opts o = {.arch = "vgg-small", .width = 0.25f, .n_classes = C, .seed = 3};
     assert_int_equal(nn_arch_two_stream(m->graph, &o, 32, 32, 4, m->meta.fusion, &em), 0);
-    assert_int_equal(nn_model_fusion_kind(m), NN_FUSION_LOGITS);
+    assert_int_equal(nn_model_fusion_kind(m), NN_FUSION_CLIP_LOGITS);
     run(m, 0, zr, zm, y);
-    expect_scores(m, NN_FUSION_LOGITS, zr, zm, y);
+    expect_scores(m, NN_FUSION_CLIP_LOGITS, zr, zm, y);
     /* a weight changed later reaches the graph */
     assert_int_equal(nn_model_set_fusion(m, 2.5f, 0.f, &em), 0);
     run(m, 0, zr, zm, y);
-    expect_scores(m, NN_FUSION_LOGITS, zr, zm, y);
+    expect_scores(m, NN_FUSION_CLIP_LOGITS, zr, zm, y);
+    assert_int_equal(nn_model_fuse_clip_logits(m), 0);
     nn_model_free(m);
 
     m = probs_tail(0.3f, 0.7f);
     assert_int_equal(nn_model_fusion_kind(m), NN_FUSION_PROBS);
     run(m, 1, zr, zm, y);
     expect_scores(m, NN_FUSION_PROBS, zr, zm, y);
+    assert_int_equal(nn_model_fuse_clip_logits(m), 0);
+    assert_int_equal(nn_model_fusion_kind(m), NN_FUSION_PROBS);
     nn_model_free(m);
 
     m = nn_model_new();
     assert_int_equal(nn_model_fusion_kind(m), NN_FUSION_NONE);
+    assert_int_equal(nn_model_fuse_clip_logits(m), 0);
     nn_model_free(m);
+}
+
+/* A model of the previous tail scores as it did until it is moved to the clip consensus;
+ * then it scores as a built one, with the same weights, and moving it again does nothing. */
+static void test_move_to_clip_logits(void **state)
+{
+    (void)state;
+    float zr[K * C], zm[K * C], y[C], y2[C];
+    struct nn_model *m = segment_logits_tail(1.2f, 2.1f);
+    assert_int_equal(nn_model_fusion_kind(m), NN_FUSION_LOGITS);
+    run(m, 1, zr, zm, y);
+    expect_scores(m, NN_FUSION_LOGITS, zr, zm, y);
+    assert_int_equal(nn_model_fuse_clip_logits(m), 1);
+    assert_int_equal(nn_model_fusion_kind(m), NN_FUSION_CLIP_LOGITS);
+    run(m, 1, zr, zm, y2);
+    expect_scores(m, NN_FUSION_CLIP_LOGITS, zr, zm, y2);
+    int differs = 0;
+    for (int j = 0; j < C; j++)
+        differs |= fabsf(y[j] - y2[j]) > 1e-4f;
+    assert_true(differs);
+    assert_int_equal(nn_model_fuse_clip_logits(m), 0);
+    /* the graph reads as nn_arch_two_stream writes it */
+    struct nn_node_view mean, soft;
+    int n = nn_graph_n_nodes(m->graph);
+    assert_int_equal(nn_graph_node_view(m->graph, n - 2, &mean), 0);
+    assert_int_equal(nn_graph_node_view(m->graph, n - 1, &soft), 0);
+    assert_string_equal(mean.name, "consensus");
+    assert_int_equal(mean.op, NN_OP_BATCHMEAN);
+    assert_string_equal(mean.in[0], "fused/logits");
+    assert_string_equal(mean.out, "fused/mean");
+    assert_string_equal(soft.name, "fused/softmax");
+    assert_int_equal(soft.op, NN_OP_SOFTMAX);
+    assert_string_equal(soft.in[0], "fused/mean");
+    assert_string_equal(soft.out, "scores");
+    nn_model_free(m);
+}
+
+/* Averaging the segments before the softmax, the temperature (the weights' sum) calibrates
+ * the scores and leaves the argmax alone; a softmax per segment lets it move the argmax. */
+static void test_temperature_keeps_the_argmax(void **state)
+{
+    (void)state;
+    float zr[K * C], zm[K * C];
+    uint64_t r = 23;
+    int moved[2] = {0, 0};
+    for (int clip = 0; clip < 200; clip++) {
+        for (int j = 0; j < K * C; j++) /* segments that disagree, as real ones do */
+            zr[j] = tl_uniform(&r, -3, 3), zm[j] = tl_uniform(&r, -3, 3);
+        for (int kind = 0; kind < 2; kind++) {
+            enum nn_fusion_kind f = kind ? NN_FUSION_LOGITS : NN_FUSION_CLIP_LOGITS;
+            int first = -1;
+            for (double T = 0.25; T <= 8; T *= 2) {
+                double w[2] = {T * 0.4, T * 0.6}, q[C];
+                fit_fusion_scores(f, zr, zm, K, C, w, q);
+                int best = 0;
+                for (int j = 1; j < C; j++)
+                    best = q[j] > q[best] ? j : best;
+                moved[kind] |= first >= 0 && best != first;
+                first = first < 0 ? best : first;
+            }
+        }
+    }
+    assert_false(moved[0]);
+    assert_true(moved[1]);
 }
 
 /* n clips of C classes: motion right on all but every `wrong`-th clip (margin mm), RGB right
@@ -182,7 +273,7 @@ static void test_weak_stream_helps(void **state)
     (void)state;
     static struct set s;
     make_set(&s, 200, 10, 3.f, 2.f, 5);
-    for (int kind = NN_FUSION_PROBS; kind <= NN_FUSION_LOGITS; kind++) {
+    for (int kind = NN_FUSION_PROBS; kind <= NN_FUSION_CLIP_LOGITS; kind++) {
         struct fit_fusion_pick p = pick((enum nn_fusion_kind)kind, &s);
         expect_consistent((enum nn_fusion_kind)kind, &s, &p);
         assert_true(p.acc > 0.9 + 1e-9); /* motion alone: 0.9, RGB alone: about chance */
@@ -199,16 +290,18 @@ static void test_temperature_follows_the_labels(void **state)
 {
     (void)state;
     static struct set s;
-    make_set(&s, 100, 0, 1.f, 0.f, 7);
-    struct fit_fusion_pick p = pick(NN_FUSION_LOGITS, &s);
-    expect_consistent(NN_FUSION_LOGITS, &s, &p);
-    assert_float_equal(p.acc, 1.0, 1e-12);
-    assert_true(p.w[0] + p.w[1] > 1.5);
-    make_set(&s, 100, 4, 6.f, 0.f, 9);
-    p = pick(NN_FUSION_LOGITS, &s);
-    expect_consistent(NN_FUSION_LOGITS, &s, &p);
-    assert_float_equal(p.acc, 0.75, 1e-12);
-    assert_true(p.w[0] + p.w[1] < 0.8);
+    for (int kind = NN_FUSION_LOGITS; kind <= NN_FUSION_CLIP_LOGITS; kind++) {
+        make_set(&s, 100, 0, 1.f, 0.f, 7);
+        struct fit_fusion_pick p = pick((enum nn_fusion_kind)kind, &s);
+        expect_consistent((enum nn_fusion_kind)kind, &s, &p);
+        assert_float_equal(p.acc, 1.0, 1e-12);
+        assert_true(p.w[0] + p.w[1] > 1.5);
+        make_set(&s, 100, 4, 6.f, 0.f, 9);
+        p = pick((enum nn_fusion_kind)kind, &s);
+        expect_consistent((enum nn_fusion_kind)kind, &s, &p);
+        assert_float_equal(p.acc, 0.75, 1e-12);
+        assert_true(p.w[0] + p.w[1] < 0.8);
+    }
 }
 
 /* The criterion per kind, against every candidate of a noisy set: in log space no weights of
@@ -220,21 +313,21 @@ static void test_criterion_per_kind(void **state)
     make_set(&s, 200, 6, 2.f, 1.5f, 11);
     for (int i = 0; i < s.n * K * C; i++) /* blur the set so that the two criteria part */
         s.zr[i] += (float)(i % 7) * 0.15f, s.zm[i] += (float)(i % 5) * 0.2f;
-    for (int kind = NN_FUSION_PROBS; kind <= NN_FUSION_LOGITS; kind++) {
+    for (int kind = NN_FUSION_PROBS; kind <= NN_FUSION_CLIP_LOGITS; kind++) {
         struct fit_fusion_pick p = pick((enum nn_fusion_kind)kind, &s);
         expect_consistent((enum nn_fusion_kind)kind, &s, &p);
         static const double ts[] = {0.5, 1, 2, 4};
         int parted = 0; /* some candidate beats the pick on the other kind's criterion */
-        for (int t = 0; t < (kind == NN_FUSION_LOGITS ? 4 : 1); t++)
+        for (int t = 0; t < (kind != NN_FUSION_PROBS ? 4 : 1); t++)
             for (int u = 0; u <= 20; u++) {
-                double T = kind == NN_FUSION_LOGITS ? ts[t] : 1;
+                double T = kind != NN_FUSION_PROBS ? ts[t] : 1;
                 struct fit_fusion_pick q = {.w = {T * u / 20, T * (20 - u) / 20}};
                 fill_pick((enum nn_fusion_kind)kind, &s, &q);
-                if (kind == NN_FUSION_LOGITS)
+                if (kind != NN_FUSION_PROBS)
                     assert_true(p.nll <= q.nll + 1e-12);
                 else
                     assert_true(p.acc >= q.acc - 1e-12);
-                parted |= kind == NN_FUSION_LOGITS ? q.acc > p.acc + 1e-12 : q.nll < p.nll - 1e-12;
+                parted |= kind != NN_FUSION_PROBS ? q.acc > p.acc + 1e-12 : q.nll < p.nll - 1e-12;
             }
         assert_true(parted);
     }
@@ -244,6 +337,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scores_match_graphs),
+        cmocka_unit_test(test_move_to_clip_logits),
+        cmocka_unit_test(test_temperature_keeps_the_argmax),
         cmocka_unit_test(test_weak_stream_helps),
         cmocka_unit_test(test_temperature_follows_the_labels),
         cmocka_unit_test(test_criterion_per_kind),
