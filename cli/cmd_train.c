@@ -142,9 +142,8 @@ int cli_cmd_train(int argc, char **argv)
         return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
     if (!o.dataset || !o.out)
         return cli_usage_error("train", "-d DATASET and -o MODEL are required");
-    if (from && (shape_opt || o.resume))
-        return cli_usage_error("train", "--from takes the model's shape and weights: not with '%s'",
-                               o.resume ? "--resume" : shape_opt);
+    if (from && shape_opt)
+        return cli_usage_error("train", "--from takes the model's shape: not with '%s'", shape_opt);
     if (o.epochs == 0 && !from)
         return cli_usage_error("train", "--epochs 0 only with --from (to choose the fusion again)");
     struct nn_model *m = NULL;

@@ -217,9 +217,11 @@ enum nn_fusion_kind nn_model_fusion_kind(const struct nn_model *m)
     for (int i = 0; i < 2; i++) {
         int producer = g->values[f->in[i]].producer;
         if (producer < 0 || g->nodes[producer].op != NN_OP_SOFTMAX) {
-            int next = only_consumer(g, f->out);
-            return next >= 0 && g->nodes[next].op == NN_OP_BATCHMEAN ? NN_FUSION_CLIP_LOGITS
-                                                                     : NN_FUSION_LOGITS;
+            int mean = only_consumer(g, f->out);
+            int soft = mean >= 0 && g->nodes[mean].op == NN_OP_BATCHMEAN
+                           ? only_consumer(g, g->nodes[mean].out) : -1;
+            return soft >= 0 && g->nodes[soft].op == NN_OP_SOFTMAX ? NN_FUSION_CLIP_LOGITS
+                                                                  : NN_FUSION_LOGITS;
         }
     }
     return NN_FUSION_PROBS;

@@ -50,9 +50,11 @@ expect_match "--from: the fusion chosen again" 'choosing the fusion weights agai
 streams() { python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["streams"]))' "$1"; }
 [ -n "$(streams "$TMP/e1.json")" ] && [ "$(streams "$TMP/e1.json")" = "$(streams "$TMP/e2.json")" ] &&
     ok "--from, 0 epochs: the streams untouched" || not_ok "--from, 0 epochs: the streams changed"
-expect_status "--from, 1 epoch" 0 "$ACTIOND" train --from "$TMP/m.adm" -d "$TMP/d" -o "$TMP/f1.adm" \
-    --epochs 1 --batch 2 --lr 0.001 --loader-threads 1
-expect_lines "--from, 1 epoch: one log line" 1 "$(cat "$TMP/f1.adm.train.jsonl")"
+ft=(--from "$TMP/m.adm" -d "$TMP/d" -o "$TMP/f1.adm" --epochs 2 --batch 2 --lr 0.001 --loader-threads 1)
+expect_status "--from, stopped after 1 of 2 epochs" 0 "$ACTIOND" train "${ft[@]}" --stop-after 1
+expect_status "--from, resumed" 0 "$ACTIOND" train "${ft[@]}" --resume "$TMP/f1.adm.ckpt"
+expect_match "--from, resumed at epoch 2" 'resuming at epoch 2' "$ERR"
+expect_lines "--from: one log line per epoch" 2 "$(cat "$TMP/f1.adm.train.jsonl")"
 expect_status "info of the fine-tuned model" 0 "$ACTIOND" info "$TMP/f1.adm"
 expect_match "--from keeps the model's shape" '3 classes, input 48x48, K=2 segments, motion mv \(L=2\), 8.0 fps' "$OUT"
 expect_status "--from with a shape option" 2 "$ACTIOND" train --from "$TMP/m.adm" -d "$TMP/d" \
