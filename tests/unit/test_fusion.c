@@ -23,9 +23,11 @@ static void add_node(struct nn_graph *g, struct nn_node_desc d)
         fail_msg("%s", em.text);
 }
 
-/* The fusion tail alone, as an ONNX two-stream import builds it: logits in, each stream's
- * softmax, the weighted sum of the probabilities, the segment mean. */
-static struct nn_model *probs_tail(float w0, float w1)
+/* A fusion tail alone: logits in as "rgb" and "motion", each stream's softmax, then the
+ * fusion of `fused_in` (the logits or the probabilities) and the nodes after it up to
+ * "scores". */
+static struct nn_model *tail(const char *fused_in, const struct nn_node_desc *after, int n_after,
+                             float w0, float w1)
 {
     struct nn_model *m = nn_model_new();
     struct err_msg em = {{0}};
@@ -34,36 +36,34 @@ static struct nn_model *probs_tail(float w0, float w1)
     assert_true(nn_graph_add_input(m->graph, "motion", &s, &em) >= 0);
     add_node(m->graph, tl_node("rgb/softmax", NN_OP_SOFTMAX, "rgb", "rgb/prob"));
     add_node(m->graph, tl_node("motion/softmax", NN_OP_SOFTMAX, "motion", "motion/prob"));
-    struct nn_node_desc f = tl_node("fusion", NN_OP_WSUM, "rgb/prob", "fused");
+    int probs = strcmp(fused_in, "prob") == 0;
+    struct nn_node_desc f = tl_node("fusion", NN_OP_WSUM, probs ? "rgb/prob" : "rgb", "fused");
     f.n_in = 2;
-    f.in[1] = "motion/prob";
+    f.in[1] = probs ? "motion/prob" : "motion";
     add_node(m->graph, f);
-    add_node(m->graph, tl_node("consensus", NN_OP_BATCHMEAN, "fused", "scores"));
+    for (int i = 0; i < n_after; i++)
+        add_node(m->graph, after[i]);
     assert_int_equal(nn_graph_add_output(m->graph, "scores", &em), 0);
     assert_int_equal(nn_model_set_fusion(m, w0, w1, &em), 0);
     return m;
 }
 
-/* The fusion tail of the models of 2026-11-28 to 30: logits in, their weighted sum, a
- * softmax per segment, the segment mean; rgb/prob and motion/prob as the arch builds them. */
+/* As an ONNX two-stream import builds it: the weighted sum of the probabilities, the mean. */
+static struct nn_model *probs_tail(float w0, float w1)
+{
+    struct nn_node_desc mean = tl_node("consensus", NN_OP_BATCHMEAN, "fused", "scores");
+    return tail("prob", &mean, 1, w0, w1);
+}
+
+/* The tail of the models of 2026-11-28 to 30: the weighted sum of the logits, a softmax per
+ * segment, then the mean. */
 static struct nn_model *segment_logits_tail(float w0, float w1)
 {
-    struct nn_model *m = nn_model_new();
-    struct err_msg em = {{0}};
-    struct nn_shape s = {2, {K, C}};
-    assert_true(nn_graph_add_input(m->graph, "rgb", &s, &em) >= 0);
-    assert_true(nn_graph_add_input(m->graph, "motion", &s, &em) >= 0);
-    add_node(m->graph, tl_node("rgb/softmax", NN_OP_SOFTMAX, "rgb", "rgb/prob"));
-    add_node(m->graph, tl_node("motion/softmax", NN_OP_SOFTMAX, "motion", "motion/prob"));
-    struct nn_node_desc f = tl_node("fusion", NN_OP_WSUM, "rgb", "fused/logits");
-    f.n_in = 2;
-    f.in[1] = "motion";
-    add_node(m->graph, f);
-    add_node(m->graph, tl_node("fused/softmax", NN_OP_SOFTMAX, "fused/logits", "fused"));
-    add_node(m->graph, tl_node("consensus", NN_OP_BATCHMEAN, "fused", "scores"));
-    assert_int_equal(nn_graph_add_output(m->graph, "scores", &em), 0);
-    assert_int_equal(nn_model_set_fusion(m, w0, w1, &em), 0);
-    return m;
+    struct nn_node_desc after[2] = {
+        tl_node("fused/softmax", NN_OP_SOFTMAX, "fused", "fused/prob"),
+        tl_node("consensus", NN_OP_BATCHMEAN, "fused/prob", "scores"),
+    };
+    return tail("logits", after, 2, w0, w1);
 }
 
 /* Runs m on random inputs; the stream logits it saw (recovered from rgb/prob and
@@ -167,7 +167,7 @@ static void test_move_to_clip_logits(void **state)
     assert_int_equal(nn_graph_node_view(m->graph, n - 1, &soft), 0);
     assert_string_equal(mean.name, "consensus");
     assert_int_equal(mean.op, NN_OP_BATCHMEAN);
-    assert_string_equal(mean.in[0], "fused/logits");
+    assert_string_equal(mean.in[0], "fused");
     assert_string_equal(mean.out, "fused/mean");
     assert_string_equal(soft.name, "fused/softmax");
     assert_int_equal(soft.op, NN_OP_SOFTMAX);
