@@ -123,17 +123,17 @@ int cli_cmd_train(int argc, char **argv)
     o.progress_bar = isatty(STDERR_FILENO);
     optind = 1;
     opterr = 0;
-    int ch;
+    int ch, li = -1;
     const char *from = NULL, *shape_opt = NULL;
-    while ((ch = getopt_long(argc, argv, "d:o:", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "d:o:", longopts, &li)) != -1) {
         if (ch == '?' || ch == ':')
             return cli_usage_error("train", "unknown or incomplete option '%s'", argv[optind - 1]);
         if (ch == 'F') {
             from = optarg;
             continue;
         }
-        if (strchr("aWsMLKfD", ch))
-            shape_opt = argv[optind - 1 - (optarg == argv[optind - 1])];
+        if (strchr("aWsMLKfD", ch)) /* long options only: li names it */
+            shape_opt = longopts[li].name;
         int rc = train_opt(&o, ch, optarg);
         if (rc)
             return rc;
@@ -143,7 +143,7 @@ int cli_cmd_train(int argc, char **argv)
     if (!o.dataset || !o.out)
         return cli_usage_error("train", "-d DATASET and -o MODEL are required");
     if (from && shape_opt)
-        return cli_usage_error("train", "--from takes the model's shape: not with '%s'", shape_opt);
+        return cli_usage_error("train", "--from takes the model's shape: not with '--%s'", shape_opt);
     if (o.epochs == 0 && !from)
         return cli_usage_error("train", "--epochs 0 only with --from (to choose the fusion again)");
     struct nn_model *m = NULL;

@@ -26,15 +26,17 @@ void fit_fusion_scores(enum nn_fusion_kind kind, const float *zr, const float *z
                        const double w[2], double *out)
 {
     double a[NN_MAX_CLASSES], b[NN_MAX_CLASSES], pr[NN_MAX_CLASSES], pm[NN_MAX_CLASSES];
-    for (int j = 0; j < c; j++)
-        out[j] = b[j] = 0;
-    if (kind == NN_FUSION_CLIP_LOGITS) {
-        for (int s = 0; s < k; s++)
-            for (int j = 0; j < c; j++)
-                b[j] += (w[0] * zr[(size_t)s * c + j] + w[1] * zm[(size_t)s * c + j]) / k;
-        softmax_row(b, c, out);
+    if (kind == NN_FUSION_CLIP_LOGITS) { /* the segments' fused logits averaged, one softmax */
+        for (int j = 0; j < c; j++) {
+            a[j] = 0;
+            for (int s = 0; s < k; s++)
+                a[j] += (w[0] * zr[(size_t)s * c + j] + w[1] * zm[(size_t)s * c + j]) / k;
+        }
+        softmax_row(a, c, out);
         return;
     }
+    for (int j = 0; j < c; j++)
+        out[j] = 0;
     for (int s = 0; s < k; s++) {
         for (int j = 0; j < c; j++) {
             a[j] = zr[(size_t)s * c + j];
