@@ -93,8 +93,15 @@ def interval(p):
 
 
 def predicted(r):
+    """The table's prediction of the kept choice, and whether the stage's check in measured
+    time chose again (the first choice's measured latency)."""
     p = r["latency_predicted"]
-    return f"; table {1 / p:.1f}×" if p else ""
+    if not p:
+        return ""
+    c = r["report"].get("latency_check") or {}
+    again = (f"; a first choice measured {1 / c['measured']:.2f}× was chosen again"
+             if c.get("retarget") else "")
+    return f"; table {1 / p:.1f}×{again}"
 
 
 def table(rows, target, target_params, mode):
@@ -111,7 +118,9 @@ def table(rows, target, target_params, mode):
              f"{cpu_name()}, {os.cpu_count()} cores. Latency: one clip (3 segments), one "
              "thread, median of the runs; each method's input and output timed interleaved in the same "
              "process, the ratio taken pair by pair (the uncompressed row gives the median of "
-             "those input timings; \"table\": the latency table's prediction). Time per FLOP: latency per counted FLOP against the input's "
+             "those input timings; \"table\": the latency table's prediction; a choice the "
+             "decomposition stage measured over the limit was chosen again, once, to a lower "
+             "table limit). Time per FLOP: latency per counted FLOP against the input's "
              "(the FLOPs cut over the latency cut; above 1 the kept FLOPs run slower than the "
              "input's did). Δ top-1 is against the uncompressed model on the same "
              "test clips; its 95 % interval comes from a paired bootstrap over those clips "

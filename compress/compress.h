@@ -118,6 +118,13 @@ struct compress_report {
     char prune[16], ranks[16];
     double target_flops, target_params, target_latency; /* 0 = no limit */
     double latency_predicted; /* the kept genome's, from the latency table (0: no table) */
+    /* The decomposition stage's check of its choice in measured time (with a latency limit;
+     * else all 0): the first choice's predicted and measured latency (fractions of the input's
+     * time, timed beside it as ms_output / ms_input is); when the measured one was over the
+     * limit, the table limit the ranks were chosen again with (limit * predicted / measured)
+     * and that choice's measured latency (0 when the first choice was within). */
+    double latency_first_predicted, latency_first_measured;
+    double latency_retarget, latency_retarget_measured;
     int n_layers;
     struct compress_layer *layers;
     int n_points;

@@ -65,7 +65,16 @@ struct cmp_ctx {
     struct cmp_rank *ranks;  /* the Tucker stage's layers */
     int n_ranks;
     double val_base[3];      /* the input's validation top-1: fused, RGB, motion (< 0: none) */
+    /* How the decomposition stage measures a built model's one-thread latency as a fraction
+     * of the input's; NULL: cmp_latency_ratio. Tests give it a machine whose table errs. */
+    int (*latency_ratio)(const struct cmp_ctx *c, const struct nn_model *m, double *ratio,
+                         struct err_msg *em);
 };
+
+/* m's one-thread latency over the input's, the two timed interleaved (o->latency_runs runs)
+ * and the ratio of their medians, as the report's ms_output / ms_input is taken. */
+int cmp_latency_ratio(const struct cmp_ctx *c, const struct nn_model *m, double *ratio,
+                      struct err_msg *em);
 
 /* The decomposition stage's latency table (lat_table.c): per layer, its one-thread time at
  * a grid of ranks, measured with the layer decomposed, as a fraction of the input model's

@@ -152,3 +152,17 @@ int cmp_measure(const struct nn_model *m, int runs, struct cmp_measure *me, stru
 {
     return cmp_measure_many(&m, 1, runs, me, em);
 }
+
+int cmp_latency_ratio(const struct cmp_ctx *c, const struct nn_model *m, double *ratio,
+                      struct err_msg *em)
+{
+    const struct nn_model *both[2] = {c->input, m};
+    struct cmp_measure me[2];
+    int rc = cmp_measure_many(both, 2, c->o->latency_runs, me, em);
+    if (rc)
+        return rc;
+    *ratio = me[1].ms / (me[0].ms > 0 ? me[0].ms : 1e-9);
+    cmp_measure_free(&me[0]);
+    cmp_measure_free(&me[1]);
+    return 0;
+}

@@ -125,6 +125,17 @@ static json_t *point_json(const struct compress_point *p)
                      p->test_right, "seconds", p->seconds);
 }
 
+/* The decomposition stage's check in measured time; the second choice's figures are null
+ * when the first was within the limit. */
+static json_t *latency_check_json(const struct compress_report *r)
+{
+    int again = r->latency_retarget > 0;
+    return json_pack("{s:f, s:f, s:o, s:o}", "predicted", r->latency_first_predicted,
+                     "measured", r->latency_first_measured, "retarget",
+                     again ? json_real(r->latency_retarget) : json_null(), "retarget_measured",
+                     again ? json_real(r->latency_retarget_measured) : json_null());
+}
+
 /* --ga-check: each genome's scores before and after fine-tuning, and the rank correlation
  * (null when undefined: fewer than 3 genomes, or all alike). */
 static json_t *checks_json(const struct compress_report *r)
@@ -157,7 +168,8 @@ int compress_report_write_json(const struct compress_report *r, const char *path
                           r->ms_output, "points", points, "layers", layers);
     if (j && r->target_latency > 0 &&
         (json_object_set_new(j, "target_latency", json_real(r->target_latency)) != 0 ||
-         json_object_set_new(j, "latency_predicted", json_real(r->latency_predicted)) != 0)) {
+         json_object_set_new(j, "latency_predicted", json_real(r->latency_predicted)) != 0 ||
+         json_object_set_new(j, "latency_check", latency_check_json(r)) != 0)) {
         json_decref(j);
         j = NULL;
     }
@@ -225,6 +237,15 @@ void compress_report_print(const struct compress_report *r, FILE *f)
         }
         fprintf(f, "Spearman's rho, fitness against the fine-tuned score: %.3f\n",
                 r->check_rank_corr);
+    }
+    if (r->target_latency > 0) {
+        fprintf(f, "\nlatency limit %.3f of the input's: the choice predicted %.3f, measured "
+                   "%.3f", r->target_latency, r->latency_first_predicted,
+                r->latency_first_measured);
+        if (r->latency_retarget > 0)
+            fprintf(f, "; chosen again at a table limit of %.3f: predicted %.3f, measured %.3f",
+                    r->latency_retarget, r->latency_predicted, r->latency_retarget_measured);
+        fputc('\n', f);
     }
     if (r->n_points >= 2) {
         const struct compress_point *a = &r->points[0], *b = &r->points[r->n_points - 1];

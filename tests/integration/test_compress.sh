@@ -51,6 +51,18 @@ if jq -e '.target_latency == 0.25 and .latency_predicted > 0 and .latency_predic
 else
     not_ok "the prediction is within the limit ($(jq .latency_predicted "$TMP/l.json"))"
 fi
+expect_match "logs the check in measured time" 'latency of the choice .* measured' "$ERR"
+# the check's second choice, when the first was measured over the limit, keeps to its table limit
+if jq -e '.latency_check.measured > 0 and .latency_check.predicted > 0 and
+          (if .latency_check.measured > 0.25
+           then (.latency_check.retarget - 0.25 * .latency_check.predicted
+                 / .latency_check.measured) as $d | $d < 1e-5 and $d > -1e-5
+                and .latency_predicted <= .latency_check.retarget + 1e-6
+           else .latency_check.retarget == null end)' "$TMP/l.json" >/dev/null; then
+    ok "the report holds the check ($(jq -c .latency_check "$TMP/l.json"))"
+else
+    not_ok "the report holds the check ($(jq -c .latency_check "$TMP/l.json"))"
+fi
 
 # flops of the first and the last point of a report
 points() { jq -r '[.points[0].flops, .points[-1].flops, .points[0].params, .points[-1].params] | @tsv' "$1"; }

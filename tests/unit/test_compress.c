@@ -228,6 +228,88 @@ static void test_latency_budget(void **state)
     nn_model_free(in);
 }
 
+/* Machines on which the decomposition stage's check measures a fixed latency, whatever its
+ * table predicted: one where the table was optimistic, one where it was right. */
+static double measured_latency;
+static int fixed_latency(const struct cmp_ctx *c, const struct nn_model *m, double *ratio,
+                         struct err_msg *em)
+{
+    (void)c;
+    (void)m;
+    (void)em;
+    *ratio = measured_latency;
+    return 0;
+}
+
+static void stage_with_check(const struct nn_model *in, enum compress_ranks r, double measured,
+                             struct compress_report *rep)
+{
+    struct compress_opts o;
+    data_free(&o, COMPRESS_PRUNE_NONE, r);
+    o.target_flops = 1; /* the latency is the limit that binds */
+    o.target_latency = 0.5;
+    o.population = 4;
+    o.generations = 2;
+    memset(rep, 0, sizeof *rep);
+    struct cmp_ctx c = {.o = &o, .input = in, .rep = rep, .val_base = {-1, -1, -1},
+                        .latency_ratio = fixed_latency};
+    measured_latency = measured;
+    struct nn_model *out = NULL;
+    struct err_msg em = {{0}};
+    if (cmp_stage_tucker(&c, in, cmp_budget_of(in, &o, 1), &out, &em))
+        fail_msg("cmp_stage_tucker: %s", em.text);
+    assert_int_equal(nn_graph_check(out->graph, &em), 0);
+    assert_true(rep->latency_first_predicted > 0 && rep->latency_first_predicted <= 0.5 + 1e-9);
+    assert_true(rep->latency_first_measured == measured);
+    nn_model_free(out);
+    free(c.ranks);
+}
+
+/* A choice measured over the latency limit is made again, once, to the table's limit scaled
+ * by predicted / measured, for every rank method (the GA from the genomes it scored); one
+ * measured within it stands. The report's JSON carries both. */
+static void test_latency_checked_in_measured_time(void **state)
+{
+    (void)state;
+    struct nn_model *in = two_stream(0.5f);
+    struct compress_report rep;
+    for (int r = COMPRESS_RANKS_GA; r <= COMPRESS_RANKS_UNIFORM; r++) {
+        stage_with_check(in, (enum compress_ranks)r, 0.6, &rep);
+        double want = 0.5 * rep.latency_first_predicted / 0.6;
+        assert_float_equal(rep.latency_retarget, want, 1e-12);
+        assert_true(rep.latency_predicted <= want + 1e-9);
+        assert_true(rep.latency_predicted < rep.latency_first_predicted);
+        assert_true(rep.latency_retarget_measured == 0.6);
+        if (r == COMPRESS_RANKS_GA) /* no validation clips: a score of -1, less its thrift */
+            assert_true(rep.ga_fitness < -1 && rep.ga_fitness >= -1.01 - 1e-12);
+    }
+    stage_with_check(in, COMPRESS_RANKS_UNIFORM, 0.45, &rep);
+    assert_true(rep.latency_retarget == 0 && rep.latency_retarget_measured == 0);
+    assert_true(rep.latency_predicted == rep.latency_first_predicted);
+
+    rep.target_latency = 0.5;
+    char path[64];
+    struct err_msg em = {{0}};
+    snprintf(path, sizeof path, "/tmp/actiond-check-%d.json", (int)getpid());
+    for (int k = 0; k < 2; k++) {
+        if (k)
+            rep.latency_retarget = 0.4, rep.latency_retarget_measured = 0.49;
+        assert_int_equal(compress_report_write_json(&rep, path, &em), 0);
+        json_error_t je;
+        json_t *j = json_load_file(path, 0, &je);
+        assert_non_null(j);
+        json_t *lc = json_object_get(j, "latency_check");
+        assert_true(fabs(json_real_value(json_object_get(lc, "measured")) - 0.45) < 1e-6);
+        assert_true(fabs(json_real_value(json_object_get(lc, "predicted")) -
+                         rep.latency_first_predicted) < 1e-5);
+        json_t *again = json_object_get(lc, "retarget");
+        assert_true(k ? fabs(json_real_value(again) - 0.4) < 1e-6 : json_is_null(again));
+        json_decref(j);
+    }
+    remove(path);
+    nn_model_free(in);
+}
+
 /* The compressed model exports to ONNX, and the import computes what it computes. */
 static void test_compressed_model_round_trips_onnx(void **state)
 {
@@ -614,6 +696,7 @@ int main(void)
         cmocka_unit_test(test_every_data_free_method_meets_its_budget),
         cmocka_unit_test(test_latency_table_interpolates),
         cmocka_unit_test(test_latency_budget),
+        cmocka_unit_test(test_latency_checked_in_measured_time),
         cmocka_unit_test(test_compressed_model_round_trips_onnx),
         cmocka_unit_test(test_resnet18_data_free),
         cmocka_unit_test(test_nb_ga_on_data),
