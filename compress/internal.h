@@ -144,6 +144,13 @@ int cmp_test_eval(const struct cmp_ctx *c, const struct nn_model *m, struct fit_
  * n < 3 or when either is constant. */
 double cmp_spearman(const double *x, const double *y, int n);
 
+/* The largest scale top * k / steps (k = steps .. 1) that fits(ud, scale) accepts, 0 when
+ * none does. A scan from the top, not a bisection: a rank scale's cost is not monotonic (a
+ * layer at full ranks is kept whole and can be faster than at ranks just below it; a
+ * measured latency table has bumps), and a bisection that met a bump settled far below the
+ * budget. */
+double cmp_scale_scan(double top, int steps, int (*fits)(void *ud, double s), void *ud);
+
 /* Stage 1: a new model with channels pruned so that its cost is within `target`. */
 int cmp_stage_prune(struct cmp_ctx *c, const struct nn_model *in, struct cmp_budget target,
                     struct nn_model **out, struct err_msg *em);

@@ -262,12 +262,23 @@ static void scaled(const struct tucker_run *t, const int *from, double s, int *g
     }
 }
 
+struct scan_ud {
+    const struct tucker_run *t;
+    const int *from;
+    int *tmp;
+};
+
+static int scaled_fits(void *ud, double s)
+{
+    struct scan_ud *u = ud;
+    scaled(u->t, u->from, s, u->tmp);
+    return genome_cost(u->t, u->tmp) <= 1;
+}
+
 /* Ranks s * from[] (clamped to their bounds) for the largest s whose cost fits the budget:
  * down when from[] is over it, up when it leaves budget unused, so that every rank method
- * spends the same budget and keeps only its shape. A scan from the top, not a bisection:
- * the cost is not monotonic in s (a layer at full ranks is kept whole and can be faster
- * than at ranks just below; a latency table is measured, so it has bumps), and a bisection
- * that met a bump settled far below the budget. ERR_RANGE when not even ranks of 1 fit. */
+ * spends the same budget and keeps only its shape (the scan: cmp_scale_scan). ERR_RANGE when
+ * not even ranks of 1 fit. */
 static int scale_to_budget(const struct tucker_run *t, const int *from, int *g, struct err_msg *em)
 {
     enum { STEPS = 4096 };
@@ -275,23 +286,24 @@ static int scale_to_budget(const struct tucker_run *t, const int *from, int *g, 
     for (int k = 0; k < 2 * t->n; k++)
         if (from[k] > 0 && (double)t->hi[k] / from[k] > top)
             top = (double)t->hi[k] / from[k];
-    int *tmp = malloc(sizeof(int) * 2 * (size_t)t->n);
-    if (!tmp)
+    struct scan_ud u = {t, from, malloc(sizeof(int) * 2 * (size_t)t->n)};
+    if (!u.tmp)
         return err_set(em, ERR_NOMEM, "out of memory");
-    double s = 0;
-    for (int k = STEPS; k > 0; k--) {
-        scaled(t, from, top * k / STEPS, tmp);
-        if (genome_cost(t, tmp) <= 1) {
-            s = top * k / STEPS;
-            break;
-        }
-    }
-    free(tmp);
+    double s = cmp_scale_scan(top, STEPS, scaled_fits, &u);
+    free(u.tmp);
     scaled(t, from, s, g);
     if (genome_cost(t, g) > 1)
         return err_set(em, ERR_RANGE, "decomposition cannot reach the budget: %.2f times it "
                                       "at the lowest ranks",
                        genome_cost(t, g));
+    return 0;
+}
+
+double cmp_scale_scan(double top, int steps, int (*fits)(void *ud, double s), void *ud)
+{
+    for (int k = steps; k > 0; k--)
+        if (fits(ud, top * k / steps))
+            return top * k / steps;
     return 0;
 }
 

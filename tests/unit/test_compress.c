@@ -228,6 +228,33 @@ static void test_latency_budget(void **state)
     nn_model_free(in);
 }
 
+/* A cost that dips under the budget twice: fits on [0, 0.3] and again on [0.5, 0.6]. */
+static int bumpy_fits(void *ud, double s)
+{
+    (*(int *)ud)++;
+    return s <= 0.3 || (s >= 0.5 && s <= 0.6);
+}
+
+static int never_fits(void *ud, double s)
+{
+    (void)ud;
+    (void)s;
+    return 0;
+}
+
+/* The rank scale is the largest that fits even when the cost is not monotonic in it; a
+ * bisection from [0, 1] would have settled near 0.3. */
+static void test_scale_scan_not_monotonic(void **state)
+{
+    (void)state;
+    int calls = 0;
+    double s = cmp_scale_scan(1, 1000, bumpy_fits, &calls);
+    assert_float_equal(s, 0.6, 1e-12);
+    assert_int_equal(calls, 401); /* 1.000 down to 0.600 */
+    assert_float_equal(cmp_scale_scan(2, 8, bumpy_fits, &calls), 0.5, 1e-12);
+    assert_true(cmp_scale_scan(1, 1000, never_fits, NULL) == 0);
+}
+
 /* Machines on which the decomposition stage's check measures a fixed latency, whatever its
  * table predicted: one where the table was optimistic, one where it was right. */
 static double measured_latency;
@@ -697,6 +724,7 @@ int main(void)
         cmocka_unit_test(test_latency_table_interpolates),
         cmocka_unit_test(test_latency_budget),
         cmocka_unit_test(test_latency_checked_in_measured_time),
+        cmocka_unit_test(test_scale_scan_not_monotonic),
         cmocka_unit_test(test_compressed_model_round_trips_onnx),
         cmocka_unit_test(test_resnet18_data_free),
         cmocka_unit_test(test_nb_ga_on_data),
