@@ -136,7 +136,7 @@ def table(rows, target, target_params, mode):
     for r in rows:
         lines.append(f"| {LABELS.get(r['method'], r['method'])} | {r['params']:,} "
                      f"({r['params_x']:.1f}× fewer) | {r['flops'] / 1e6:.1f} ({r['flops_x']:.1f}×) "
-                     f"| {r['ms']:.2f} ms ({r['latency_x']:.1f}× lower{predicted(r)}) | "
+                     f"| {r['ms']:.2f} ms ({r['latency_x']:.2f}× lower{predicted(r)}) | "
                      f"{r['flops_x'] / r['latency_x']:.2f} | {r['test_top1']:.3f} | "
                      f"{100 * r['delta']:+.1f} pt | {interval(r['vs_input'])} | "
                      f"{unseen_cell(r)} | {r['minutes']:.1f} |")
