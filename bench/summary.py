@@ -6,6 +6,7 @@ usage: summary.py INDEX.jsonl MODE OUT_STEM TOP [--partial]   (partial: write no
 INDEX lines: {"name", "file" (its results JSON or null), "markdown" (its printed tables),
 "seconds", "status" ("ok", "failed", "reused")}."""
 import json
+import math
 import os
 import platform
 import statistics as st
@@ -94,7 +95,7 @@ def headline_rows(res, status):
                 else "")
         rows.append((f"compression nb + ga ({c['mode']} run of bench/compress.sh{when}), default model",
                      f"{a['flops'] / b['flops']:.1f}× fewer FLOPs, {a['params'] / b['params']:.1f}× fewer params, "
-                     f"{rep['ms_input'] / rep['ms_output']:.2f}× lower latency; test top-1 "
+                     f"{math.floor(100 * rep['ms_input'] / rep['ms_output']) / 100:.2f}× lower latency; test top-1 "
                      f"{a['test_top1']:.3f} → {b['test_top1']:.3f}"))
     r = res.get("reliability")
     if r:
