@@ -88,7 +88,7 @@ def headline_rows(res, status):
                      f"flow {t['flow']['ratio_median']:.2f}×"))
     c = res.get("compress")
     if c and "nb-ga" in c.get("runs", {}):
-        # two decimals for the latency: one rounded 3.9995× to "4.0×", across the goal of 4×
+        # the latency cut to two decimals rounded down: 3.9995× once read "4.0×", across the goal
         rep = c["runs"]["nb-ga"]
         a, b = rep["points"][0], rep["points"][-1]
         when = (f", reused from {c['date'][:10]}, not rerun by this run" if status.get("compress") == "reused"

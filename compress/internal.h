@@ -54,6 +54,10 @@ struct cmp_rank {
     double rel_err;
 };
 
+struct cmp_ctx;
+typedef int (*cmp_latency_fn)(const struct cmp_ctx *c, const struct nn_model *m, double *ratio,
+                              struct err_msg *em);
+
 /* What the stages share: options, clips, the reference model, results for the report. */
 struct cmp_ctx {
     const struct compress_opts *o;
@@ -67,8 +71,7 @@ struct cmp_ctx {
     double val_base[3];      /* the input's validation top-1: fused, RGB, motion (< 0: none) */
     /* How the decomposition stage measures a built model's one-thread latency as a fraction
      * of the input's; NULL: cmp_latency_ratio. Tests give it a machine whose table errs. */
-    int (*latency_ratio)(const struct cmp_ctx *c, const struct nn_model *m, double *ratio,
-                         struct err_msg *em);
+    cmp_latency_fn latency_ratio;
 };
 
 /* m's one-thread latency over the input's, the two timed interleaved (o->latency_runs runs)

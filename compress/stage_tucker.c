@@ -601,8 +601,7 @@ static int check_latency(struct tucker_run *t, int *g, struct nn_model **m, stru
 {
     struct cmp_ctx *c = t->c;
     struct compress_report *rep = c->rep;
-    int (*ratio)(const struct cmp_ctx *, const struct nn_model *, double *, struct err_msg *) =
-        c->latency_ratio ? c->latency_ratio : cmp_latency_ratio;
+    cmp_latency_fn ratio = c->latency_ratio ? c->latency_ratio : cmp_latency_ratio;
     double limit = t->budget.latency, p = genome_latency(t, g), q;
     int rc = ratio(c, *m, &q, em);
     if (rc)
