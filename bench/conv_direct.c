@@ -4,6 +4,7 @@
  *   make && cc -O2 -I. -D_GNU_SOURCE bench/conv_direct.c build/libactiond.a \
  *      $(pkg-config --libs openblas lapacke jansson) -lm -pthread -o build/conv_direct
  *   OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=1 nice -n 10 build/conv_direct [ROUNDS] */
+#include "bench/timing.h"
 #include "nn/ops.h"
 
 #include <math.h>
@@ -23,6 +24,7 @@ struct shape {
 static const struct shape shapes[] = {
     {"small motion0 conv", 3, 6, 11, 112, 3, 1},
     {"small rgb0 tucker core", 1, 2, 6, 112, 3, 1},
+    {"nb+ga motion0 core", 1, 8, 6, 112, 3, 1},
     {"brief 3->6 conv", 3, 3, 6, 112, 3, 1},
     {"small rgb1 conv", 3, 6, 8, 56, 3, 1},
     {"small motion1 core", 1, 11, 15, 56, 3, 1},
@@ -43,19 +45,6 @@ static const struct shape shapes[] = {
     {"stride 2 8->16", 1, 8, 16, 112, 3, 2},
     {"5x5 4->8", 1, 4, 8, 56, 5, 1},
 };
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 struct bufs {
     float *x, *w, *b, *y, *yref, *scratch, *u2, *u4;
@@ -80,16 +69,6 @@ static void run(enum kernel k, const struct nn_conv_geom *g, struct bufs *m)
         break;
     case K_COUNT: break;
     }
-}
-
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        num += (double)(a[i] - b[i]) * (a[i] - b[i]);
-        den += (double)b[i] * b[i];
-    }
-    return sqrt(num / (den > 0 ? den : 1));
 }
 
 static void bench_shape(const struct shape *s, int rounds)

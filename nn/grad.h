@@ -35,11 +35,7 @@ void nn_conv_backward(const struct nn_conv_geom *g, const float *x, const float 
                       const float *u_dx, const float *dy, float *dx, int acc, float *dw,
                       float *db, float *col);
 
-/* A Tucker-2 layer over the whole batch: 1x1 (Cin -> Rin), the core (Rin -> Rout, with the
- * layer's stride, padding and dilation), 1x1 (Rout -> Cout, with the bias). */
-struct nn_tucker_geom {
-    struct nn_conv_geom in, core, out;
-};
+/* A Tucker-2 layer (struct nn_tucker_geom, ops.h) over the whole batch. */
 /* Floats of scratch for nn_tucker_forward and nn_tucker_backward. */
 size_t nn_tucker_scratch(const struct nn_tucker_geom *t);
 /* Keeps the two intermediate maps (mid1 [N,Rin,H,W], mid2 [N,Rout,Ho,Wo]) for backward. */

@@ -1,8 +1,10 @@
 /* op_conv_direct.c — direct convolution for dense convs with few channels (the small
  * layers a compressed model is left with), where im2col + SGEMM has too few output rows
- * to run well and Winograd's transforms outweigh its savings. */
+ * to run well and Winograd's transforms outweigh its savings; and the same register
+ * blocks as a 1x1 conv over a run of positions, for the fused Tucker-2 layer. */
 #include "nn/ops.h"
 
+#include <limits.h>
 #include <string.h>
 
 /* Output columns per block: one vector of 16 floats (one AVX-512 register, two AVX2,
@@ -22,10 +24,13 @@ typedef float v16 __attribute__((vector_size(VW * sizeof(float))));
 #define DIRECT_MAX_WINO_PAIRS 320 /* cin * cout, for convs Winograd could take */
 #define DIRECT_MIN_WO 12          /* narrower rows leave most of a 16-column block idle */
 #define DIRECT_MAX_STRIDE 2
+/* Positions per call of the 1x1 kernel: a multiple of two vectors that keeps its int
+ * column count far from overflow. */
+#define DIRECT_MAX_RUN ((size_t)1 << 24)
 
 /* Output channels accumulated per pass: as many vectors as the target's registers hold
  * next to the input vector and a broadcast weight. */
-#define BLOCK_AVX512 16 /* 16 of 32 zmm */
+#define BLOCK_AVX512 8  /* two column vectors each: 16 of 32 zmm */
 #define BLOCK_AVX2 6    /* 12 of 16 ymm */
 #define BLOCK_BASE 4    /* 16 of 16 xmm (SSE2) or of 32 q (NEON) */
 
@@ -157,9 +162,6 @@ static inline __attribute__((always_inline)) void direct_block(const struct dire
 
 #define DIRECT_CASES_4 DIRECT_CASE(1); DIRECT_CASE(2); DIRECT_CASE(3); DIRECT_CASE(4)
 #define DIRECT_CASES_6 DIRECT_CASES_4; DIRECT_CASE(5); DIRECT_CASE(6)
-#define DIRECT_CASES_16 DIRECT_CASES_6; DIRECT_CASE(7); DIRECT_CASE(8); DIRECT_CASE(9); \
-    DIRECT_CASE(10); DIRECT_CASE(11); DIRECT_CASE(12); DIRECT_CASE(13); DIRECT_CASE(14); \
-    DIRECT_CASE(15); DIRECT_CASE(16)
 
 static void block_base(const struct direct_row *r, int nb)
 {
@@ -171,6 +173,46 @@ static void block_base(const struct direct_row *r, int nb)
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define DIRECT_X86 1
+/* Two column vectors per step, so each broadcast weight feeds two FMAs: with one, every
+ * FMA waited on a load of its own, and AVX-512 passes of 16 channels of 16 columns ran
+ * slower than these of 8 channels of 32 (bench/conv_direct.c: up to 15 % on convs with 6
+ * output channels, 2-7 % on most others). */
+static inline __attribute__((always_inline)) void direct_block2(const struct direct_row *r,
+                                                                int nb)
+{
+    int ox = 0;
+    for (; ox + 2 * VW <= r->wo; ox += 2 * VW) {
+        v16 acc[2][BLOCK_AVX512];
+        for (int b = 0; b < nb; b++)
+            acc[0][b] = acc[1][b] = (v16){0} + (r->b ? r->b[b] : 0.f);
+        const float *pc = r->panel + ox;
+        for (int t = 0; t < r->taps; t++) {
+            v16 x0, x1;
+            memcpy(&x0, pc + r->tap[t], sizeof x0);
+            memcpy(&x1, pc + r->tap[t] + VW, sizeof x1);
+            for (int b = 0; b < nb; b++) {
+                float wt = r->w[t * nb + b];
+                acc[0][b] += x0 * wt;
+                acc[1][b] += x1 * wt;
+            }
+        }
+        for (int b = 0; b < nb; b++) {
+            memcpy(r->y + b * r->y_plane + ox, &acc[0][b], sizeof acc[0][b]);
+            memcpy(r->y + b * r->y_plane + ox + VW, &acc[1][b], sizeof acc[1][b]);
+        }
+    }
+    if (ox < r->wo) {
+        struct direct_row tail = *r;
+        tail.panel += ox;
+        tail.y += ox;
+        tail.wo -= ox;
+        direct_block(&tail, nb);
+    }
+}
+
+#define DIRECT_CASE2(n) \
+    case n: direct_block2(r, n); break
+
 __attribute__((target("avx2,fma"))) static void block_avx2(const struct direct_row *r, int nb)
 {
     switch (nb) {
@@ -183,7 +225,8 @@ __attribute__((target("avx512f,fma"))) static void block_avx512(const struct dir
                                                                  int nb)
 {
     switch (nb) {
-    DIRECT_CASES_16;
+    DIRECT_CASE2(1); DIRECT_CASE2(2); DIRECT_CASE2(3); DIRECT_CASE2(4); DIRECT_CASE2(5);
+    DIRECT_CASE2(6); DIRECT_CASE2(7); DIRECT_CASE2(8);
     default: break;
     }
 }
@@ -211,14 +254,14 @@ static block_fn pick_block(enum nn_direct_isa isa, int *max_nb)
     return block_base;
 }
 
-/* Channels [co0, co0 + nb) of output row oy of one image; activation applied while the
- * row is in L1. */
+/* Channels [co0, co0 + nb) into row `row` of y; activation applied while the row is in
+ * L1. */
 static void direct_channels(const struct nn_conv_geom *g, struct direct_row *r, block_fn fn,
-                            const float *w, const float *b, float *y, int co0, int nb, int oy)
+                            const float *w, const float *b, float *y, int co0, int nb, int row)
 {
     r->w = w + (size_t)co0 * r->taps;
     r->b = b ? b + co0 : NULL;
-    r->y = y + (size_t)co0 * r->y_plane + (size_t)oy * g->wo;
+    r->y = y + (size_t)co0 * r->y_plane + (size_t)row * g->wo;
     fn(r, nb);
     if (g->act != NN_ACT_NONE)
         for (int i = 0; i < nb; i++)
@@ -251,6 +294,38 @@ static int pass_channels(int cout, int max_nb, int co)
     return (cout - co + passes_left - 1) / passes_left;
 }
 
+static void pack_passes(const float *w, int taps, int cout, int max_nb, float *wp)
+{
+    for (int co = 0, nb; co < cout; co += nb) {
+        nb = pass_channels(cout, max_nb, co);
+        pack_weights(w, taps, co, nb, wp);
+    }
+}
+
+/* Output rows [oy0, oy1) of one image into y (row oy0 first, planes y_plane apart): the
+ * weights packed after the panel in scratch (again per call: a few hundred floats), then
+ * row by row the panel and every pass of channels. */
+static void direct_rows(const struct nn_conv_geom *g, const float *x, const float *w,
+                        const float *b, float *y, size_t y_plane, int oy0, int oy1,
+                        float *scratch, enum nn_direct_isa isa)
+{
+    int max_nb, tap[DIRECT_MAX_K];
+    block_fn fn = pick_block(isa, &max_nb);
+    tap_offsets(g, tap);
+    int taps = g->cin * g->kh * g->kw;
+    float *wp = scratch + panel_floats(g);
+    pack_passes(w, taps, g->cout, max_nb, wp);
+    struct direct_row r = {.panel = scratch, .tap = tap, .y_plane = y_plane, .taps = taps,
+                           .wo = g->wo};
+    for (int oy = oy0; oy < oy1; oy++) {
+        fill_panel(g, x, oy, scratch);
+        for (int co = 0, nb; co < g->cout; co += nb) {
+            nb = pass_channels(g->cout, max_nb, co);
+            direct_channels(g, &r, fn, wp, b, y, co, nb, oy - oy0);
+        }
+    }
+}
+
 void nn_conv_direct(const struct nn_conv_geom *g, const float *x, const float *w, const float *b,
                     float *y, float *scratch)
 {
@@ -260,26 +335,83 @@ void nn_conv_direct(const struct nn_conv_geom *g, const float *x, const float *w
 void nn_conv_direct_isa(const struct nn_conv_geom *g, const float *x, const float *w,
                         const float *b, float *y, float *scratch, enum nn_direct_isa isa)
 {
-    int max_nb, tap[DIRECT_MAX_K];
-    block_fn fn = pick_block(isa, &max_nb);
-    tap_offsets(g, tap);
-    int taps = g->cin * g->kh * g->kw;
-    float *wp = scratch + panel_floats(g);
-    for (int co = 0, nb; co < g->cout; co += nb) {
-        nb = pass_channels(g->cout, max_nb, co);
-        pack_weights(w, taps, co, nb, wp);
+    size_t plane = (size_t)g->ho * g->wo;
+    for (int n = 0; n < g->n; n++)
+        direct_rows(g, x + (size_t)n * g->cin * g->h * g->w, w, b,
+                    y + (size_t)n * g->cout * plane, plane, 0, g->ho, scratch, isa);
+}
+
+void nn_conv_direct_band(const struct nn_conv_geom *g, const float *x, const float *w,
+                         const float *b, float *y, size_t y_plane, int oy0, int oy1,
+                         float *scratch)
+{
+    direct_rows(g, x, w, b, y, y_plane, oy0, oy1, scratch, NN_DIRECT_BEST);
+}
+
+/* ---- 1x1 convolution over a run of positions ---- */
+
+int nn_pointwise_direct_applies(int cin, size_t x_plane)
+{
+    return cin >= 1 && cin <= DIRECT_MAX_K && (size_t)cin * x_plane <= (size_t)INT_MAX;
+}
+
+size_t nn_pointwise_direct_scratch(int cin, int cout)
+{
+    return (size_t)cin * cout + (size_t)(cin + cout) * VW;
+}
+
+/* The positions past the last whole vector through the same kernel, copied into a
+ * zero-padded vector per channel (the kernel would read past the end of the last
+ * plane) and back. */
+static void pointwise_tail(int cin, int cout, block_fn fn, int max_nb, size_t lo, size_t len,
+                           const float *x, size_t x_plane, const float *wp, const float *b,
+                           float *y, size_t y_plane, float *buf)
+{
+    int n = (int)(len - lo), tap[DIRECT_MAX_K];
+    float *tx = buf, *ty = buf + (size_t)cin * VW;
+    for (int t = 0; t < cin; t++) {
+        tap[t] = t * VW;
+        memset(tx + t * VW, 0, sizeof(float) * VW);
+        memcpy(tx + t * VW, x + (size_t)t * x_plane + lo, sizeof(float) * (size_t)n);
     }
-    struct direct_row r = {.panel = scratch, .tap = tap, .y_plane = (size_t)g->ho * g->wo,
-                           .taps = taps, .wo = g->wo};
-    for (int n = 0; n < g->n; n++) {
-        const float *xn = x + (size_t)n * g->cin * g->h * g->w;
-        float *yn = y + (size_t)n * g->cout * r.y_plane;
-        for (int oy = 0; oy < g->ho; oy++) {
-            fill_panel(g, xn, oy, scratch);
-            for (int co = 0, nb; co < g->cout; co += nb) {
-                nb = pass_channels(g->cout, max_nb, co);
-                direct_channels(g, &r, fn, wp, b, yn, co, nb, oy);
-            }
+    struct direct_row r = {.panel = tx, .tap = tap, .y_plane = VW, .taps = cin, .wo = VW};
+    for (int co = 0, nb; co < cout; co += nb) {
+        nb = pass_channels(cout, max_nb, co);
+        r.w = wp + (size_t)co * cin;
+        r.b = b ? b + co : NULL;
+        r.y = ty + (size_t)co * VW;
+        fn(&r, nb);
+    }
+    for (int co = 0; co < cout; co++)
+        memcpy(y + (size_t)co * y_plane + lo, ty + (size_t)co * VW, sizeof(float) * (size_t)n);
+}
+
+void nn_pointwise_direct(int cin, int cout, size_t len, const float *x, size_t x_plane,
+                         const float *w, const float *b, float *y, size_t y_plane,
+                         enum nn_act act, float alpha, float *wp)
+{
+    int max_nb, tap[DIRECT_MAX_K];
+    block_fn fn = pick_block(NN_DIRECT_BEST, &max_nb);
+    for (int t = 0; t < cin; t++)
+        tap[t] = t * (int)x_plane;
+    pack_passes(w, cin, cout, max_nb, wp);
+    size_t whole = len / VW * VW;
+    for (size_t lo = 0; lo < whole; lo += DIRECT_MAX_RUN) {
+        size_t n = whole - lo < DIRECT_MAX_RUN ? whole - lo : DIRECT_MAX_RUN;
+        struct direct_row r = {.panel = x + lo, .tap = tap, .y_plane = y_plane, .taps = cin,
+                               .wo = (int)n};
+        for (int co = 0, nb; co < cout; co += nb) {
+            nb = pass_channels(cout, max_nb, co);
+            r.w = wp + (size_t)co * cin;
+            r.b = b ? b + co : NULL;
+            r.y = y + (size_t)co * y_plane + lo;
+            fn(&r, nb);
         }
     }
+    if (whole < len)
+        pointwise_tail(cin, cout, fn, max_nb, whole, len, x, x_plane, wp, b, y, y_plane,
+                       wp + (size_t)cin * cout);
+    if (act != NN_ACT_NONE)
+        for (int co = 0; co < cout; co++)
+            nn_bias_act_inplace(y + (size_t)co * y_plane, len, 0.f, act, alpha);
 }

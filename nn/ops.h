@@ -83,6 +83,34 @@ void nn_conv_direct(const struct nn_conv_geom *g, const float *x, const float *w
 enum nn_direct_isa { NN_DIRECT_BEST, NN_DIRECT_AVX2, NN_DIRECT_BASE };
 void nn_conv_direct_isa(const struct nn_conv_geom *g, const float *x, const float *w,
                         const float *b, float *y, float *scratch, enum nn_direct_isa isa);
+/* Output rows [oy0, oy1) of one image (g->n is not read) into y, which holds row oy0
+ * first and its channel planes y_plane floats apart; scratch as nn_conv_direct's. */
+void nn_conv_direct_band(const struct nn_conv_geom *g, const float *x, const float *w,
+                         const float *b, float *y, size_t y_plane, int oy0, int oy1,
+                         float *scratch);
+/* A 1x1 conv over len consecutive positions of each plane with the direct kernel:
+ * y[co*y_plane + i] = act(b[co] + sum_ci w[co*cin + ci] * x[ci*x_plane + i]); b may be
+ * NULL; wp: nn_pointwise_direct_scratch floats. Applies to few input channels. */
+int nn_pointwise_direct_applies(int cin, size_t x_plane);
+size_t nn_pointwise_direct_scratch(int cin, int cout);
+void nn_pointwise_direct(int cin, int cout, size_t len, const float *x, size_t x_plane,
+                         const float *w, const float *b, float *y, size_t y_plane,
+                         enum nn_act act, float alpha, float *wp);
+
+/* A Tucker-2 layer: 1x1 (Cin -> Rin), the core (Rin -> Rout, with the layer's stride,
+ * padding and dilation), 1x1 (Rout -> Cout, with the bias and activation). The fused
+ * kernel (op_tucker.c) runs one image. */
+struct nn_tucker_geom {
+    struct nn_conv_geom in, core, out;
+};
+/* Whether the fused kernel takes it: the three passes interleaved band by band of
+ * output rows, so the intermediate maps are read back from cache; all three on the
+ * direct kernels. */
+int nn_tucker_fused_applies(const struct nn_tucker_geom *t);
+size_t nn_tucker_fused_scratch(const struct nn_tucker_geom *t);
+void nn_tucker_fused(const struct nn_tucker_geom *t, const float *x, const float *u,
+                     const float *core, const float *v, const float *b, float *y,
+                     float *scratch);
 
 /* Winograd F(2x2,3x3) for 3x3 stride-1 undilated dense convs (op_winograd.c). */
 int nn_wino_applies(const struct nn_conv_geom *g);

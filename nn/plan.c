@@ -260,10 +260,7 @@ static int assign_memory(struct nn_plan *p)
 
 static struct nn_conv_geom conv_geom(const struct nn_plan *p, const struct nn_node *n, int k,
                                      const struct nn_shape *w);
-struct tucker_geoms {
-    struct nn_conv_geom in, core, out;
-};
-static struct tucker_geoms tucker_geoms(const struct nn_plan *p, const struct nn_node *n, int k);
+static struct nn_tucker_geom tucker_geoms(const struct nn_plan *p, const struct nn_node *n, int k);
 
 /* Winograd F(2x2,3x3) beat im2col + SGEMM on every ResNet-18 layer shape measured
  * (16 to 512 channels, 7x7 to 112x112 maps; bench/) except one: small maps with large
@@ -505,11 +502,12 @@ static struct nn_conv_geom conv_geom(const struct nn_plan *p, const struct nn_no
 
 /* The three convolutions of a Tucker-2 layer for one image. */
 
-static struct tucker_geoms tucker_geoms(const struct nn_plan *p, const struct nn_node *n, int k)
+static struct nn_tucker_geom tucker_geoms(const struct nn_plan *p, const struct nn_node *n,
+                                          int k)
 {
     const struct nn_graph *g = p->g;
     const struct nn_shape *core = &g->tensors[n->param[1]].shape;
-    struct tucker_geoms t;
+    struct nn_tucker_geom t;
     t.core = conv_geom(p, n, k, core);
     t.core.n = 1;
     t.core.cin = core->d[1];
@@ -540,12 +538,14 @@ static size_t node_scratch(const struct nn_plan *p, const struct nn_node *n)
         return s;
     }
     if (n->op == NN_OP_TUCKERCONV) {
-        struct tucker_geoms t = tucker_geoms(p, n, k);
+        struct nn_tucker_geom t = tucker_geoms(p, n, k);
         size_t s = nn_conv_scratch(&t.core), ws = 0;
         if (p->wino[k])
             ws = p->wino_m[k] == 4 ? nn_wino4_scratch(&t.core) : nn_wino_scratch(&t.core);
-        return (size_t)t.in.cout * t.in.h * t.in.w + (size_t)t.core.cout * t.core.ho * t.core.wo +
-               (ws > s ? ws : s);
+        s = (size_t)t.in.cout * t.in.h * t.in.w + (size_t)t.core.cout * t.core.ho * t.core.wo +
+            (ws > s ? ws : s);
+        size_t fs = !p->wino[k] && nn_tucker_fused_applies(&t) ? nn_tucker_fused_scratch(&t) : 0;
+        return fs > s ? fs : s;
     }
     return 0;
 }
@@ -585,14 +585,20 @@ static void conv_any(const struct nn_ctx *c, const struct nn_conv_geom *g, const
 static void run_tucker(struct nn_ctx *c, const struct nn_node *n, int k)
 {
     const struct nn_plan *p = c->p;
-    struct tucker_geoms t = tucker_geoms(p, n, k);
+    struct nn_tucker_geom t = tucker_geoms(p, n, k);
     float *mid1 = c->ws + p->scratch_off;
     float *mid2 = mid1 + (size_t)t.in.cout * t.in.h * t.in.w;
     float *col = mid2 + (size_t)t.core.cout * t.core.ho * t.core.wo;
     size_t xs = (size_t)t.in.cin * t.in.h * t.in.w, ys = (size_t)t.out.cout * t.out.ho * t.out.wo;
     const float *x = val(c, n->in[0]);
     float *y = val(c, n->out);
+    int fused = c->kernels == NN_KERNELS_FAST && !p->wino[k] && nn_tucker_fused_applies(&t);
     for (int i = 0; i < p->shapes[n->in[0]].d[0]; i++) {
+        if (fused) {
+            nn_tucker_fused(&t, x + i * xs, tdata(c, n, 0), tdata(c, n, 1), tdata(c, n, 2),
+                            tdata(c, n, 3), y + i * ys, mid1);
+            continue;
+        }
         conv_any(c, &t.in, x + i * xs, tdata(c, n, 0), NULL, mid1, NULL);
         if (p->wino[k] && c->kernels == NN_KERNELS_FAST)
             run_winograd(p->wino_m[k], &t.core, mid1, p->wino[k], NULL, mid2, col);

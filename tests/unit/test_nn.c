@@ -193,6 +193,110 @@ static void test_conv_direct_in_plan(void **state)
     nn_graph_free(g);
 }
 
+static float *random_floats(size_t n, uint64_t *rng)
+{
+    float *p = malloc(sizeof(float) * (n + GUARD));
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tl_uniform(rng, -1.f, 1.f);
+    return p;
+}
+
+/* The fused Tucker-2 kernel against three reference convs, with its scratch NaN and the
+ * floats past its output and scratch watched, as conv_fast_error does. */
+static double tucker_fused_error(const struct nn_tucker_geom *t, uint64_t *rng)
+{
+    size_t xs = (size_t)t->in.cin * t->in.h * t->in.w;
+    size_t m1 = (size_t)t->in.cout * t->in.h * t->in.w;
+    size_t m2 = (size_t)t->core.cout * t->core.ho * t->core.wo;
+    size_t ys = (size_t)t->out.cout * t->out.ho * t->out.wo;
+    size_t ss = nn_tucker_fused_scratch(t);
+    float *x = random_floats(xs, rng), *u = random_floats((size_t)t->in.cout * t->in.cin, rng);
+    float *core = random_floats((size_t)t->core.cout * t->core.cin * t->core.kh * t->core.kw, rng);
+    float *v = random_floats((size_t)t->out.cout * t->out.cin, rng);
+    float *b = random_floats((size_t)t->out.cout, rng);
+    float *mid1 = malloc(sizeof(float) * m1), *mid2 = malloc(sizeof(float) * m2);
+    float *ref = malloc(sizeof(float) * ys), *y = malloc(sizeof(float) * (ys + GUARD));
+    float *scratch = malloc(sizeof(float) * (ss + GUARD));
+    assert_true(mid1 && mid2 && ref && y && scratch);
+    for (size_t i = 0; i < ss + GUARD; i++)
+        scratch[i] = NAN;
+    for (size_t i = 0; i < ys + GUARD; i++)
+        y[i] = -7.f;
+    const float *bias = tl_int(rng, 0, 1) ? b : NULL;
+    nn_conv_ref(&t->in, x, u, NULL, mid1);
+    nn_conv_ref(&t->core, mid1, core, NULL, mid2);
+    nn_conv_ref(&t->out, mid2, v, bias, ref);
+    nn_tucker_fused(t, x, u, core, v, bias, y, scratch);
+    for (int i = 0; i < GUARD; i++) {
+        assert_true(isnan(scratch[ss + i]));
+        assert_true(y[ys + i] == -7.f);
+    }
+    double e = tl_rel_l2(y, ref, ys);
+    free(x), free(u), free(core), free(v), free(b), free(mid1), free(mid2), free(ref), free(y),
+        free(scratch);
+    return e;
+}
+
+static struct nn_tucker_geom tucker_geom_of(int cin, int r1, int r2, int cout, int h, int w,
+                                            int kh, int kw, int sh, int sw, int pt, int pl,
+                                            int pb, int pr, enum nn_act act)
+{
+    struct nn_tucker_geom t;
+    t.core = (struct nn_conv_geom){.n = 1, .cin = r1, .h = h, .w = w, .cout = r2,
+                                   .ho = (h + pt + pb - kh) / sh + 1,
+                                   .wo = (w + pl + pr - kw) / sw + 1, .kh = kh, .kw = kw,
+                                   .sh = sh, .sw = sw, .pt = pt, .pl = pl, .dh = 1, .dw = 1,
+                                   .group = 1};
+    t.in = (struct nn_conv_geom){.n = 1, .cin = cin, .h = h, .w = w, .cout = r1, .ho = h,
+                                 .wo = w, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
+                                 .group = 1};
+    t.out = (struct nn_conv_geom){.n = 1, .cin = r2, .h = t.core.ho, .w = t.core.wo,
+                                  .cout = cout, .ho = t.core.ho, .wo = t.core.wo, .kh = 1,
+                                  .kw = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1, .group = 1,
+                                  .act = act, .alpha = 0.1f};
+    return t;
+}
+
+/* Random Tucker-2 layers within and around the fused kernel's bounds (1..40 channels
+ * each side, ranks up to the direct core's limits, kernels 1..5, strides 1 and 2, uneven
+ * padding, maps from a few rows to several bands, every activation), and the first
+ * motion layer of a compressed model as it is. */
+static void test_tucker_fused_matches_ref(void **state)
+{
+    (void)state;
+    uint64_t rng = 0x7c4e;
+    int fused = 0;
+    for (int i = 0; i < 200; i++) {
+        int kh = tl_int(&rng, 1, 5), kw = tl_int(&rng, 2, 5), sh = tl_int(&rng, 1, 2);
+        int sw = tl_int(&rng, 1, 2), h = tl_int(&rng, kh, 70), w = tl_int(&rng, kw + 12, 90);
+        int pt = tl_int(&rng, 0, kh / 2 + 1), pl = tl_int(&rng, 0, kw / 2 + 1);
+        int pb = tl_int(&rng, 0, kh / 2), pr = tl_int(&rng, 0, kw / 2);
+        struct nn_tucker_geom t = tucker_geom_of(
+            tl_int(&rng, 1, 40), tl_int(&rng, 1, 12), tl_int(&rng, 1, 33), tl_int(&rng, 1, 40),
+            h, w, kh, kw, sh, sw, pt, pl, pb, pr, (enum nn_act)tl_int(&rng, 0, 3));
+        if (!nn_tucker_fused_applies(&t))
+            continue;
+        fused++;
+        double e = tucker_fused_error(&t, &rng);
+        if (!(e < TOL))
+            fprintf(stderr, "tucker %d/%d/%d/%d %dx%d k%dx%d s%dx%d p%d,%d: %g\n", t.in.cin,
+                    t.in.cout, t.core.cout, t.out.cout, h, w, kh, kw, sh, sw, pt, pl, e);
+        assert_true(e < TOL);
+    }
+    assert_true(fused >= 100);
+    struct nn_tucker_geom m0 = tucker_geom_of(16, 8, 6, 13, 112, 112, 3, 3, 1, 1, 1, 1, 1, 1,
+                                              NN_ACT_RELU);
+    assert_true(nn_tucker_fused_applies(&m0));
+    assert_true(tucker_fused_error(&m0, &rng) < TOL);
+    /* a 1x1 core, and a core too wide for the direct kernel, stay on the three-conv path */
+    m0.core.kh = m0.core.kw = 1, m0.core.pt = m0.core.pl = 0;
+    assert_false(nn_tucker_fused_applies(&m0));
+    struct nn_tucker_geom wide = tucker_geom_of(16, 40, 40, 13, 56, 56, 3, 3, 1, 1, 1, 1, 1, 1,
+                                                NN_ACT_NONE);
+    assert_false(nn_tucker_fused_applies(&wide));
+}
+
 /* Layers big enough to take the Winograd path: fast (Winograd) against reference. */
 static void test_winograd_matches_ref(void **state)
 {
@@ -1083,6 +1187,7 @@ int main(void)
         cmocka_unit_test(test_conv_fast_matches_ref_random),
         cmocka_unit_test(test_conv_direct_matches_ref),
         cmocka_unit_test(test_conv_direct_in_plan),
+        cmocka_unit_test(test_tucker_fused_matches_ref),
         cmocka_unit_test(test_winograd_matches_ref),
         cmocka_unit_test(test_add_relu_fusion),
         cmocka_unit_test(test_gemm_packed_matches_ref),
