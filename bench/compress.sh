@@ -4,9 +4,12 @@
 # model was trained on; every figure (params, FLOPs, one-thread latency, test top-1) comes from
 # the reports `actiond compress` writes. Writes bench/results/compress-*.json, the table into
 # docs/compression.md and the chart docs/compression-chart.svg.
-# usage: bench/compress.sh [--quick]   (quick: a 300-clip synth set of another seed, one
-#   fine-tuning epoch a stage, a smaller GA: the same comparison in a fraction of the time,
-#   with accuracy figures from 60 test clips instead of 240)
+# usage: bench/compress.sh [--quick | --seeds S,S,...]   (quick: a 300-clip synth set of another
+#   seed, one fine-tuning epoch a stage, a smaller GA: the same comparison in a fraction of the
+#   time, with accuracy figures from 60 test clips instead of 240; seeds: nb + ga alone, once
+#   per seed (GA, calibration draw, fine-tuning order), as the full table runs it, into
+#   work/compress/seeds/ and bench/results/compress-seeds-*.json: how far one run of the method
+#   lands from another; the table is not touched)
 # env: MODEL (models/default.adm), DATA (a synth folder; made here when absent), TARGET (FLOPs,
 # 0.2), TARGET_PARAMS (0.1) and TARGET_LATENCY (one-thread latency, 0.24; 0 = none): the
 # budget every method gets (the latency limit: every method with a decomposition stage, which
@@ -25,8 +28,12 @@ TARGET_PARAMS=${TARGET_PARAMS:-0.1}
 TARGET_LATENCY=${TARGET_LATENCY:-0.24}
 FINETUNE_LR=${FINETUNE_LR:-0.005,0.002}
 work="$here/work/compress"
-quick=0
+quick=0 seeds=""
 [ "${1:-}" = "--quick" ] && quick=1
+if [ "${1:-}" = "--seeds" ]; then
+    seeds=${2:?--seeds takes a comma-separated list}
+    [[ $seeds =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "compress.sh: --seeds wants numbers: $seeds" >&2; exit 2; }
+fi
 mkdir -p "$work" "$here/results"
 if [ $quick = 1 ]; then
     # A quarter-size draw from the same generator with another seed (synth's clip j of a class
@@ -48,33 +55,54 @@ else
         --clips-per-class 240 --test-fraction 0.1
 fi
 # Every method: the same budget, fine-tuning (distilled from the input) and seed.
-common=(--target-flops "$TARGET" --target-params "$TARGET_PARAMS" --seed 1 --threads 2
+common=(--target-flops "$TARGET" --target-params "$TARGET_PARAMS" --threads 2
         -d "$DATA" --finetune-lr "$FINETUNE_LR" --distill)
 if [ $quick = 1 ]; then
     common+=(--finetune-epochs 1 --population 6 --generations 2 --calib-clips 100 --latency-runs 10)
 else
     common+=(--finetune-epochs 12 --population 8 --generations 5 --latency-runs 20)
 fi
-methods=("nb ga" "l1 vbmf" "bn uniform" "nb none" "none ga")
-for m in "${methods[@]}"; do
-    read -r p r <<<"$m"
-    name="$p-$r"
-    lat=()
+# compress_one PRUNE RANKS SEED DIR NAME: one method's run, its files DIR/NAME.*
+compress_one() {
+    local p=$1 r=$2 seed=$3 dir=$4 name=$5 lat=() start
     [ "$r" != none ] && [ "$TARGET_LATENCY" != 0 ] && lat=(--target-latency "$TARGET_LATENCY")
     echo "compress.sh: $name" >&2
     start=$(date +%s)
-    "$ACTIOND" compress -m "$MODEL" -o "$work/$name.adm" --prune "$p" --ranks "$r" \
-        --report "$work/$name.json" --work "$work/$name.work" "${common[@]}" "${lat[@]}" \
-        >"$work/$name.txt" 2>"$work/$name.log"
+    "$ACTIOND" compress -m "$MODEL" -o "$dir/$name.adm" --prune "$p" --ranks "$r" \
+        --report "$dir/$name.json" --work "$dir/$name.work" --seed "$seed" "${common[@]}" \
+        "${lat[@]}" >"$dir/$name.txt" 2>"$dir/$name.log"
     echo "compress.sh: $name took $(( $(date +%s) - start )) s" >&2
-done
+}
 # A second opinion on accuracy: 200 clips of a seed neither the model nor any fine-tuning saw
 # (make-model's test set, models/RECIPE.md). One test clip is 0.42 points of 240, and the
 # methods differ by a few clips; both lists together (440 clips) narrow what chance can do.
 unseen="$work/unseen"
-[ -f "$unseen/trainlist.txt" ] || "$ACTIOND" --log-level warn synth -o "$unseen" --seed 1001 \
-    --clips-per-class 20 --test-fraction 0.9
-"$ACTIOND" --log-level warn eval -m "$MODEL" -d "$unseen" --split all --json >"$work/input.unseen.json"
+# make_unseen DIR: the list (made once), and the input model's figure on it in DIR.
+make_unseen() {
+    [ -f "$unseen/trainlist.txt" ] || "$ACTIOND" --log-level warn synth -o "$unseen" \
+        --seed 1001 --clips-per-class 20 --test-fraction 0.9
+    "$ACTIOND" --log-level warn eval -m "$MODEL" -d "$unseen" --split all --json \
+        >"$1/input.unseen.json"
+}
+if [ -n "$seeds" ]; then
+    mkdir -p "$work/seeds"
+    for s in ${seeds//,/ }; do
+        compress_one nb ga "$s" "$work/seeds" "nb-ga-s$s"
+    done
+    make_unseen "$work/seeds"
+    for s in ${seeds//,/ }; do
+        "$ACTIOND" --log-level warn eval -m "$work/seeds/nb-ga-s$s.adm" -d "$unseen" \
+            --split all --json >"$work/seeds/nb-ga-s$s.unseen.json"
+    done
+    out="$here/results/compress-seeds-$(date -u +%Y%m%d-%H%M%S)-$(hostname -s).json"
+    exec /usr/bin/python3 "$here/compress_seeds.py" "$work" "$out" ${seeds//,/ }
+fi
+methods=("nb ga" "l1 vbmf" "bn uniform" "nb none" "none ga")
+for m in "${methods[@]}"; do
+    read -r p r <<<"$m"
+    compress_one "$p" "$r" 1 "$work" "$p-$r"
+done
+make_unseen "$work"
 for m in "${methods[@]}"; do
     name=${m/ /-}
     "$ACTIOND" --log-level warn eval -m "$work/$name.adm" -d "$unseen" --split all --json \
