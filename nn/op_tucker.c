@@ -44,7 +44,7 @@ size_t nn_tucker_fused_scratch(const struct nn_tucker_geom *t)
            packed_floats(t);
 }
 
-/* One past the last input row output rows [.., oy1) of the core read. */
+/* One past the last input row that the core's output rows [.., oy1) read. */
 static int rows_needed(const struct nn_conv_geom *g, int oy1)
 {
     int last = (oy1 - 1) * g->sh - g->pt + g->kh - 1;
