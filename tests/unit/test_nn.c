@@ -81,6 +81,16 @@ static void test_conv_fast_matches_ref_random(void **state)
     }
 }
 
+/* n floats in [-1, 1), drawn in order. */
+static float *random_floats(size_t n, uint64_t *rng)
+{
+    float *p = malloc(sizeof(float) * n);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tl_uniform(rng, -1.f, 1.f);
+    return p;
+}
+
 /* Relative L2 error of one conv run through the direct kernel (the variant isa, where it
  * applies) or else nn_conv_fast, against nn_conv_ref; the scratch
  * starts as NaN so a kernel that reads what it did not write shows, and the floats past
@@ -90,16 +100,10 @@ static double conv_fast_error(const struct nn_conv_geom *g, uint64_t *rng, int i
 {
     size_t xs = (size_t)g->n * g->cin * g->h * g->w, ys = (size_t)g->n * g->cout * g->ho * g->wo;
     size_t ws = (size_t)g->cout * g->cin * g->kh * g->kw, ss = nn_conv_scratch(g);
-    float *x = malloc(sizeof(float) * xs), *w = malloc(sizeof(float) * ws);
-    float *b = malloc(sizeof(float) * (size_t)g->cout), *ref = malloc(sizeof(float) * ys);
+    float *x = random_floats(xs, rng), *w = random_floats(ws, rng);
+    float *b = random_floats((size_t)g->cout, rng), *ref = malloc(sizeof(float) * ys);
     float *y = malloc(sizeof(float) * (ys + GUARD)), *scratch = malloc(sizeof(float) * (ss + GUARD));
-    assert_true(x && w && b && ref && y && scratch);
-    for (size_t i = 0; i < xs; i++)
-        x[i] = tl_uniform(rng, -1.f, 1.f);
-    for (size_t i = 0; i < ws; i++)
-        w[i] = tl_uniform(rng, -1.f, 1.f);
-    for (int i = 0; i < g->cout; i++)
-        b[i] = tl_uniform(rng, -1.f, 1.f);
+    assert_true(ref && y && scratch);
     for (size_t i = 0; i < ss + GUARD; i++)
         scratch[i] = NAN;
     for (size_t i = 0; i < ys + GUARD; i++)
@@ -191,15 +195,6 @@ static void test_conv_direct_in_plan(void **state)
     nn_graph_add_output(g, "o", NULL);
     compare_kernels(g, 3, "direct conv and tucker core");
     nn_graph_free(g);
-}
-
-static float *random_floats(size_t n, uint64_t *rng)
-{
-    float *p = malloc(sizeof(float) * (n + GUARD));
-    assert_non_null(p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = tl_uniform(rng, -1.f, 1.f);
-    return p;
 }
 
 /* The fused Tucker-2 kernel against three reference convs, with its scratch NaN and the
