@@ -99,6 +99,20 @@ static int parse_opt(struct args *a, int ch, const char *s)
     case 'e': case 'l': rc = stage_pair_arg(ch, s, o); break;
     case 'b': rc = cli_int_arg("compress", "--batch", s, 1, 256, &o->batch); break;
     case 'D': o->distill = true; break;
+    case 'W': {
+        double d;
+        o->distill = true;
+        rc = cli_float_arg("compress", "--distill-weight", s, 1e-3, 1, &d);
+        o->distill_weight = (float)d;
+        break;
+    }
+    case 'H': {
+        double d;
+        o->distill = true;
+        rc = cli_float_arg("compress", "--distill-temp", s, 1, NN_MAX_TEMPERATURE, &d);
+        o->distill_temp = (float)d;
+        break;
+    }
     case 'z': {
         char *end;
         o->seed = strtoull(s, &end, 10);
@@ -135,7 +149,8 @@ static int parse(struct args *a, int argc, char **argv)
         {"prune", required_argument, NULL, 'P'}, {"ranks", required_argument, NULL, 'R'},
         {"finetune-epochs", required_argument, NULL, 'e'},
         {"finetune-lr", required_argument, NULL, 'l'}, {"batch", required_argument, NULL, 'b'},
-        {"distill", no_argument, NULL, 'D'}, {"seed", required_argument, NULL, 'z'},
+        {"distill", no_argument, NULL, 'D'}, {"distill-weight", required_argument, NULL, 'W'},
+        {"distill-temp", required_argument, NULL, 'H'}, {"seed", required_argument, NULL, 'z'},
         {"threads", required_argument, NULL, 't'}, {"population", required_argument, NULL, 'p'},
         {"generations", required_argument, NULL, 'g'}, {"ga-check", required_argument, NULL, 'K'},
         {"calib-clips", required_argument, NULL, 'c'}, {"val-clips", required_argument, NULL, 'V'},

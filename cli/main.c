@@ -30,6 +30,8 @@ static const struct cli_cmd commands[] = {
      "  --floor F          never keep fewer than this share of a layer's channels (0.25)\n"
      "  --finetune-epochs N[,M] (12)   --finetune-lr X[,Y] (0.005)   --batch N (8)   --distill\n"
      "                     two values: the pruning stage's, then the decomposition's\n"
+     "  --distill-weight W (0.5)   --distill-temp T (1)   the input's share of each target,\n"
+     "                     and the temperature of its probabilities (either implies --distill)\n"
      "  --population N (16)   --generations N (10)   --seed S (1)   --threads N (2)\n"
      "  --ga-check N       fine-tune N of the GA's genomes, best to worst fitness, and report\n"
      "                     whether the fitness ranks them as fine-tuning does (0; slow)\n"

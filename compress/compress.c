@@ -9,9 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* With --distill, half of each fine-tuning target is the input model's probabilities. */
-#define COMPRESS_DISTILL_WEIGHT 0.5f
-
 static const char *const prune_names[] = {
 #define COMPRESS_NAME_(n, s) s,
     COMPRESS_PRUNE_MAP(COMPRESS_NAME_)
@@ -63,6 +60,8 @@ void compress_opts_default(struct compress_opts *o)
     o->finetune_epochs[COMPRESS_STAGE_PRUNE] = o->finetune_epochs[COMPRESS_STAGE_DECOMPOSE] = 12;
     o->finetune_lr[COMPRESS_STAGE_PRUNE] = o->finetune_lr[COMPRESS_STAGE_DECOMPOSE] = 0.005f;
     o->batch = 8;
+    o->distill_weight = 0.5f;
+    o->distill_temp = 1.f;
     o->population = 16;
     o->generations = 10;
     o->hooi_iters = 5;
@@ -93,6 +92,10 @@ int compress_opts_check(const struct compress_opts *o, struct err_msg *em)
             return err_set(em, ERR_RANGE, "fine-tuning epochs or learning rate out of range");
     if (o->batch < 1 || o->batch > 256)
         return err_set(em, ERR_RANGE, "--batch %d outside 1..256", o->batch);
+    if (!(o->distill_weight > 0 && o->distill_weight <= 1) ||
+        !(o->distill_temp >= 1 && o->distill_temp <= NN_MAX_TEMPERATURE))
+        return err_set(em, ERR_RANGE, "--distill-weight must be in (0, 1] and --distill-temp "
+                                      "in [1, %d]", NN_MAX_TEMPERATURE);
     if (o->population < 4 || o->population > 1024 || o->generations < 1 ||
         o->generations > 10000 || o->hooi_iters < 0 || o->hooi_iters > 100)
         return err_set(em, ERR_RANGE, "--population (4..1024), --generations (1..10000) or "
@@ -109,8 +112,8 @@ int compress_opts_check(const struct compress_opts *o, struct err_msg *em)
         return err_set(em, ERR_INVAL, "--prune nb and --ranks ga learn from data: give -d DATASET");
     if (!o->dataset && (o->finetune_epochs[COMPRESS_STAGE_PRUNE] > 0 ||
                         o->finetune_epochs[COMPRESS_STAGE_DECOMPOSE] > 0 || o->distill))
-        return err_set(em, ERR_INVAL, "fine-tuning needs a data set: give -d DATASET or "
-                                      "--finetune-epochs 0");
+        return err_set(em, ERR_INVAL, "fine-tuning needs a data set: give -d DATASET, or "
+                                      "--finetune-epochs 0 without --distill");
     if (!(o->target_latency >= 0 && o->target_latency <= 1))
         return err_set(em, ERR_RANGE, "--target-latency %g outside (0, 1]", o->target_latency);
     if (o->target_latency > 0 && o->ranks == COMPRESS_RANKS_NONE)
@@ -307,7 +310,8 @@ int cmp_finetune(const struct cmp_ctx *c, struct nn_model *m, enum compress_stag
     t.threads = o->threads;
     t.progress_bar = o->progress;
     t.teacher = o->distill ? c->input : NULL;
-    t.distill = COMPRESS_DISTILL_WEIGHT;
+    t.distill = o->distill_weight;
+    t.distill_temp = o->distill_temp;
     log_info("compress: fine-tuning (%s) for %d epochs from lr %g", stage, t.epochs,
              (double)t.lr);
     int rc = fit_train(&t, em);

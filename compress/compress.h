@@ -59,6 +59,8 @@ struct compress_opts {
     float finetune_lr[COMPRESS_STAGES];   /* the peak of each stage's schedule */
     int batch;               /* clips per fine-tuning step */
     bool distill;            /* fine-tune towards the input model's outputs as well */
+    float distill_weight;    /* the share of the input's targets, (0, 1] */
+    float distill_temp;      /* their temperature, [1, NN_MAX_TEMPERATURE] */
     int population, generations; /* the GA's */
     int ga_check;            /* after the GA: fine-tune this many of the genomes it evaluated
                               * within the budget (spread from its best fitness to its worst)
@@ -74,6 +76,7 @@ struct compress_opts {
 /* nb + ga, FLOPs to 0.2 (parameters unlimited), prune share 0.5, floor 0.25, 200 calibration
  * clips, adaptive BN on 4 batches of them, all validation clips, val split 0.1, 12 fine-tuning
  * epochs a stage at lr 0.005 in batches of 8 (the settings bench/compress.sh measures),
+ * distillation (when asked for) at weight 0.5 and temperature 1,
  * population 16 over 10 generations, 5 HOOI rounds, seed 1, 2 threads, 20 latency runs. */
 void compress_opts_default(struct compress_opts *o);
 /* Ranges and combinations (nb and ga need a data set); ERR_RANGE / ERR_INVAL naming the flag. */

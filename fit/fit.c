@@ -24,6 +24,7 @@ void fit_train_opts_default(struct fit_train_opts *o)
     o->lr = 0.02f;
     o->weight_decay = 5e-4f;
     o->dropout = 0.5f;
+    o->distill_temp = 1.f;
     o->val_split = 0.1;
     o->seed = 1;
     o->threads = 2;
@@ -306,6 +307,9 @@ static int teacher_setup(struct train_run *r, struct err_msg *em)
     const struct fit_train_opts *o = r->o;
     if (!(o->distill > 0 && o->distill <= 1))
         return err_set(em, ERR_RANGE, "distillation weight %g outside (0, 1]", (double)o->distill);
+    if (!(o->distill_temp >= 1 && o->distill_temp <= NN_MAX_TEMPERATURE))
+        return err_set(em, ERR_RANGE, "distillation temperature %g outside [1, %d]",
+                       (double)o->distill_temp, NN_MAX_TEMPERATURE);
     const struct nn_meta *a = &o->teacher->meta, *b = &r->m->meta;
     if (a->n_classes != r->n_classes || a->width != b->width || a->height != b->height ||
         a->motion_len != b->motion_len || a->segments != b->segments ||
@@ -327,7 +331,7 @@ static int teacher_setup(struct train_run *r, struct err_msg *em)
             return err_set(em, ERR_FORMAT, "the teacher has no output '%s'", streams[s]);
         if (!(r->soft[i] = calloc((size_t)o->batch * r->n_classes, sizeof(float))))
             return err_set(em, ERR_NOMEM, "out of memory");
-        rc = nn_trainer_set_soft_targets(r->t, i, r->soft[i], o->distill, em);
+        rc = nn_trainer_set_soft_targets(r->t, i, r->soft[i], o->distill, o->distill_temp, em);
         i++;
     }
     return rc;

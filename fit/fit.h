@@ -44,10 +44,12 @@ struct fit_train_opts {
                                      * this model's probabilities on the same batch (same
                                      * inputs and classes); NULL = off */
     float distill;         /* the weight of the teacher's targets, (0, 1] */
+    float distill_temp;    /* their temperature, [1, NN_MAX_TEMPERATURE] (nn.h) */
 };
 
 /* vgg-small width 0.5 at 112x112, mv, L 3, K 3, 10 fps, 30 epochs of 8 clips, lr 0.02,
- * wd 5e-4, dropout 0.5, 10 % validation, seed 1, 2 threads, both streams. */
+ * wd 5e-4, dropout 0.5, 10 % validation, seed 1, 2 threads, both streams; distillation
+ * (when a teacher is given) at temperature 1. */
 void fit_train_opts_default(struct fit_train_opts *o);
 
 /* Trains, writes the model (fusion weights chosen on the validation split) and returns 0,

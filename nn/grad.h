@@ -112,18 +112,26 @@ struct nn_ce_result {
     int correct;  /* clips whose consensus argmax is the label */
 };
 /* Soft targets mixed into a loss (distillation): soft[clips][classes], each row a
- * distribution, with weight w in [0, 1]; w 0 (or soft NULL) is plain cross-entropy. */
+ * distribution, with weight w in [0, 1] at temperature t >= 1; w 0 (or soft NULL) is plain
+ * cross-entropy. */
 struct nn_soft_target {
     const float *soft;
-    float w;
+    float w, t;
 };
 
 /* Softmax cross-entropy on logits [clips * segments, classes]: the segments of a clip
- * are averaged first (TSN consensus), zbar = mean_s z_s, then
- * loss = -sum_c q_c log softmax(zbar)_c with q = (1 - w) * ((1 - eps) * onehot(label) +
- * eps / classes) + w * soft[clip] (st NULL: w = 0).
- * dlogits (when not NULL) gets d(mean loss)/dz = (softmax(zbar) - q) / (clips * segments)
- * in every row. work: classes doubles. Labels must be in range (the caller checks). */
+ * are averaged first (TSN consensus), zbar = mean_s z_s, then with the smoothed one-hot
+ * h = (1 - eps) * onehot(label) + eps / classes (st NULL: w = 0)
+ *   loss = -(1 - w) sum_c h_c log softmax(zbar)_c + w t^2 sum_c s_c log(s_c / softmax(zbar / t)_c),
+ * s the soft row at temperature t: s_c = soft_c^(1/t) / sum_j soft_j^(1/t) — soft_c taken
+ * as a softmax of the teacher's logits, s is the softmax of those logits / t (Hinton et al.
+ * 2015; t^2 keeps the soft term's gradient the size of the hard one's). The soft term is a
+ * divergence, 0 when the student matches, not a cross-entropy: the same gradient, and a loss
+ * that reads like the hard one's (the cross-entropy would add t^2 times s's entropy, ~37 at
+ * t = 4 on two streams of ten classes).
+ * dlogits (when not NULL) gets d(mean loss)/dz = ((1 - w) (softmax(zbar) - h) +
+ * w t (softmax(zbar / t) - s)) / (clips * segments) in every row. work: 4 * classes doubles.
+ * Labels must be in range (the caller checks). */
 struct nn_ce_result nn_softmax_ce(int clips, int segments, int classes, const float *logits,
                                   const int *labels, float eps, const struct nn_soft_target *st,
                                   float *dlogits, double *work);

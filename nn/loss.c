@@ -31,14 +31,39 @@ static double log_sum_exp(int classes, const double *z)
     return m + log(s);
 }
 
-/* The target q_c of clip i: the smoothed one-hot, mixed with the soft row when given. */
-static double target(int i, int c, int label, int classes, double on, double off,
-                     const struct nn_soft_target *st)
+/* The tempered soft row: s_c = soft_c^(1/t) / sum_j soft_j^(1/t), into s. */
+static void tempered(int classes, const float *soft, double t, double *s)
 {
-    double q = c == label ? on : off;
-    if (st && st->soft && st->w > 0)
-        q = (1 - st->w) * q + st->w * st->soft[(size_t)i * classes + c];
-    return q;
+    double sum = 0;
+    for (int c = 0; c < classes; c++)
+        sum += s[c] = t == 1 ? soft[c] : pow(soft[c], 1 / t);
+    for (int c = 0; c < classes; c++)
+        s[c] /= sum;
+}
+
+/* One clip's loss from its consensus logits z: the smoothed one-hot's cross-entropy with
+ * weight 1 - w, the soft row's divergence at temperature t, times t^2, with weight w; g (when not
+ * NULL) gets d loss / d z. s holds the tempered soft row (w > 0 only); zt: classes doubles. */
+static double clip_loss(int classes, const double *z, int label, double on, double off,
+                        double w, double t, const double *s, double *zt, double *g)
+{
+    double lse = log_sum_exp(classes, z), loss = (1 - w) * lse, lse_t = 0;
+    /* -sum_c h_c (z_c - lse) = lse - sum_c h_c z_c, as sum_c h_c = 1 */
+    for (int c = 0; c < classes; c++)
+        loss -= (1 - w) * (c == label ? on : off) * z[c];
+    if (w > 0) {
+        for (int c = 0; c < classes; c++)
+            zt[c] = z[c] / t;
+        lse_t = log_sum_exp(classes, zt);
+        for (int c = 0; c < classes; c++) /* KL(s || softmax(z / t)) */
+            loss += w * t * t * s[c] * (lse_t - zt[c] + (s[c] > 0 ? log(s[c]) : 0));
+    }
+    for (int c = 0; g && c < classes; c++) {
+        g[c] = (1 - w) * (exp(z[c] - lse) - (c == label ? on : off));
+        if (w > 0)
+            g[c] += w * t * (exp(z[c] / t - lse_t) - s[c]);
+    }
+    return loss;
 }
 
 struct nn_ce_result nn_softmax_ce(int clips, int segments, int classes, const float *logits,
@@ -46,23 +71,19 @@ struct nn_ce_result nn_softmax_ce(int clips, int segments, int classes, const fl
                                   float *dlogits, double *work)
 {
     struct nn_ce_result r = {0, 0};
-    double off = (double)eps / classes, on = 1.0 - eps + off; /* smoothed target q */
+    double off = (double)eps / classes, on = 1.0 - eps + off; /* smoothed one-hot h */
     double scale = 1.0 / ((double)clips * segments);
+    double w = st && st->soft && st->w > 0 ? st->w : 0, t = w > 0 && st->t > 1 ? st->t : 1;
+    double *z = work, *s = z + classes, *zt = s + classes, *g = zt + classes;
     for (int i = 0; i < clips; i++) {
         size_t base = (size_t)i * segments * classes;
-        int best = consensus(segments, classes, logits + base, work);
-        double lse = log_sum_exp(classes, work);
-        /* -sum_c q_c (z_c - lse) = lse - sum_c q_c z_c, as sum_c q_c = 1 */
-        double qz = 0;
-        for (int c = 0; c < classes; c++)
-            qz += target(i, c, labels[i], classes, on, off, st) * work[c];
-        r.loss += lse - qz;
+        int best = consensus(segments, classes, logits + base, z);
+        if (w > 0)
+            tempered(classes, st->soft + (size_t)i * classes, t, s);
+        r.loss += clip_loss(classes, z, labels[i], on, off, w, t, s, zt, dlogits ? g : NULL);
         r.correct += best == labels[i];
-        if (!dlogits)
-            continue;
-        for (int c = 0; c < classes; c++) {
-            double q = target(i, c, labels[i], classes, on, off, st);
-            float gr = (float)((exp(work[c] - lse) - q) * scale);
+        for (int c = 0; dlogits && c < classes; c++) {
+            float gr = (float)(g[c] * scale);
             for (int k = 0; k < segments; k++)
                 dlogits[base + (size_t)k * classes + c] = gr;
         }

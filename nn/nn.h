@@ -408,12 +408,17 @@ struct nn_step_stats {
  * that is not finite) nothing changed: weights, statistics and the step count stay. */
 int nn_trainer_step(struct nn_trainer *t, const int *labels, struct nn_step_stats *st,
                     struct err_msg *em);
-/* Distillation: from the next step (or eval) on, the target of loss `loss` (its index in
- * loss_values) is (1 - weight) * its smoothed one-hot + weight * soft[clip] — soft holds
+/* Distillation: from the next step (or eval) on, loss `loss` (its index in loss_values) is
+ * (1 - weight) * its cross-entropy against the smoothed one-hot + weight * temperature^2 *
+ * the divergence KL(soft || softmax(logits / temperature)), soft[clip] sharpened or
+ * softened to that temperature (row^(1/temperature), normalised: for a row that is the
+ * softmax of a teacher's logits, the softmax of those logits / temperature). soft holds
  * [batch / segments][classes] floats, each row a distribution (e.g. a teacher's consensus
- * probabilities) and must stay valid while set. soft NULL or weight 0 turns it off. */
+ * probabilities), and must stay valid while set. soft NULL or weight 0 turns it off;
+ * temperature in [1, NN_MAX_TEMPERATURE], 1 = the row as it is. */
+#define NN_MAX_TEMPERATURE 100
 int nn_trainer_set_soft_targets(struct nn_trainer *t, int loss, const float *soft, float weight,
-                                struct err_msg *em);
+                                float temperature, struct err_msg *em);
 /* The inference-mode forward (BN from running statistics, Dropout identity) on the batch
  * in the input buffers, with the losses and accuracies when labels is not NULL; changes
  * nothing. What nn_run computes on the same graph after nn_graph_fold_bn. */

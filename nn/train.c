@@ -430,7 +430,7 @@ int nn_train_create(struct nn_model *m, const char *const *roots, int n_roots,
         nn_trainer_free(t);
         return rc;
     }
-    t->loss_work = malloc(sizeof(double) * (size_t)max_classes(t));
+    t->loss_work = malloc(sizeof(double) * 4 * (size_t)max_classes(t));
     if (!t->loss_work) {
         nn_trainer_free(t);
         return err_set(em, ERR_NOMEM, "training: out of memory");

@@ -45,14 +45,18 @@ static int losses(struct nn_trainer *t, const int *labels, int with_grad,
 }
 
 int nn_trainer_set_soft_targets(struct nn_trainer *t, int loss, const float *soft, float weight,
-                                struct err_msg *em)
+                                float temperature, struct err_msg *em)
 {
     if (loss < 0 || loss >= t->n_roots || (t->flags & NN_TRAIN_ANY_ROOTS))
         return err_set(em, ERR_RANGE, "soft targets for loss %d of %d", loss, t->n_roots);
     if (!(weight >= 0 && weight <= 1))
         return err_set(em, ERR_RANGE, "soft-target weight %g outside [0, 1]", (double)weight);
+    if (!(temperature >= 1 && temperature <= NN_MAX_TEMPERATURE))
+        return err_set(em, ERR_RANGE, "soft-target temperature %g outside [1, %d]",
+                       (double)temperature, NN_MAX_TEMPERATURE);
     t->roots[loss].soft.soft = weight > 0 ? soft : NULL;
     t->roots[loss].soft.w = soft ? weight : 0;
+    t->roots[loss].soft.t = temperature;
     return 0;
 }
 

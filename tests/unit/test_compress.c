@@ -416,6 +416,18 @@ static void test_options_are_checked(void **state)
     o.ga_check = COMPRESS_MAX_CHECKS + 1;
     assert_int_equal(compress_opts_check(&o, &em), ERR_RANGE);
     o.ga_check = 0;
+    const float bad_distill[][2] = {{0, 1}, {1.5f, 1}, {NAN, 1}, {0.5f, 0.9f}, {0.5f, 101}, {0.5f, NAN}};
+    for (size_t i = 0; i < sizeof bad_distill / sizeof bad_distill[0]; i++) {
+        o.distill_weight = bad_distill[i][0];
+        o.distill_temp = bad_distill[i][1];
+        assert_int_equal(compress_opts_check(&o, &em), ERR_RANGE);
+        assert_non_null(strstr(em.text, "--distill-"));
+    }
+    o.distill_weight = 1;
+    o.distill_temp = 100;
+    assert_int_equal(compress_opts_check(&o, &em), 0);
+    o.distill_weight = 0.5f;
+    o.distill_temp = 1;
     o.target_latency = 0.5; /* met by the decomposition stage, which --ranks none leaves out */
     assert_int_equal(compress_opts_check(&o, &em), ERR_INVAL);
     assert_non_null(strstr(em.text, "--target-latency"));

@@ -765,7 +765,8 @@ static void test_learns_separable_problem(void **state)
 }
 
 /* Soft targets: weight 1 with one-hot rows is exactly the hard loss; weight 0.5 with
- * uniform rows gives the mixture of the two cross-entropies, computed here from the logits. */
+ * uniform rows gives half the cross-entropy and half the divergence, computed here from the
+ * logits. */
 static void test_soft_targets(void **state)
 {
     (void)state;
@@ -788,13 +789,13 @@ static void test_soft_targets(void **state)
     }
     for (int i = 0; i < clips; i++)
         onehot[i * classes + labels[i]] = 1;
-    assert_int_equal(nn_trainer_set_soft_targets(t[1], 0, onehot, 1.f, NULL), 0);
+    assert_int_equal(nn_trainer_set_soft_targets(t[1], 0, onehot, 1.f, 1.f, NULL), 0);
     for (int s = 0; s < 3; s++)
         for (int r = 0; r < 2; r++)
             step_ok(t[r], labels, &st[r]);
     assert_true(fabsf(st[0].loss[0] - st[1].loss[0]) < 1e-6f);
     /* The mixture, checked against the logits of an eval. */
-    assert_int_equal(nn_trainer_set_soft_targets(t[1], 0, uniform, 0.5f, NULL), 0);
+    assert_int_equal(nn_trainer_set_soft_targets(t[1], 0, uniform, 0.5f, 1.f, NULL), 0);
     assert_int_equal(nn_trainer_eval(t[1], labels, &st[1], NULL), 0);
     const float *z = nn_trainer_value(t[1], "logits", NULL);
     double want = 0;
@@ -808,17 +809,85 @@ static void test_soft_targets(void **state)
             lse += exp(zb[c] - mx);
         lse = mx + log(lse);
         hard = lse - zb[labels[i]];
-        for (int c = 0; c < classes; c++)
-            unif += (lse - zb[c]) / classes;
+        for (int c = 0; c < classes; c++) /* KL(uniform || softmax) */
+            unif += (lse - zb[c] - log(classes)) / classes;
         want += (0.5 * hard + 0.5 * unif) / clips;
     }
     assert_true(fabs(st[1].loss[0] - want) < 1e-5);
-    assert_int_equal(nn_trainer_set_soft_targets(t[1], 1, uniform, 0.5f, NULL), ERR_RANGE);
-    assert_int_equal(nn_trainer_set_soft_targets(t[1], 0, uniform, 1.5f, NULL), ERR_RANGE);
+    assert_int_equal(nn_trainer_set_soft_targets(t[1], 1, uniform, 0.5f, 1.f, NULL), ERR_RANGE);
+    assert_int_equal(nn_trainer_set_soft_targets(t[1], 0, uniform, 1.5f, 1.f, NULL), ERR_RANGE);
     for (int r = 0; r < 2; r++) {
         nn_trainer_free(t[r]);
         nn_model_free(m[r]);
     }
+}
+
+/* Distillation at a temperature: the loss of nn_softmax_ce against the formula written from
+ * the teacher's logits u (its soft row softmax(u), tempered inside to softmax(u / t)), and
+ * its gradient against central differences; a temperature outside [1, 100] is refused. */
+static void test_soft_targets_temperature(void **state)
+{
+    (void)state;
+    enum { CLIPS = 3, SEG = 2, CL = 4 };
+    uint64_t rng = 0x7e3;
+    float z[CLIPS * SEG * CL], dz[CLIPS * SEG * CL], soft[CLIPS * CL];
+    double u[CLIPS * CL], work[4 * CL], want = 0;
+    const int labels[CLIPS] = {2, 0, 3};
+    const double w = 0.7, t = 3, eps = 0.1;
+    for (int i = 0; i < CLIPS * SEG * CL; i++)
+        z[i] = tl_uniform(&rng, -2.f, 2.f);
+    for (int i = 0; i < CLIPS; i++) {
+        double e[CL], sum = 0, et[CL], sumt = 0, zb[CL], mx = -1e30, lse = 0, lset = 0;
+        for (int c = 0; c < CL; c++) {
+            u[i * CL + c] = tl_uniform(&rng, -3.f, 3.f);
+            sum += e[c] = exp(u[i * CL + c]);
+            sumt += et[c] = exp(u[i * CL + c] / t);
+            zb[c] = (z[(i * SEG) * CL + c] + z[(i * SEG + 1) * CL + c]) / 2.0;
+            mx = zb[c] > mx ? zb[c] : mx;
+        }
+        for (int c = 0; c < CL; c++) {
+            soft[i * CL + c] = (float)(e[c] / sum);
+            lse += exp(zb[c] - mx);
+            lset += exp((zb[c] - mx) / t);
+        }
+        lse = mx + log(lse);
+        lset = mx / t + log(lset);
+        for (int c = 0; c < CL; c++) {
+            double h = (c == labels[i] ? 1 - eps : 0) + eps / CL;
+            double s = et[c] / sumt; /* KL(s || softmax(zbar / t)) */
+            want += ((1 - w) * h * (lse - zb[c]) + w * t * t * s * (log(s) + lset - zb[c] / t)) /
+                    CLIPS;
+        }
+    }
+    struct nn_soft_target st = {.soft = soft, .w = (float)w, .t = (float)t};
+    struct nn_ce_result r = nn_softmax_ce(CLIPS, SEG, CL, z, labels, (float)eps, &st, dz, work);
+    assert_true(fabs(r.loss - want) < 1e-5 * fabs(want));
+    const float h = 1.f / 1024;
+    for (int i = 0; i < CLIPS * SEG * CL; i++) {
+        float keep = z[i];
+        z[i] = keep + h;
+        double up = nn_softmax_ce(CLIPS, SEG, CL, z, labels, (float)eps, &st, NULL, work).loss;
+        z[i] = keep - h;
+        double down = nn_softmax_ce(CLIPS, SEG, CL, z, labels, (float)eps, &st, NULL, work).loss;
+        z[i] = keep;
+        assert_true(fabs((up - down) / (2 * h) - dz[i]) < 1e-4);
+    }
+    /* the soft term matters: without it the gradient is another */
+    float dz0[CLIPS * SEG * CL];
+    nn_softmax_ce(CLIPS, SEG, CL, z, labels, (float)eps, NULL, dz0, work);
+    assert_true(fabsf(dz0[0] - dz[0]) > 1e-3f);
+
+    struct nn_model *m = tiny_net(0x50f7, 3);
+    struct nn_train_opts o;
+    nn_train_opts_default(&o);
+    const char *loss = "logits";
+    struct nn_trainer *tr = new_trainer(m, &loss, 1, &o);
+    assert_int_equal(nn_trainer_set_soft_targets(tr, 0, soft, 0.5f, 0.5f, NULL), ERR_RANGE);
+    assert_int_equal(nn_trainer_set_soft_targets(tr, 0, soft, 0.5f, 101.f, NULL), ERR_RANGE);
+    assert_int_equal(nn_trainer_set_soft_targets(tr, 0, soft, 0.5f, NAN, NULL), ERR_RANGE);
+    assert_int_equal(nn_trainer_set_soft_targets(tr, 0, soft, 0.5f, 4.f, NULL), 0);
+    nn_trainer_free(tr);
+    nn_model_free(m);
 }
 
 /* x[2,3] -> Gemm -> logits: the gradient and two SGD steps worked out by hand. */
@@ -1631,6 +1700,7 @@ int main(void)
         cmocka_unit_test(test_grad_network),
         cmocka_unit_test(test_learns_separable_problem),
         cmocka_unit_test(test_soft_targets),
+        cmocka_unit_test(test_soft_targets_temperature),
         cmocka_unit_test(test_sgd_step_by_hand),
         cmocka_unit_test(test_lr_schedules),
         cmocka_unit_test(test_options_checked),
