@@ -10,6 +10,8 @@
 #   per seed (GA, calibration draw, fine-tuning order), as the full table runs it, into
 #   work/compress/seeds/ and bench/results/compress-seeds-*.json: how far one run of the method
 #   lands from another; the table is not touched)
+#   RECIPE (--seeds only): more compress flags for every run, a variant of the method to set
+#   beside the plain runs (RECIPE="--distill-temp 4"), its runs in work/compress/seeds-<flags>/
 # env: MODEL (models/default.adm), DATA (a synth folder; made here when absent), TARGET (FLOPs,
 # 0.2), TARGET_PARAMS (0.1) and TARGET_LATENCY (one-thread latency, 0.24; 0 = none): the
 # budget every method gets (the latency limit: every method with a decomposition stage, which
@@ -85,17 +87,22 @@ make_unseen() {
         >"$1/input.unseen.json"
 }
 if [ -n "$seeds" ]; then
-    mkdir -p "$work/seeds"
+    RECIPE=${RECIPE:-}
+    read -r -a recipe <<<"$RECIPE"
+    common+=("${recipe[@]}")
+    dir="$work/seeds"
+    [ -n "$RECIPE" ] && dir="$work/seeds$(printf '%s' "$RECIPE" | tr -c 'A-Za-z0-9.,\n-' -)"
+    mkdir -p "$dir"
     for s in ${seeds//,/ }; do
-        compress_one nb ga "$s" "$work/seeds" "nb-ga-s$s"
+        compress_one nb ga "$s" "$dir" "nb-ga-s$s"
     done
-    make_unseen "$work/seeds"
+    make_unseen "$dir"
     for s in ${seeds//,/ }; do
-        "$ACTIOND" --log-level warn eval -m "$work/seeds/nb-ga-s$s.adm" -d "$unseen" \
-            --split all --json >"$work/seeds/nb-ga-s$s.unseen.json"
+        "$ACTIOND" --log-level warn eval -m "$dir/nb-ga-s$s.adm" -d "$unseen" \
+            --split all --json >"$dir/nb-ga-s$s.unseen.json"
     done
     out="$here/results/compress-seeds-$(date -u +%Y%m%d-%H%M%S)-$(hostname -s).json"
-    exec /usr/bin/python3 "$here/compress_seeds.py" "$work" "$out" ${seeds//,/ }
+    exec /usr/bin/python3 "$here/compress_seeds.py" "$dir" "$out" "$RECIPE" ${seeds//,/ }
 fi
 methods=("nb ga" "l1 vbmf" "bn uniform" "nb none" "none ga")
 for m in "${methods[@]}"; do

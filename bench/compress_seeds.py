@@ -3,7 +3,8 @@ Per run the reductions and the accuracy against the input's, on the test list (2
 training set's seed) and the unseen list (200 clips of seed 1001); then what the runs share:
 the mean, the range, and how many land within 1 point of the input. Prints a Markdown table
 and writes everything to OUT (JSON).
-usage: compress_seeds.py WORK OUT SEED...   (WORK: bench/work/compress)"""
+usage: compress_seeds.py DIR OUT RECIPE SEED...   (DIR: bench/work/compress/seeds[-RECIPE];
+RECIPE: the flags the runs had beyond the table's, "" for none)"""
 import json
 import os
 import statistics
@@ -40,10 +41,9 @@ def run_row(report, unseen, input_unseen):
 
 
 def main():
-    if len(sys.argv) < 4:
+    if len(sys.argv) < 5:
         sys.exit(__doc__)
-    work, out, seeds = sys.argv[1], sys.argv[2], [int(s) for s in sys.argv[3:]]
-    d = os.path.join(work, "seeds")
+    d, out, recipe, seeds = sys.argv[1], sys.argv[2], sys.argv[3], [int(s) for s in sys.argv[4:]]
     input_unseen = load(os.path.join(d, "input.unseen.json"))
     runs = {}
     for s in seeds:
@@ -68,7 +68,7 @@ def main():
               len(runs), 100 * t["mean"], 100 * t["min"], 100 * t["max"], 100 * b["mean"],
               100 * b["min"], 100 * b["max"], within, len(runs)))
     with open(out, "w") as f:
-        json.dump({"seeds": seeds, "runs": {str(s): r for s, r in runs.items()},
+        json.dump({"recipe": recipe, "seeds": seeds, "runs": {str(s): r for s, r in runs.items()},
                    "summary": summary}, f, indent=1)
     print("wrote %s" % out)
 
