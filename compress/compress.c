@@ -312,8 +312,13 @@ int cmp_finetune(const struct cmp_ctx *c, struct nn_model *m, enum compress_stag
     t.teacher = o->distill ? c->input : NULL;
     t.distill = o->distill_weight;
     t.distill_temp = o->distill_temp;
-    log_info("compress: fine-tuning (%s) for %d epochs from lr %g", stage, t.epochs,
-             (double)t.lr);
+    if (t.teacher)
+        log_info("compress: fine-tuning (%s) for %d epochs from lr %g, distilled at weight %g, "
+                 "temperature %g", stage, t.epochs, (double)t.lr, (double)t.distill,
+                 (double)t.distill_temp);
+    else
+        log_info("compress: fine-tuning (%s) for %d epochs from lr %g", stage, t.epochs,
+                 (double)t.lr);
     int rc = fit_train(&t, em);
     remove(ckpt);
     return rc;
