@@ -30,6 +30,13 @@ expect_status "an empty stage value" 2 "$ACTIOND" compress -m "$model" -o "$TMP/
 expect_status "per-stage epochs without data" 2 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" \
     --prune l1 --ranks uniform --finetune-epochs 0,3
 expect_match "fine-tuning needs data" 'fine-tuning needs a data set' "$ERR"
+expect_status "a distillation temperature below 1" 2 "$ACTIOND" compress -m "$model" \
+    -o "$TMP/x.adm" --distill-temp 0.5
+expect_match "names the flag and its range" '--distill-temp must be a number in \[1, 100\]' "$ERR"
+expect_lines "in one line" 1 "$ERR"
+expect_status "distillation without data" 2 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" \
+    --prune l1 --ranks uniform --finetune-epochs 0 --distill-weight 0.3
+expect_match "says it needs data" 'without --distill' "$ERR"
 expect_status "a missing model" 1 "$ACTIOND" compress -m "$TMP/none.adm" -o "$TMP/x.adm" \
     --prune l1 --ranks uniform --finetune-epochs 0
 expect_status "a budget the floors cannot meet" 1 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" \
