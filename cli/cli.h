@@ -5,6 +5,8 @@
 
 #include "video/video.h"
 
+#include <stdint.h>
+
 /* Exit statuses of DESIGN.md's command-line contract. */
 enum cli_exit {
     CLI_EXIT_OK = 0,
@@ -38,6 +40,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_int_arg(const char *cmd, const char *flag, const char *s, int lo, int hi, int *out);
 int cli_float_arg(const char *cmd, const char *flag, const char *s, double lo, double hi,
                   double *out);
+/* A random seed: decimal digits only, within 64 bits. */
+int cli_seed_arg(const char *cmd, const char *flag, const char *s, uint64_t *out);
 
 /* Subcommands, one file each (cli/cmd_NAME.c); argv[0] is the subcommand's name. */
 int cli_cmd_synth(int argc, char **argv);

@@ -77,6 +77,19 @@ static int stage_pair_arg(int ch, const char *s, struct compress_opts *o)
     return 0;
 }
 
+/* --distill-weight W, --distill-temp T: either asks for distillation. */
+static int distill_arg(struct compress_opts *o, int ch, const char *s)
+{
+    bool weight = ch == 'W';
+    double d;
+    o->distill = true;
+    int rc = weight ? cli_float_arg("compress", "--distill-weight", s, 1e-3, 1, &d)
+                    : cli_float_arg("compress", "--distill-temp", s, 1, NN_MAX_TEMPERATURE, &d);
+    if (rc == 0)
+        *(weight ? &o->distill_weight : &o->distill_temp) = (float)d;
+    return rc;
+}
+
 static int parse_opt(struct args *a, int ch, const char *s)
 {
     struct compress_opts *o = &a->o;
@@ -99,27 +112,8 @@ static int parse_opt(struct args *a, int ch, const char *s)
     case 'e': case 'l': rc = stage_pair_arg(ch, s, o); break;
     case 'b': rc = cli_int_arg("compress", "--batch", s, 1, 256, &o->batch); break;
     case 'D': o->distill = true; break;
-    case 'W': {
-        double d;
-        o->distill = true;
-        rc = cli_float_arg("compress", "--distill-weight", s, 1e-3, 1, &d);
-        o->distill_weight = (float)d;
-        break;
-    }
-    case 'H': {
-        double d;
-        o->distill = true;
-        rc = cli_float_arg("compress", "--distill-temp", s, 1, NN_MAX_TEMPERATURE, &d);
-        o->distill_temp = (float)d;
-        break;
-    }
-    case 'z': {
-        char *end;
-        o->seed = strtoull(s, &end, 10);
-        if (*s == '\0' || *end != '\0')
-            rc = cli_usage_error("compress", "--seed must be a whole number, not '%s'", s);
-        break;
-    }
+    case 'W': case 'H': rc = distill_arg(o, ch, s); break;
+    case 'z': rc = cli_seed_arg("compress", "--seed", s, &o->seed); break;
     case 't': rc = cli_int_arg("compress", "--threads", s, 1, 64, &o->threads); break;
     case 'p': rc = cli_int_arg("compress", "--population", s, 4, 1024, &o->population); break;
     case 'g': rc = cli_int_arg("compress", "--generations", s, 1, 10000, &o->generations); break;

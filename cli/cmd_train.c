@@ -57,13 +57,7 @@ static int train_opt(struct fit_train_opts *o, int ch, const char *arg)
     case 'C': o->cache = arg; break;
     case 'x': rc = stream_arg(arg, &o->streams); break;
     case 'T': rc = cli_int_arg("train", "--stop-after", arg, 1, FIT_MAX_EPOCHS, &o->stop_after); break;
-    case 'z': {
-        char *end;
-        o->seed = strtoull(arg, &end, 10);
-        if (*arg == '\0' || *end != '\0')
-            rc = cli_usage_error("train", "--seed must be an integer, not '%s'", arg);
-        break;
-    }
+    case 'z': rc = cli_seed_arg("train", "--seed", arg, &o->seed); break;
     default: rc = CLI_EXIT_USAGE; break;
     }
     return rc;

@@ -34,6 +34,12 @@ expect_status "a distillation temperature below 1" 2 "$ACTIOND" compress -m "$mo
     -o "$TMP/x.adm" --distill-temp 0.5
 expect_match "names the flag and its range" '--distill-temp must be a number in \[1, 100\]' "$ERR"
 expect_lines "in one line" 1 "$ERR"
+expect_status "a distillation weight of 0" 2 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" \
+    --distill-weight 0
+expect_match "names the flag" '--distill-weight must be a number' "$ERR"
+expect_status "a negative seed" 2 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" --seed -3
+expect_match "names the flag" '--seed must be a whole number' "$ERR"
+expect_lines "in one line" 1 "$ERR"
 expect_status "distillation without data" 2 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" \
     --prune l1 --ranks uniform --finetune-epochs 0 --distill-weight 0.3
 expect_match "says it needs data" 'without --distill' "$ERR"

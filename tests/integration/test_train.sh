@@ -84,6 +84,12 @@ expect_status "eval of a model on other classes" 1 "$ACTIOND" eval -m "$TMP/m.ad
 expect_status "dropout out of range" 2 "$ACTIOND" train -d "$TMP/d" -o "$TMP/n.adm" --dropout 1
 expect_match "dropout range named" "--dropout must be a number in \[0, 0.9\]" "$ERR"
 expect_status "train without -o" 2 "$ACTIOND" train -d "$TMP/d"
+expect_status "a negative seed" 2 "$ACTIOND" train -d "$TMP/d" -o "$TMP/n.adm" --seed -1
+expect_match "names the flag and its range" \
+    "--seed must be a whole number in 0\.\.18446744073709551615" "$ERR"
+expect_lines "in one line" 1 "$ERR"
+expect_status "a seed over 64 bits" 2 "$ACTIOND" train -d "$TMP/d" -o "$TMP/n.adm" \
+    --seed 18446744073709551616
 expect_status "train with a bad motion" 2 "$ACTIOND" train -d "$TMP/d" -o "$TMP/x.adm" --motion wind
 expect_status "train with flow is refused for now" 1 "$ACTIOND" --log-level warn train -d "$TMP/d" \
     -o "$TMP/x.adm" --motion flow --epochs 1 "${small[@]/--motion-len/--motion-len}"
