@@ -296,16 +296,14 @@ int cli_cmd_infer(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             break;
         case 'k':
-            o.top = atoi(optarg);
-            if (o.top < 1 || o.top > INFER_MAX_TOP)
-                return cli_usage_error("infer", "--top must be 1..%d", INFER_MAX_TOP);
+            if (cli_int_arg("infer", "--top", optarg, 1, INFER_MAX_TOP, &o.top))
+                return CLI_EXIT_USAGE;
             break;
         case 'j': o.json = 1; break;
         case 'H': o.hwdec = optarg; break;
         case 't':
-            o.threads = atoi(optarg);
-            if (o.threads < 1 || o.threads > 256)
-                return cli_usage_error("infer", "--threads must be 1..256");
+            if (cli_int_arg("infer", "--threads", optarg, 1, 256, &o.threads))
+                return CLI_EXIT_USAGE;
             break;
         default: return cli_usage_error("infer", "unknown or incomplete option '%s'", argv[optind - 1]);
         }

@@ -101,6 +101,17 @@ static int apply_meta(struct nn_model *m, const struct meta_flags *f, struct err
     return 0;
 }
 
+/* --motion-len, --segments, --fps: the model's own bounds (saving checks them again). */
+static int meta_number_arg(int ch, const char *s, struct meta_flags *f)
+{
+    if (ch == 'L')
+        return cli_int_arg("import", "--motion-len", s, 1, NN_MODEL_MAX_MOTION_LEN,
+                           &f->motion_len);
+    if (ch == 'K')
+        return cli_int_arg("import", "--segments", s, 1, NN_MAX_BATCH, &f->segments);
+    return cli_float_arg("import", "--fps", s, 0.01, NN_MODEL_MAX_FPS, &f->fps);
+}
+
 int cli_cmd_import(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -122,9 +133,10 @@ int cli_cmd_import(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'c': mf.classes = optarg; break;
         case 'k': mf.motion = optarg; break;
-        case 'L': mf.motion_len = atoi(optarg); break;
-        case 'K': mf.segments = atoi(optarg); break;
-        case 'f': mf.fps = atof(optarg); break;
+        case 'L': case 'K': case 'f':
+            if (meta_number_arg(ch, optarg, &mf))
+                return CLI_EXIT_USAGE;
+            break;
         case 'm': mf.mean = optarg; break;
         case 's': mf.std = optarg; break;
         case 'w': mf.fusion = optarg; break;

@@ -57,10 +57,6 @@ int nn_window_out(int in, int k, int stride, int pad0, int pad1, int dil, int ce
  * classes take under 70 KB; a 4096-node graph with 20-character names about 1.5 MB. */
 #define NN_MODEL_META_JSON_MAX (1u << 20)
 #define NN_MODEL_GRAPH_JSON_MAX (4u << 20)
-/* Metadata bounds: frame side, stacked motion fields per segment, frames per second. */
-#define NN_MODEL_MAX_SIDE 4096
-#define NN_MODEL_MAX_MOTION_LEN 16
-#define NN_MODEL_MAX_FPS 240
 
 /* Checks metadata as loading does, so nn_model_save never writes what loading rejects. */
 int nn_model_meta_check(const struct nn_meta *m, struct err_msg *em);

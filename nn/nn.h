@@ -23,6 +23,10 @@
 #define NN_MAX_ELEMS (1ll << 28) /* any one tensor: 1 GiB of floats */
 #define NN_MAX_KERNEL 15         /* conv/pool kernel side */
 #define NN_MAX_BATCH 256
+/* Metadata bounds: frame side, stacked motion fields per segment, frames per second. */
+#define NN_MODEL_MAX_SIDE 4096
+#define NN_MODEL_MAX_MOTION_LEN 16
+#define NN_MODEL_MAX_FPS 240
 
 /* X(NAME, ONNX-style type name). Adding an op: one line here, one case in
  * the dispatch switch (plan.c), one shape rule (graph.c), one kernel. */

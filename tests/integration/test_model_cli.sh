@@ -102,4 +102,15 @@ expect_status "re-import of the export" 0 "$ACTIOND" import "$TMP/re.onnx" -o "$
 expect_status "import of garbage fails" 1 "$ACTIOND" import "$TMP/garbage.adm" -o "$TMP/g.adm"
 expect_lines "garbage onnx: one line" 1 "$ERR"
 expect_status "import without -o" 2 "$ACTIOND" import "$TMP/tiny.onnx"
+expect_status "import with --segments that is no number" 2 "$ACTIOND" import "$TMP/tiny.onnx" \
+    -o "$TMP/s.adm" --segments three
+expect_match "names the flag and its range" '--segments must be an integer in 1\.\.256' "$ERR"
+expect_lines "in one line" 1 "$ERR"
+expect_status "import with --fps 0" 2 "$ACTIOND" import "$TMP/tiny.onnx" -o "$TMP/s.adm" --fps 0
+expect_status "import with --motion-len over the bound" 2 "$ACTIOND" import "$TMP/tiny.onnx" \
+    -o "$TMP/s.adm" --motion-len 17
+[ ! -e "$TMP/s.adm" ] && ok "no model written" || not_ok "no model written"
+expect_status "infer --top with a trailing letter" 2 "$ACTIOND" infer -m "$TMP/tiny.adm" \
+    --top 3x "$TMP/clip.mp4"
+expect_match "names the flag" '--top must be an integer in 1\.\.20' "$ERR"
 finish
