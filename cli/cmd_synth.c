@@ -46,9 +46,9 @@ static int parse_seed(const char *s, uint64_t *out)
 {
     char *end;
     errno = 0;
-    if (*s == '-')
+    if (*s < '0' || *s > '9') /* strtoull would take "-1" as 2^64 - 1 */
         return -1;
-    unsigned long long v = strtoull(s, &end, 0);
+    unsigned long long v = strtoull(s, &end, 10); /* "010" is ten, as everywhere else */
     if (errno || end == s || *end)
         return -1;
     *out = (uint64_t)v;
