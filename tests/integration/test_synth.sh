@@ -58,7 +58,8 @@ expect_match "sequence lasts 8 s" '^8\.0' "$dur"
 
 for bad in "--size 13x7" "--size 99999x99999" "--size 64" "--classes 0" "--classes 11" \
            "--clips-per-class 99999999" "--fps 1000" "--fps 0" "--seconds 0" "--seconds abc" \
-           "--seconds 1e9" "--seed -1" "--seed 0x10" "--test-fraction 1" "--threads 0" "--frob" "extra"; do
+           "--seconds 1e9" "--seed -1" "--seed 0x10" "--test-fraction 1" "--threads 0" \
+           "--frob" "extra"; do
     # shellcheck disable=SC2086
     expect_status "bad option '$bad' exits 2" 2 "$ACTIOND" synth -o "$TMP/x" $bad
     expect_lines "bad option '$bad': one-line error" 1 "$ERR"
