@@ -136,4 +136,21 @@ struct nn_ce_result nn_softmax_ce(int clips, int segments, int classes, const fl
                                   const int *labels, float eps, const struct nn_soft_target *st,
                                   float *dlogits, double *work);
 
+/* Distillation of the fused output: soft[clips][classes] (e.g. a teacher's fused scores) with
+ * weight w at temperature t, against the fusion of two streams' logits as a model of
+ * NN_FUSION_CLIP_LOGITS computes it, zf = fusion[0] zbar_a + fusion[1] zbar_b (each zbar the
+ * mean of a clip's segment rows of that stream):
+ *   loss = w t^2 sum_c s_c log(s_c / softmax(zf / t)_c),  s tempered as in nn_softmax_ce.
+ * The per-stream losses see each stream alone; this term sees what the model outputs. */
+struct nn_fused_target {
+    const float *soft;
+    float w, t;
+    float fusion[2];
+};
+/* The fused term's mean over clips; when da and db are not NULL it *adds*
+ * d(mean loss)/dz = fusion[i] w t (softmax(zf / t) - s) / (clips * segments) to every row
+ * of the matching stream's gradient. work: 4 * classes doubles. */
+double nn_fused_kl(int clips, int segments, int classes, const float *za, const float *zb,
+                   const struct nn_fused_target *ft, float *da, float *db, double *work);
+
 #endif

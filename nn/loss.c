@@ -1,5 +1,6 @@
 /* loss.c — softmax cross-entropy with label smoothing on TSN clips: the segments of a
- * clip are averaged (consensus) before the softmax, and the gradient flows back evenly. */
+ * clip are averaged (consensus) before the softmax, and the gradient flows back evenly;
+ * distillation terms per stream and on the two streams' fusion. */
 #include "nn/grad.h"
 
 #include <math.h>
@@ -90,4 +91,31 @@ struct nn_ce_result nn_softmax_ce(int clips, int segments, int classes, const fl
     }
     r.loss /= clips;
     return r;
+}
+
+double nn_fused_kl(int clips, int segments, int classes, const float *za, const float *zb,
+                   const struct nn_fused_target *ft, float *da, float *db, double *work)
+{
+    double *a = work, *b = a + classes, *s = b + classes, *zt = s + classes, loss = 0;
+    double t = ft->t > 1 ? ft->t : 1, w = ft->w, scale = 1.0 / ((double)clips * segments);
+    for (int i = 0; i < clips; i++) {
+        size_t base = (size_t)i * segments * classes;
+        consensus(segments, classes, za + base, a);
+        consensus(segments, classes, zb + base, b);
+        tempered(classes, ft->soft + (size_t)i * classes, t, s);
+        for (int c = 0; c < classes; c++)
+            zt[c] = (ft->fusion[0] * a[c] + ft->fusion[1] * b[c]) / t;
+        double lse = log_sum_exp(classes, zt);
+        for (int c = 0; c < classes; c++)
+            loss += w * t * t * s[c] * (lse - zt[c] + (s[c] > 0 ? log(s[c]) : 0));
+        for (int c = 0; da && db && c < classes; c++) {
+            double g = w * t * (exp(zt[c] - lse) - s[c]) * scale;
+            float ga = (float)(ft->fusion[0] * g), gb = (float)(ft->fusion[1] * g);
+            for (int k = 0; k < segments; k++) {
+                da[base + (size_t)k * classes + c] += ga;
+                db[base + (size_t)k * classes + c] += gb;
+            }
+        }
+    }
+    return loss / clips;
 }

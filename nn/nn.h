@@ -403,6 +403,7 @@ struct nn_step_stats {
     int n_losses;
     float loss[NN_MAX_GRAPH_OUTPUTS]; /* mean over the clips of the batch */
     float top1[NN_MAX_GRAPH_OUTPUTS]; /* fraction of clips whose consensus argmax is the label */
+    float fused_loss;                 /* the fused distillation term's mean, 0 when not set */
     float lr;                         /* the rate this step used (0 from nn_trainer_eval) */
     float grad_norm;                  /* global L2 norm of the gradients before clipping */
 };
@@ -423,6 +424,14 @@ int nn_trainer_step(struct nn_trainer *t, const int *labels, struct nn_step_stat
 #define NN_MAX_TEMPERATURE 100
 int nn_trainer_set_soft_targets(struct nn_trainer *t, int loss, const float *soft, float weight,
                                 float temperature, struct err_msg *em);
+/* Distillation of the fused output: with exactly two losses of the same classes, from the
+ * next step (or eval) on, weight * temperature^2 * KL(soft || softmax(zf / temperature))
+ * joins them, zf = fusion[0] * loss 0's consensus logits + fusion[1] * loss 1's — the scores
+ * of a model whose fusion is NN_FUSION_CLIP_LOGITS with those weights. Each stream's own loss
+ * sees it alone; this term trains what the model outputs. soft as above (e.g. a teacher's
+ * "scores"); NULL or weight 0 turns it off. Set again when the fusion weights change. */
+int nn_trainer_set_fused_target(struct nn_trainer *t, const float *soft, float weight,
+                                float temperature, const float fusion[2], struct err_msg *em);
 /* The inference-mode forward (BN from running statistics, Dropout identity) on the batch
  * in the input buffers, with the losses and accuracies when labels is not NULL; changes
  * nothing. What nn_run computes on the same graph after nn_graph_fold_bn. */

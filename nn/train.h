@@ -51,6 +51,7 @@ struct nn_trainer {
     int clips;
     int n_roots;
     struct nn_train_root roots[NN_MAX_GRAPH_OUTPUTS];
+    struct nn_fused_target fused; /* distillation of roots 0 and 1's fusion, when set */
     struct nn_shape *shape;   /* per value, at the training batch */
     float **val;              /* per value: its forward buffer */
     float **grad;             /* per value: its gradient buffer, NULL when none flows */

@@ -22,6 +22,21 @@ static int check_labels(const struct nn_trainer *t, const int *labels, struct er
     return 0;
 }
 
+/* The fused distillation term, its gradient added to the two roots' (seeded first). */
+static int fused_loss(struct nn_trainer *t, int with_grad, struct nn_step_stats *st,
+                      struct err_msg *em)
+{
+    int a = t->roots[0].value, b = t->roots[1].value;
+    double l = nn_fused_kl(t->clips, t->o.segments, t->roots[0].classes, t->val[a], t->val[b],
+                           &t->fused, with_grad ? t->grad[a] : NULL,
+                           with_grad ? t->grad[b] : NULL, t->loss_work);
+    if (!isfinite(l))
+        return err_set(em, ERR_RANGE, "training: the fused loss is not finite at step %lld",
+                       (long long)t->step);
+    st->fused_loss = (float)l;
+    return 0;
+}
+
 /* Every loss on the values of the last forward; with_grad seeds their gradients. */
 static int losses(struct nn_trainer *t, const int *labels, int with_grad,
                   struct nn_step_stats *st, struct err_msg *em)
@@ -41,7 +56,7 @@ static int losses(struct nn_trainer *t, const int *labels, int with_grad,
         st->loss[r] = (float)res.loss;
         st->top1[r] = (float)res.correct / (float)t->clips;
     }
-    return 0;
+    return t->fused.soft ? fused_loss(t, with_grad, st, em) : 0;
 }
 
 int nn_trainer_set_soft_targets(struct nn_trainer *t, int loss, const float *soft, float weight,
@@ -57,6 +72,24 @@ int nn_trainer_set_soft_targets(struct nn_trainer *t, int loss, const float *sof
     t->roots[loss].soft.soft = weight > 0 ? soft : NULL;
     t->roots[loss].soft.w = soft ? weight : 0;
     t->roots[loss].soft.t = temperature;
+    return 0;
+}
+
+int nn_trainer_set_fused_target(struct nn_trainer *t, const float *soft, float weight,
+                                float temperature, const float fusion[2], struct err_msg *em)
+{
+    if (t->n_roots != 2 || (t->flags & NN_TRAIN_ANY_ROOTS) ||
+        t->roots[0].classes != t->roots[1].classes)
+        return err_set(em, ERR_INVAL, "a fused target needs two losses of the same classes");
+    if (!(weight >= 0 && weight <= 1))
+        return err_set(em, ERR_RANGE, "fused-target weight %g outside [0, 1]", (double)weight);
+    if (!(temperature >= 1 && temperature <= NN_MAX_TEMPERATURE))
+        return err_set(em, ERR_RANGE, "fused-target temperature %g outside [1, %d]",
+                       (double)temperature, NN_MAX_TEMPERATURE);
+    if (!fusion || !(fusion[0] >= 0 && fusion[0] <= 1e3 && fusion[1] >= 0 && fusion[1] <= 1e3))
+        return err_set(em, ERR_RANGE, "fusion weights for a fused target outside [0, 1000]");
+    t->fused = (struct nn_fused_target){weight > 0 ? soft : NULL, weight, temperature,
+                                        {fusion[0], fusion[1]}};
     return 0;
 }
 

@@ -717,6 +717,8 @@ static struct nn_trainer *new_trainer(struct nn_model *m, const char *const *los
     return t;
 }
 
+static const char *const two_losses[2] = {"rgb/logits", "motion/logits"};
+
 static void step_ok(struct nn_trainer *t, const int *labels, struct nn_step_stats *st)
 {
     struct err_msg em = {{0}};
@@ -888,6 +890,125 @@ static void test_soft_targets_temperature(void **state)
     assert_int_equal(nn_trainer_set_soft_targets(tr, 0, soft, 0.5f, 4.f, NULL), 0);
     nn_trainer_free(tr);
     nn_model_free(m);
+}
+
+/* The fused term against its formula written out, its gradient against central differences
+ * in both streams' logits, added to what the gradient buffers held. */
+static void test_fused_kl(void **state)
+{
+    (void)state;
+    enum { CLIPS = 3, SEG = 2, CL = 4, N = CLIPS * SEG * CL };
+    uint64_t rng = 0xf05e;
+    float za[N], zb[N], da[N], db[N], soft[CLIPS * CL];
+    double work[4 * CL], want = 0;
+    const double w = 0.6, t = 2, fa = 1.3, fb = 0.7;
+    for (int i = 0; i < N; i++) {
+        za[i] = tl_uniform(&rng, -2.f, 2.f);
+        zb[i] = tl_uniform(&rng, -2.f, 2.f);
+        da[i] = db[i] = 0.25f;
+    }
+    for (int i = 0; i < CLIPS; i++) {
+        double u[CL], e[CL], sum = 0, st = 0, q[CL], sq = 0;
+        for (int c = 0; c < CL; c++) {
+            u[c] = tl_uniform(&rng, -3.f, 3.f);
+            sum += e[c] = exp(u[c]);
+            st += exp(u[c] / t);
+        }
+        for (int c = 0; c < CL; c++) {
+            soft[i * CL + c] = (float)(e[c] / sum);
+            double ma = (za[(i * SEG) * CL + c] + za[(i * SEG + 1) * CL + c]) / 2;
+            double mb = (zb[(i * SEG) * CL + c] + zb[(i * SEG + 1) * CL + c]) / 2;
+            sq += q[c] = exp((fa * ma + fb * mb) / t);
+        }
+        for (int c = 0; c < CL; c++) {
+            double s = exp(u[c] / t) / st;
+            want += w * t * t * s * log(s / (q[c] / sq)) / CLIPS;
+        }
+    }
+    struct nn_fused_target ft = {soft, (float)w, (float)t, {(float)fa, (float)fb}};
+    double got = nn_fused_kl(CLIPS, SEG, CL, za, zb, &ft, da, db, work);
+    assert_true(want > 0.01 && fabs(got - want) < 1e-5 * want);
+    const float h = 1.f / 1024;
+    for (int i = 0; i < 2 * N; i++) {
+        float *z = i < N ? za + i : zb + i - N, keep = *z;
+        *z = keep + h;
+        double up = nn_fused_kl(CLIPS, SEG, CL, za, zb, &ft, NULL, NULL, work);
+        *z = keep - h;
+        double down = nn_fused_kl(CLIPS, SEG, CL, za, zb, &ft, NULL, NULL, work);
+        *z = keep;
+        double g = (i < N ? da[i] : db[i - N]) - 0.25;
+        assert_true(fabs((up - down) / (2 * h) - g) < 1e-4);
+    }
+    assert_true(fabsf(da[0] - 0.25f) > 1e-3f);
+}
+
+/* The trainer's fused target: refused where it cannot apply; eval reports the term on the
+ * streams' logits; stepping with it brings the model's fused output nearer the soft rows. */
+static void test_fused_target(void **state)
+{
+    (void)state;
+    struct nn_model *one = tiny_net(0x50f7, 3);
+    struct nn_train_opts o;
+    nn_train_opts_default(&o);
+    const char *loss = "logits";
+    const float fusion[2] = {1.2f, 0.8f}, bad[2] = {NAN, 1.f};
+    float soft[4 * 4];
+    struct nn_trainer *t1 = new_trainer(one, &loss, 1, &o);
+    assert_int_equal(nn_trainer_set_fused_target(t1, soft, 0.5f, 1.f, fusion, NULL), ERR_INVAL);
+    nn_trainer_free(t1);
+    nn_model_free(one);
+
+    struct nn_model *m[2];
+    struct nn_trainer *t[2];
+    struct nn_arch_opts ao = {.arch = "vgg-small", .width = 0.125f, .n_classes = 4, .seed = 9};
+    o.batch = 8;
+    o.segments = 2;
+    o.lr = 0.02f;
+    int labels[4] = {0, 1, 2, 3};
+    for (int i = 0; i < 4; i++) /* soft rows that disagree with the labels */
+        for (int c = 0; c < 4; c++)
+            soft[i * 4 + c] = c == (labels[i] + 1) % 4 ? 0.7f : 0.1f;
+    for (int r = 0; r < 2; r++) {
+        m[r] = nn_model_new();
+        assert_int_equal(nn_arch_two_stream(m[r]->graph, &ao, 32, 32, 4, fusion, NULL), 0);
+        t[r] = new_trainer(m[r], two_losses, 2, &o);
+        uint64_t rng = 6;
+        for (int i = 0; i < 2; i++) {
+            struct nn_shape sh = nn_trainer_input_shape(t[r], i);
+            for (int64_t j = 0; j < nn_shape_elems(&sh); j++)
+                nn_trainer_input(t[r], i)[j] = tl_uniform(&rng, -1.f, 1.f);
+        }
+    }
+    assert_int_equal(nn_trainer_set_fused_target(t[0], soft, 1.5f, 1.f, fusion, NULL), ERR_RANGE);
+    assert_int_equal(nn_trainer_set_fused_target(t[0], soft, 0.5f, 0.5f, fusion, NULL), ERR_RANGE);
+    assert_int_equal(nn_trainer_set_fused_target(t[0], soft, 0.5f, 1.f, bad, NULL), ERR_RANGE);
+    struct nn_step_stats st;
+    assert_int_equal(nn_trainer_eval(t[0], labels, &st, NULL), 0);
+    assert_true(st.fused_loss == 0.f);
+    assert_int_equal(nn_trainer_set_fused_target(t[0], soft, 1.f, 2.f, fusion, NULL), 0);
+    assert_int_equal(nn_trainer_eval(t[0], labels, &st, NULL), 0);
+    struct nn_shape sh;
+    const float *za = nn_trainer_value(t[0], "rgb/logits", &sh);
+    const float *zb = nn_trainer_value(t[0], "motion/logits", &sh);
+    struct nn_fused_target ft = {soft, 1.f, 2.f, {fusion[0], fusion[1]}};
+    double work[16], want = nn_fused_kl(4, 2, 4, za, zb, &ft, NULL, NULL, work);
+    assert_true(want > 0 && fabs(st.fused_loss - want) < 1e-5 * want);
+    for (int s = 0; s < 20; s++) {
+        step_ok(t[0], labels, &st);
+        step_ok(t[1], labels, &st);
+    }
+    double kl[2];
+    assert_int_equal(nn_trainer_set_fused_target(t[1], soft, 1.f, 2.f, fusion, NULL), 0);
+    for (int r = 0; r < 2; r++) {
+        assert_int_equal(nn_trainer_eval(t[r], labels, &st, NULL), 0);
+        kl[r] = st.fused_loss;
+        nn_trainer_free(t[r]);
+        nn_model_free(m[r]);
+    }
+    if (verbose())
+        fprintf(stderr, "fused KL after 20 steps: %.4f with the term, %.4f without\n", kl[0],
+                kl[1]);
+    assert_true(kl[0] < 0.5 * kl[1]);
 }
 
 /* x[2,3] -> Gemm -> logits: the gradient and two SGD steps worked out by hand. */
@@ -1175,7 +1296,6 @@ static struct nn_model *two_stream(uint64_t seed, float dropout)
     return m;
 }
 
-static const char *const two_losses[2] = {"rgb/logits", "motion/logits"};
 
 static void two_stream_opts(struct nn_train_opts *o)
 {
@@ -1701,6 +1821,8 @@ int main(void)
         cmocka_unit_test(test_learns_separable_problem),
         cmocka_unit_test(test_soft_targets),
         cmocka_unit_test(test_soft_targets_temperature),
+        cmocka_unit_test(test_fused_kl),
+        cmocka_unit_test(test_fused_target),
         cmocka_unit_test(test_sgd_step_by_hand),
         cmocka_unit_test(test_lr_schedules),
         cmocka_unit_test(test_options_checked),
