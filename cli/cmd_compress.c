@@ -77,16 +77,17 @@ static int stage_pair_arg(int ch, const char *s, struct compress_opts *o)
     return 0;
 }
 
-/* --distill-weight W, --distill-temp T: either asks for distillation. */
+/* --distill-weight W, --distill-temp T, --distill-fused F: each asks for distillation. */
 static int distill_arg(struct compress_opts *o, int ch, const char *s)
 {
-    bool weight = ch == 'W';
     double d;
     o->distill = true;
-    int rc = weight ? cli_float_arg("compress", "--distill-weight", s, 1e-3, 1, &d)
-                    : cli_float_arg("compress", "--distill-temp", s, 1, NN_MAX_TEMPERATURE, &d);
+    int rc = ch == 'W'   ? cli_float_arg("compress", "--distill-weight", s, 1e-3, 1, &d)
+             : ch == 'H' ? cli_float_arg("compress", "--distill-temp", s, 1, NN_MAX_TEMPERATURE, &d)
+                         : cli_float_arg("compress", "--distill-fused", s, 0, 1, &d);
     if (rc == 0)
-        *(weight ? &o->distill_weight : &o->distill_temp) = (float)d;
+        *(ch == 'W' ? &o->distill_weight : ch == 'H' ? &o->distill_temp : &o->distill_fused) =
+            (float)d;
     return rc;
 }
 
@@ -112,7 +113,7 @@ static int parse_opt(struct args *a, int ch, const char *s)
     case 'e': case 'l': rc = stage_pair_arg(ch, s, o); break;
     case 'b': rc = cli_int_arg("compress", "--batch", s, 1, 256, &o->batch); break;
     case 'D': o->distill = true; break;
-    case 'W': case 'H': rc = distill_arg(o, ch, s); break;
+    case 'W': case 'H': case 'U': rc = distill_arg(o, ch, s); break;
     case 'z': rc = cli_seed_arg("compress", "--seed", s, &o->seed); break;
     case 't': rc = cli_int_arg("compress", "--threads", s, 1, 64, &o->threads); break;
     case 'p': rc = cli_int_arg("compress", "--population", s, 4, 1024, &o->population); break;
@@ -144,7 +145,8 @@ static int parse(struct args *a, int argc, char **argv)
         {"finetune-epochs", required_argument, NULL, 'e'},
         {"finetune-lr", required_argument, NULL, 'l'}, {"batch", required_argument, NULL, 'b'},
         {"distill", no_argument, NULL, 'D'}, {"distill-weight", required_argument, NULL, 'W'},
-        {"distill-temp", required_argument, NULL, 'H'}, {"seed", required_argument, NULL, 'z'},
+        {"distill-temp", required_argument, NULL, 'H'},
+        {"distill-fused", required_argument, NULL, 'U'}, {"seed", required_argument, NULL, 'z'},
         {"threads", required_argument, NULL, 't'}, {"population", required_argument, NULL, 'p'},
         {"generations", required_argument, NULL, 'g'}, {"ga-check", required_argument, NULL, 'K'},
         {"calib-clips", required_argument, NULL, 'c'}, {"val-clips", required_argument, NULL, 'V'},

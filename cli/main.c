@@ -32,6 +32,8 @@ static const struct cli_cmd commands[] = {
      "                     two values: the pruning stage's, then the decomposition's\n"
      "  --distill-weight W (0.5)   --distill-temp T (1)   the input's share of each target,\n"
      "                     and the temperature of its probabilities (either implies --distill)\n"
+     "  --distill-fused F  also pull the fused scores towards the input's, weight F (0; implies\n"
+     "                     --distill)\n"
      "  --population N (16)   --generations N (10)   --seed S (1)   --threads N (2)\n"
      "  --ga-check N       fine-tune N of the GA's genomes, best to worst fitness, and report\n"
      "                     whether the fitness ranks them as fine-tuning does (0; slow)\n"

@@ -93,9 +93,11 @@ int compress_opts_check(const struct compress_opts *o, struct err_msg *em)
     if (o->batch < 1 || o->batch > 256)
         return err_set(em, ERR_RANGE, "--batch %d outside 1..256", o->batch);
     if (!(o->distill_weight > 0 && o->distill_weight <= 1) ||
-        !(o->distill_temp >= 1 && o->distill_temp <= NN_MAX_TEMPERATURE))
-        return err_set(em, ERR_RANGE, "--distill-weight must be in (0, 1] and --distill-temp "
-                                      "in [1, %d]", NN_MAX_TEMPERATURE);
+        !(o->distill_temp >= 1 && o->distill_temp <= NN_MAX_TEMPERATURE) ||
+        !(o->distill_fused >= 0 && o->distill_fused <= 1))
+        return err_set(em, ERR_RANGE, "--distill-weight must be in (0, 1], --distill-temp "
+                                      "in [1, %d] and --distill-fused in [0, 1]",
+                       NN_MAX_TEMPERATURE);
     if (o->population < 4 || o->population > 1024 || o->generations < 1 ||
         o->generations > 10000 || o->hooi_iters < 0 || o->hooi_iters > 100)
         return err_set(em, ERR_RANGE, "--population (4..1024), --generations (1..10000) or "
@@ -312,10 +314,11 @@ int cmp_finetune(const struct cmp_ctx *c, struct nn_model *m, enum compress_stag
     t.teacher = o->distill ? c->input : NULL;
     t.distill = o->distill_weight;
     t.distill_temp = o->distill_temp;
+    t.distill_fused = o->distill_fused;
     if (t.teacher)
-        log_info("compress: fine-tuning (%s) for %d epochs from lr %g, distilled at weight %g, "
-                 "temperature %g", stage, t.epochs, (double)t.lr, (double)t.distill,
-                 (double)t.distill_temp);
+        log_info("compress: fine-tuning (%s) for %d epochs from lr %g, distilled at weight %g "
+                 "(fused %g), temperature %g", stage, t.epochs, (double)t.lr, (double)t.distill,
+                 (double)t.distill_fused, (double)t.distill_temp);
     else
         log_info("compress: fine-tuning (%s) for %d epochs from lr %g", stage, t.epochs,
                  (double)t.lr);

@@ -61,6 +61,8 @@ struct compress_opts {
     bool distill;            /* fine-tune towards the input model's outputs as well */
     float distill_weight;    /* the share of the input's targets, (0, 1] */
     float distill_temp;      /* their temperature, [1, NN_MAX_TEMPERATURE] */
+    float distill_fused;     /* weight of a term on the fused scores against the input's,
+                              * [0, 1] (fit_train_opts.distill_fused); 0 = off */
     int population, generations; /* the GA's */
     int ga_check;            /* after the GA: fine-tune this many of the genomes it evaluated
                               * within the budget (spread from its best fitness to its worst)

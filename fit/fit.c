@@ -82,8 +82,11 @@ struct train_run {
     struct nn_model *teacher;
     struct nn_plan *t_plan;
     struct nn_ctx *t_ctx;
-    int t_out[2];   /* per loss: the teacher's output of that stream's probabilities */
-    float *soft[2]; /* per loss: [batch][classes], the teacher's consensus */
+    int t_out[2];      /* per loss: the teacher's output of that stream's probabilities */
+    float *soft[2];    /* per loss: [batch][classes], the teacher's consensus */
+    int t_prob[2];     /* with distill_fused: the teacher's rgb/prob and motion/prob */
+    float *soft_fused; /* [batch][classes], the teacher's fused scores */
+    float *t_logp;     /* [2][segments][classes]: one clip's log-probabilities per stream */
 };
 
 static void train_run_free(struct train_run *r)
@@ -104,6 +107,8 @@ static void train_run_free(struct train_run *r)
     nn_model_free(r->teacher);
     free(r->soft[0]);
     free(r->soft[1]);
+    free(r->soft_fused);
+    free(r->t_logp);
     if (r->logf)
         fclose(r->logf);
 }
@@ -215,19 +220,20 @@ static void progress(const struct train_run *r, int epoch, int step, const struc
 {
     double eta = done > 0 ? elapsed / (double)done * (double)(total - done) : 0;
     char acc[64] = "";
+    double loss = (double)st->fused_loss;
+    for (int i = 0; i < st->n_losses; i++)
+        loss += (double)st->loss[i];
     for (int i = 0, at = 0; i < st->n_losses && at < (int)sizeof acc; i++)
         at += snprintf(acc + at, sizeof acc - (size_t)at, "%s%.2f", i ? "/" : "",
                        (double)st->top1[i]);
     if (r->o->progress_bar) {
         fprintf(stderr, "\repoch %d/%d step %d/%d loss %.3f acc %s lr %.4f ETA %dm%02ds   ",
                 epoch + 1, r->o->epochs, step + 1, r->steps_per_epoch,
-                (double)(st->loss[0] + (st->n_losses > 1 ? st->loss[1] : 0)), acc,
-                (double)st->lr, (int)eta / 60, (int)eta % 60);
+                loss, acc, (double)st->lr, (int)eta / 60, (int)eta % 60);
     } else if ((step + 1) % (r->steps_per_epoch / 4 + 1) == 0) {
         log_info("train: epoch %d/%d step %d/%d loss %.3f acc %s ETA %dm%02ds", epoch + 1,
                  r->o->epochs, step + 1, r->steps_per_epoch,
-                 (double)(st->loss[0] + (st->n_losses > 1 ? st->loss[1] : 0)), acc,
-                 (int)eta / 60, (int)eta % 60);
+                 loss, acc, (int)eta / 60, (int)eta % 60);
     }
 }
 
@@ -280,11 +286,20 @@ static int validate(struct train_run *r, struct val_result *v, struct err_msg *e
     return 0;
 }
 
+/* The losses and, after them, the fused term (train_epoch). */
+static double total_loss(const double *loss, int n_losses)
+{
+    double sum = 0;
+    for (int i = 0; i <= n_losses; i++)
+        sum += loss[i];
+    return sum;
+}
+
 static void log_epoch(struct train_run *r, int epoch, const double *loss, const double *top1,
                       int n_losses, const struct val_result *v, double seconds, float lr)
 {
     json_t *j = json_pack("{s:i, s:f, s:f, s:f, s:f, s:[f,f], s:f, s:f, s:i}", "epoch",
-                          epoch + 1, "train_loss", loss[0] + (n_losses > 1 ? loss[1] : 0),
+                          epoch + 1, "train_loss", total_loss(loss, n_losses),
                           "val_top1_rgb", v->rgb, "val_top1_motion", v->motion, "val_top1_fused",
                           v->fused, "fusion", v->w[0], v->w[1], "lr", (double)lr,
                           "seconds", seconds, "steps", (int)nn_trainer_steps(r->t));
@@ -300,16 +315,61 @@ static void log_epoch(struct train_run *r, int epoch, const double *loss, const 
     json_decref(j);
 }
 
-/* The teacher of distillation: a folded copy planned for the training batch, and the soft
- * targets of each loss registered with the trainer (filled before every step). */
-static int teacher_setup(struct train_run *r, struct err_msg *em)
+/* The distillation weights and temperature, and what the fused term needs. */
+static int distill_check(const struct train_run *r, struct err_msg *em)
 {
     const struct fit_train_opts *o = r->o;
-    if (!(o->distill > 0 && o->distill <= 1))
-        return err_set(em, ERR_RANGE, "distillation weight %g outside (0, 1]", (double)o->distill);
+    if (!(o->distill >= 0 && o->distill <= 1) ||
+        !(o->distill_fused >= 0 && o->distill_fused <= 1) ||
+        !(o->distill > 0 || o->distill_fused > 0))
+        return err_set(em, ERR_RANGE, "distillation weights %g (per stream) and %g (fused) "
+                       "outside [0, 1] or both 0", (double)o->distill, (double)o->distill_fused);
     if (!(o->distill_temp >= 1 && o->distill_temp <= NN_MAX_TEMPERATURE))
         return err_set(em, ERR_RANGE, "distillation temperature %g outside [1, %d]",
                        (double)o->distill_temp, NN_MAX_TEMPERATURE);
+    if (o->distill_fused > 0 && (o->streams != (FIT_STREAM_RGB | FIT_STREAM_MOTION) ||
+                                 nn_model_fusion_kind(r->m) != NN_FUSION_CLIP_LOGITS))
+        return err_set(em, ERR_INVAL, "distilling the fused scores needs both streams trained "
+                                      "and a model that fuses clip logits");
+    return 0;
+}
+
+/* The fused term follows the fusion weights the model will be written with. */
+static int fused_target(struct train_run *r, const double w[2], struct err_msg *em)
+{
+    const float f[2] = {(float)w[0], (float)w[1]};
+    return nn_trainer_set_fused_target(r->t, r->soft_fused, r->o->distill_fused,
+                                       r->o->distill_temp, f, em);
+}
+
+/* The fused term: the teacher's two streams' probabilities, room for its scores, and the
+ * student's fusion weights as they stand. */
+static int teacher_fused_setup(struct train_run *r, struct err_msg *em)
+{
+    const struct fit_train_opts *o = r->o;
+    const char *streams[2] = {"rgb/prob", "motion/prob"};
+    if (nn_model_fusion_kind(r->teacher) == NN_FUSION_NONE)
+        return err_set(em, ERR_INVAL, "distilling the fused scores needs a two-stream teacher");
+    for (int i = 0; i < 2; i++)
+        if ((r->t_prob[i] = output_index(r->teacher->graph, streams[i])) < 0)
+            return err_set(em, ERR_FORMAT, "the teacher has no output '%s'", streams[i]);
+    r->soft_fused = calloc((size_t)o->batch * r->n_classes, sizeof(float));
+    r->t_logp = calloc(2 * (size_t)o->segments * r->n_classes, sizeof(float));
+    if (!r->soft_fused || !r->t_logp)
+        return err_set(em, ERR_NOMEM, "out of memory");
+    const double w[2] = {r->m->meta.fusion[0], r->m->meta.fusion[1]};
+    return fused_target(r, w, em);
+}
+
+/* The teacher of distillation: a folded copy planned for the training batch, and the soft
+ * targets of each loss (and of the fused term) registered with the trainer (filled before
+ * every step). */
+static int teacher_setup(struct train_run *r, struct err_msg *em)
+{
+    const struct fit_train_opts *o = r->o;
+    int rc = distill_check(r, em);
+    if (rc)
+        return rc;
     const struct nn_meta *a = &o->teacher->meta, *b = &r->m->meta;
     if (a->n_classes != r->n_classes || a->width != b->width || a->height != b->height ||
         a->motion_len != b->motion_len || a->segments != b->segments ||
@@ -318,13 +378,13 @@ static int teacher_setup(struct train_run *r, struct err_msg *em)
         return err_set(em, ERR_INVAL, "the teacher does not take the student's inputs and classes");
     if (!(r->teacher = nn_model_clone(o->teacher)))
         return err_set(em, ERR_NOMEM, "out of memory for the teacher");
-    int rc = nn_graph_fold_bn(r->teacher->graph, em);
+    rc = nn_graph_fold_bn(r->teacher->graph, em);
     if (rc == 0)
         rc = nn_plan_new(r->teacher->graph, o->batch * o->segments, &r->t_plan, em);
     if (rc == 0 && (rc = nn_ctx_new(r->t_plan, &r->t_ctx)))
         return err_set(em, rc, "out of memory for the teacher's workspace");
     const char *streams[2] = {"rgb/prob", "motion/prob"};
-    for (int i = 0, s = 0; rc == 0 && s < 2; s++) {
+    for (int i = 0, s = 0; rc == 0 && o->distill > 0 && s < 2; s++) {
         if (!(o->streams & (s ? FIT_STREAM_MOTION : FIT_STREAM_RGB)))
             continue;
         if ((r->t_out[i] = output_index(r->teacher->graph, streams[s])) < 0)
@@ -334,10 +394,20 @@ static int teacher_setup(struct train_run *r, struct err_msg *em)
         rc = nn_trainer_set_soft_targets(r->t, i, r->soft[i], o->distill, o->distill_temp, em);
         i++;
     }
-    return rc;
+    return rc || o->distill_fused <= 0 ? rc : teacher_fused_setup(r, em);
 }
 
-/* The teacher on the batch the trainer is about to step on: each clip's mean probabilities. */
+/* The teacher's fused scores of each clip of the batch (fit_teacher_scores). */
+static void teacher_fused(struct train_run *r)
+{
+    const double w[2] = {r->teacher->meta.fusion[0], r->teacher->meta.fusion[1]};
+    fit_teacher_scores(nn_model_fusion_kind(r->teacher), w, nn_ctx_output(r->t_ctx, r->t_prob[0]),
+                       nn_ctx_output(r->t_ctx, r->t_prob[1]), r->o->batch, r->o->segments,
+                       r->n_classes, r->t_logp, r->soft_fused);
+}
+
+/* The teacher on the batch the trainer is about to step on: each clip's mean probabilities
+ * per stream, and its fused scores. */
 static void teacher_targets(struct train_run *r)
 {
     const struct fit_train_opts *o = r->o;
@@ -358,6 +428,8 @@ static void teacher_targets(struct train_run *r)
                 r->soft[l][(size_t)clip * c + j] = (float)(sum / o->segments);
             }
     }
+    if (r->soft_fused)
+        teacher_fused(r);
 }
 
 /* A model given for fine-tuning must take what the loader will make. */
@@ -434,7 +506,8 @@ static int setup(struct train_run *r, struct err_msg *em)
     return rc;
 }
 
-/* One epoch of steps; returns the mean loss and accuracy per loss. */
+/* One epoch of steps; returns the mean loss and accuracy per loss, and after the losses'
+ * the fused distillation term's mean (0 without). */
 static int train_epoch(struct train_run *r, int epoch, uint64_t t0, double *loss, double *top1,
                        int *n_losses, float *lr, struct err_msg *em)
 {
@@ -461,6 +534,7 @@ static int train_epoch(struct train_run *r, int epoch, uint64_t t0, double *loss
             loss[i] += st.loss[i] / r->steps_per_epoch;
             top1[i] += st.top1[i] / r->steps_per_epoch;
         }
+        loss[st.n_losses] += st.fused_loss / r->steps_per_epoch;
         progress(r, epoch, step, &st, clock_elapsed_s(t0, clock_mono_ns()),
                  nn_trainer_steps(r->t), total);
     }
@@ -512,6 +586,8 @@ int fit_train(const struct fit_train_opts *o, struct err_msg *em)
         rc = train_epoch(&r, epoch, t0, loss, top1, &n_losses, &lr, em);
         if (rc == 0 && r.val_ld)
             rc = validate(&r, &v, em);
+        if (rc == 0 && r.val_ld && r.soft_fused)
+            rc = fused_target(&r, v.w, em);
         if (rc == 0)
             rc = nn_trainer_save(r.t, r.ckpt, em);
         if (rc)
@@ -519,7 +595,7 @@ int fit_train(const struct fit_train_opts *o, struct err_msg *em)
         log_epoch(&r, epoch, loss, top1, n_losses, &v, clock_elapsed_s(te, clock_mono_ns()), lr);
         log_info("train: epoch %d: loss %.3f, validation top-1 rgb %.3f motion %.3f fused %.3f "
                  "(fusion %.2f/%.2f), %.1f s",
-                 epoch + 1, loss[0] + (n_losses > 1 ? loss[1] : 0), v.rgb, v.motion, v.fused,
+                 epoch + 1, total_loss(loss, n_losses), v.rgb, v.motion, v.fused,
                  v.w[0], v.w[1], clock_elapsed_s(te, clock_mono_ns()));
     }
     /* A finished run resumed: no epoch to train, but the fusion weights are chosen again on

@@ -43,8 +43,12 @@ struct fit_train_opts {
     const struct nn_model *teacher; /* distillation: each stream's loss also pulls towards
                                      * this model's probabilities on the same batch (same
                                      * inputs and classes); NULL = off */
-    float distill;         /* the weight of the teacher's targets, (0, 1] */
+    float distill;         /* the weight of the teacher's targets per stream, [0, 1] */
     float distill_temp;    /* their temperature, [1, NN_MAX_TEMPERATURE] (nn.h) */
+    float distill_fused;   /* the weight of a term pulling the model's fused scores towards
+                            * the teacher's (nn_trainer_set_fused_target), [0, 1]; needs both
+                            * streams and a model that fuses clip logits; 0 = off. It or
+                            * distill must be above 0 with a teacher. */
 };
 
 /* vgg-small width 0.5 at 112x112, mv, L 3, K 3, 10 fps, 30 epochs of 8 clips, lr 0.02,

@@ -34,5 +34,13 @@ void fit_fusion_scores(enum nn_fusion_kind kind, const float *zr, const float *z
  * top-1); for NN_FUSION_PROBS the best top-1 (ties: lower NLL). */
 void fit_fusion_choose(enum nn_fusion_kind kind, const struct fit_fusion_set *v,
                        struct fit_fusion_pick *best);
+/* Distillation of the fused output: a two-stream model's fused scores of each of `clips` clips
+ * from its per-segment probabilities pr and pm ([clips][k][c] each, its "rgb/prob" and
+ * "motion/prob"), as its graph computes "scores" for one clip — that output averages over the
+ * whole batch it runs. Its logits are not outputs, but log-probabilities differ from them by a
+ * constant per row, which no fusion kind sees: a softmax ignores it, and averaged over the
+ * segments it stays one constant a clip. logp: 2 * k * c floats; out: [clips][c]. */
+void fit_teacher_scores(enum nn_fusion_kind kind, const double w[2], const float *pr,
+                        const float *pm, int clips, int k, int c, float *logp, float *out);
 
 #endif

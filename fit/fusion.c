@@ -2,6 +2,7 @@
  * per-segment logits, computing each candidate exactly as the model's graph will. */
 #include "fit/fit_int.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <string.h>
@@ -112,4 +113,20 @@ void fit_fusion_choose(enum nn_fusion_kind kind, const struct fit_fusion_set *v,
             if ((t == 0 && i == 0) || better(kind, &p, best)) /* NaN scores still pick one */
                 *best = p;
         }
+}
+
+void fit_teacher_scores(enum nn_fusion_kind kind, const double w[2], const float *pr,
+                        const float *pm, int clips, int k, int c, float *logp, float *out)
+{
+    size_t clip_len = (size_t)k * c;
+    for (int clip = 0; clip < clips; clip++) {
+        const float *p[2] = {pr + clip * clip_len, pm + clip * clip_len};
+        for (int s = 0; s < 2; s++)
+            for (size_t j = 0; j < clip_len; j++)
+                logp[s * clip_len + j] = logf(fmaxf(p[s][j], FLT_MIN));
+        double scores[NN_MAX_CLASSES];
+        fit_fusion_scores(kind, logp, logp + clip_len, k, c, w, scores);
+        for (int j = 0; j < c; j++)
+            out[(size_t)clip * c + j] = (float)scores[j];
+    }
 }

@@ -37,6 +37,9 @@ expect_lines "in one line" 1 "$ERR"
 expect_status "a distillation weight of 0" 2 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" \
     --distill-weight 0
 expect_match "names the flag" '--distill-weight must be a number' "$ERR"
+expect_status "a fused distillation weight over 1" 2 "$ACTIOND" compress -m "$model" \
+    -o "$TMP/x.adm" --distill-fused 2
+expect_match "names the flag and its range" '--distill-fused must be a number in \[0, 1\]' "$ERR"
 expect_status "a negative seed" 2 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" --seed -3
 expect_match "names the flag" '--seed must be a whole number' "$ERR"
 expect_lines "in one line" 1 "$ERR"

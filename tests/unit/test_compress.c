@@ -426,6 +426,15 @@ static void test_options_are_checked(void **state)
     o.distill_weight = 1;
     o.distill_temp = 100;
     assert_int_equal(compress_opts_check(&o, &em), 0);
+    const float bad_fused[] = {-0.1f, 1.5f, NAN};
+    for (size_t i = 0; i < sizeof bad_fused / sizeof bad_fused[0]; i++) {
+        o.distill_fused = bad_fused[i];
+        assert_int_equal(compress_opts_check(&o, &em), ERR_RANGE);
+        assert_non_null(strstr(em.text, "--distill-fused"));
+    }
+    o.distill_fused = 1;
+    assert_int_equal(compress_opts_check(&o, &em), 0);
+    o.distill_fused = 0;
     o.distill_weight = 0.5f;
     o.distill_temp = 1;
     o.target_latency = 0.5; /* met by the decomposition stage, which --ranks none leaves out */

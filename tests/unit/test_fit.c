@@ -291,8 +291,9 @@ static float weight_after(struct fit_train_opts *o, const struct nn_model *m,
     return w;
 }
 
-/* Distillation from a teacher: its targets change what is learnt (and deterministically),
- * and a teacher that does not take the student's inputs is refused. */
+/* Distillation from a teacher: its targets per stream and on the fused scores change what
+ * is learnt (and deterministically); weights out of range, a fused term without both streams
+ * and a teacher that does not take the student's inputs are refused. */
 static void test_distill(void **state)
 {
     struct fx *f = *state;
@@ -320,9 +321,26 @@ static void test_distill(void **state)
     float plain = weight_after(&o, f->m, NULL), taught = weight_after(&o, f->m, teacher);
     assert_true(plain != taught);
     assert_true(taught == weight_after(&o, f->m, teacher));
+    /* the fused term alone, and beside the streams' */
+    o.distill = 0;
+    o.distill_fused = 0.5f;
+    float fused = weight_after(&o, f->m, teacher);
+    assert_true(fused != plain && fused != taught);
+    assert_true(fused == weight_after(&o, f->m, teacher));
+    o.distill = 0.5f;
+    float both = weight_after(&o, f->m, teacher);
+    assert_true(both != taught && both != fused);
     struct err_msg em = {{0}};
     o.model = f->m;
     o.teacher = teacher;
+    o.distill_fused = 1.5f;
+    assert_int_equal(fit_train(&o, &em), ERR_RANGE);
+    o.distill_fused = 0.5f;
+    o.streams = FIT_STREAM_RGB;
+    assert_int_equal(fit_train(&o, &em), ERR_INVAL);
+    assert_non_null(strstr(em.text, "both streams"));
+    o.streams = FIT_STREAM_RGB | FIT_STREAM_MOTION;
+    o.distill_fused = 0;
     o.distill = 0;
     assert_int_equal(fit_train(&o, &em), ERR_RANGE);
     o.distill = 0.5f;

@@ -333,6 +333,85 @@ static void test_criterion_per_kind(void **state)
     }
 }
 
+/* Softmax of each row of x [rows][C] into p. */
+static void softmax_rows(const float *x, int rows, float *p)
+{
+    for (int i = 0; i < rows; i++) {
+        double mx = x[i * C], sum = 0;
+        for (int j = 1; j < C; j++)
+            mx = x[i * C + j] > mx ? x[i * C + j] : mx;
+        for (int j = 0; j < C; j++)
+            sum += exp(x[i * C + j] - mx);
+        for (int j = 0; j < C; j++)
+            p[i * C + j] = (float)(exp(x[i * C + j] - mx) / sum);
+    }
+}
+
+/* One clip of a batch of two through m alone (a plan of K); its scores into y. */
+static void run_clip(const struct nn_model *m, struct nn_ctx *two, int clip, float *y)
+{
+    struct err_msg em = {{0}};
+    struct nn_plan *p;
+    struct nn_ctx *c;
+    assert_int_equal(nn_plan_new(m->graph, K, &p, &em), 0);
+    assert_int_equal(nn_ctx_new(p, &c), 0);
+    for (int i = 0; i < 2; i++) {
+        struct nn_shape s = nn_plan_input_shape(p, i);
+        size_t n = (size_t)nn_shape_elems(&s);
+        memcpy(nn_ctx_input(c, i), nn_ctx_input(two, i) + clip * n, n * sizeof(float));
+    }
+    assert_int_equal(nn_run(c), 0);
+    memcpy(y, nn_ctx_output(c, 0), C * sizeof(float));
+    nn_ctx_free(c);
+    nn_plan_free(p);
+}
+
+/* Distillation's teacher scores: two clips run as one batch (whose "scores" output is the
+ * mean over both), each clip's fused scores from the streams' probabilities are the graph's
+ * for that clip alone — for every kind of fusion. */
+static void test_teacher_scores_per_clip(void **state)
+{
+    (void)state;
+    struct err_msg em = {{0}};
+    struct nn_model *ms[3] = {nn_model_new(), probs_tail(0.3f, 0.7f),
+                              segment_logits_tail(1.2f, 2.1f)};
+    struct nn_arch_opts o = {.arch = "vgg-small", .width = 0.25f, .n_classes = C, .seed = 4};
+    assert_int_equal(nn_arch_two_stream(ms[0]->graph, &o, 32, 32, 4, ms[0]->meta.fusion, &em), 0);
+    assert_int_equal(nn_model_set_fusion(ms[0], 0.8f, 1.7f, &em), 0);
+    for (int k = 0; k < 3; k++) {
+        struct nn_plan *p;
+        struct nn_ctx *c;
+        assert_int_equal(nn_plan_new(ms[k]->graph, 2 * K, &p, &em), 0);
+        assert_int_equal(nn_ctx_new(p, &c), 0);
+        uint64_t r = 23 + (uint64_t)k;
+        for (int i = 0; i < 2; i++) {
+            struct nn_shape s = nn_plan_input_shape(p, i);
+            for (int64_t j = 0; j < nn_shape_elems(&s); j++)
+                nn_ctx_input(c, i)[j] = tl_uniform(&r, -2, 2);
+        }
+        assert_int_equal(nn_run(c), 0);
+        float pr[2 * K * C], pm[2 * K * C], logp[2 * K * C], out[2 * C], y[C];
+        if (k == 0) {
+            memcpy(pr, nn_ctx_output(c, 1), sizeof pr);
+            memcpy(pm, nn_ctx_output(c, 2), sizeof pm);
+        } else {
+            softmax_rows(nn_ctx_input(c, 0), 2 * K, pr);
+            softmax_rows(nn_ctx_input(c, 1), 2 * K, pm);
+        }
+        double w[2] = {ms[k]->meta.fusion[0], ms[k]->meta.fusion[1]};
+        fit_teacher_scores(nn_model_fusion_kind(ms[k]), w, pr, pm, 2, K, C, logp, out);
+        for (int clip = 0; clip < 2; clip++) {
+            run_clip(ms[k], c, clip, y);
+            for (int j = 0; j < C; j++)
+                assert_float_equal(out[clip * C + j], y[j], 2e-5);
+        }
+        assert_true(fabsf(out[0] - out[C]) > 1e-4f); /* two clips, two rows */
+        nn_ctx_free(c);
+        nn_plan_free(p);
+        nn_model_free(ms[k]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_weak_stream_helps),
         cmocka_unit_test(test_temperature_follows_the_labels),
         cmocka_unit_test(test_criterion_per_kind),
+        cmocka_unit_test(test_teacher_scores_per_clip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
