@@ -428,8 +428,8 @@ int nn_trainer_set_soft_targets(struct nn_trainer *t, int loss, const float *sof
  * next step (or eval) on, weight * temperature^2 * KL(soft || softmax(zf / temperature))
  * joins them, zf = fusion[0] * loss 0's consensus logits + fusion[1] * loss 1's — the scores
  * of a model whose fusion is NN_FUSION_CLIP_LOGITS with those weights. Each stream's own loss
- * sees it alone; this term trains what the model outputs. soft as above (e.g. a teacher's
- * "scores"); NULL or weight 0 turns it off. Set again when the fusion weights change. */
+ * sees it alone; this term trains what the model outputs. soft as above (a teacher's fused
+ * scores, one row a clip); NULL or weight 0 turns it off. Set again when the fusion weights change. */
 int nn_trainer_set_fused_target(struct nn_trainer *t, const float *soft, float weight,
                                 float temperature, const float fusion[2], struct err_msg *em);
 /* The inference-mode forward (BN from running statistics, Dropout identity) on the batch
