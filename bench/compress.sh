@@ -4,7 +4,7 @@
 # model was trained on; every figure (params, FLOPs, one-thread latency, test top-1) comes from
 # the reports `actiond compress` writes. Writes bench/results/compress-*.json, the table into
 # docs/compression.md and the chart docs/compression-chart.svg.
-# usage: bench/compress.sh [--quick | --seeds S,S,...]   (quick: a 300-clip synth set of another
+# usage: bench/compress.sh [--quick | --seeds S,S,... | --only M,M,... | --resume]   (quick: a 300-clip synth set of another
 #   seed, one fine-tuning epoch a stage, a smaller GA: the same comparison in a fraction of the
 #   time, with accuracy figures from 60 test clips instead of 240; seeds: nb + ga alone, once
 #   per seed (GA, calibration draw, fine-tuning order), as the full table runs it, into
@@ -12,6 +12,11 @@
 #   lands from another; the table is not touched)
 #   RECIPE (--seeds only): more compress flags for every run, a variant of the method to set
 #   beside the plain runs (RECIPE="--distill-temp 4"), its runs in work/compress/seeds-<flags>/
+#   The full table takes about two and a half hours, so it can be made in parts: `--only
+#   l1-vbmf,bn-uniform` runs those methods and stops before the table; `--resume` makes the
+#   whole table, reusing each method's run whose stamp (actiond --version, the input model's
+#   and the data lists' sha256, every flag) equals what this run would use, and running the
+#   rest. A run is only ever reused when nothing that could change its figures differs.
 # env: MODEL (models/default.adm), DATA (a synth folder; made here when absent), TARGET (FLOPs,
 # 0.2), TARGET_PARAMS (0.1) and TARGET_LATENCY (one-thread latency, 0.24; 0 = none): the
 # budget every method gets (the latency limit: every method with a decomposition stage, which
@@ -30,12 +35,20 @@ TARGET_PARAMS=${TARGET_PARAMS:-0.1}
 TARGET_LATENCY=${TARGET_LATENCY:-0.24}
 FINETUNE_LR=${FINETUNE_LR:-0.005,0.002}
 work="$here/work/compress"
-quick=0 seeds=""
-[ "${1:-}" = "--quick" ] && quick=1
-if [ "${1:-}" = "--seeds" ]; then
+quick=0 seeds="" only="" resume=0 mode=full
+case "${1:-}" in
+--quick) quick=1 mode=quick ;;
+--seeds)
     seeds=${2:?--seeds takes a comma-separated list}
-    [[ $seeds =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "compress.sh: --seeds wants numbers: $seeds" >&2; exit 2; }
-fi
+    [[ $seeds =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "compress.sh: --seeds wants numbers: $seeds" >&2; exit 2; } ;;
+--only)
+    only=${2:?--only takes a comma-separated list of methods}
+    [[ $only =~ ^(nb-ga|l1-vbmf|bn-uniform|nb-none|none-ga)(,(nb-ga|l1-vbmf|bn-uniform|nb-none|none-ga))*$ ]] ||
+        { echo "compress.sh: --only wants methods of the table (nb-ga,l1-vbmf,bn-uniform,nb-none,none-ga): $only" >&2; exit 2; } ;;
+--resume) resume=1 ;;
+"") ;;
+*) echo "compress.sh: unknown option $1 (--quick, --seeds S,..., --only M,..., --resume)" >&2; exit 2 ;;
+esac
 mkdir -p "$work" "$here/results"
 if [ $quick = 1 ]; then
     # A quarter-size draw from the same generator with another seed (synth's clip j of a class
@@ -64,15 +77,29 @@ if [ $quick = 1 ]; then
 else
     common+=(--finetune-epochs 12 --population 8 --generations 5 --latency-runs 20)
 fi
+# stamp FLAG...: what a run's figures depend on besides chance, one item a line.
+stamp() {
+    "$ACTIOND" --version | sed -n 1p
+    sha256sum "$MODEL" | cut -d ' ' -f 1
+    cat "$DATA/trainlist.txt" "$DATA/testlist.txt" | sha256sum | cut -d ' ' -f 1
+    printf '%s\n' "$@"
+}
 # compress_one PRUNE RANKS SEED DIR NAME: one method's run, its files DIR/NAME.*
 compress_one() {
-    local p=$1 r=$2 seed=$3 dir=$4 name=$5 lat=() start
+    local p=$1 r=$2 seed=$3 dir=$4 name=$5 lat=() start flags
     [ "$r" != none ] && [ "$TARGET_LATENCY" != 0 ] && lat=(--target-latency "$TARGET_LATENCY")
+    flags=(--prune "$p" --ranks "$r" --seed "$seed" "${common[@]}" "${lat[@]}")
+    if [ $resume = 1 ] && [ -f "$dir/$name.json" ] && [ -f "$dir/$name.adm" ] &&
+        [ "$(stamp "${flags[@]}")" = "$(cat "$dir/$name.stamp" 2>/dev/null)" ]; then
+        echo "compress.sh: $name: the run of $(date -r "$dir/$name.json" -u '+%F %H:%M') has the same stamp, reused" >&2
+        return
+    fi
+    rm -f "$dir/$name.stamp"
     echo "compress.sh: $name" >&2
     start=$(date +%s)
-    "$ACTIOND" compress -m "$MODEL" -o "$dir/$name.adm" --prune "$p" --ranks "$r" \
-        --report "$dir/$name.json" --work "$dir/$name.work" --seed "$seed" "${common[@]}" \
-        "${lat[@]}" >"$dir/$name.txt" 2>"$dir/$name.log"
+    "$ACTIOND" compress -m "$MODEL" -o "$dir/$name.adm" --report "$dir/$name.json" \
+        --work "$dir/$name.work" "${flags[@]}" >"$dir/$name.txt" 2>"$dir/$name.log"
+    stamp "${flags[@]}" >"$dir/$name.stamp"
     echo "compress.sh: $name took $(( $(date +%s) - start )) s" >&2
 }
 # A second opinion on accuracy: 200 clips of a seed neither the model nor any fine-tuning saw
@@ -107,8 +134,10 @@ fi
 methods=("nb ga" "l1 vbmf" "bn uniform" "nb none" "none ga")
 for m in "${methods[@]}"; do
     read -r p r <<<"$m"
+    [ -n "$only" ] && [[ ,$only, != *",$p-$r,"* ]] && continue
     compress_one "$p" "$r" 1 "$work" "$p-$r"
 done
+[ -n "$only" ] && { echo "compress.sh: --only: $only done; the table waits for --resume" >&2; exit 0; }
 make_unseen "$work"
 for m in "${methods[@]}"; do
     name=${m/ /-}
@@ -117,4 +146,4 @@ for m in "${methods[@]}"; do
 done
 out="$here/results/compress-$(date -u +%Y%m%d-%H%M%S)-$(hostname -s).json"
 /usr/bin/python3 "$here/compress_table.py" "$work" "$out" "$top/docs/compression.md" \
-    "$top/docs/compression-chart.svg" "$TARGET" "$TARGET_PARAMS" "${1:-full}" "${methods[@]}"
+    "$top/docs/compression-chart.svg" "$TARGET" "$TARGET_PARAMS" "$mode" "${methods[@]}"

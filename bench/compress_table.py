@@ -32,6 +32,29 @@ def load(work, methods):
     return runs
 
 
+def load_stamps(work, runs):
+    """Each run's stamp (bench/compress.sh: the actiond version first, then the input model's
+    and data lists' hashes and the flags); {} for runs made before stamps were written."""
+    out = {}
+    for name in runs:
+        path = os.path.join(work, name + ".stamp")
+        if os.path.exists(path):
+            out[name] = {"lines": open(path).read().splitlines(),
+                         "date": time.strftime("%Y-%m-%d %H:%M",
+                                               time.gmtime(os.path.getmtime(path)))}
+    return out
+
+
+def made_by(stamps):
+    """Which build made the runs and when, for the table's first line."""
+    if not stamps:
+        return ""
+    builds = sorted({s["lines"][0] for s in stamps.values()})
+    dates = sorted(s["date"][:10] for s in stamps.values())
+    when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    return f" with {', '.join(builds)}, its runs finished {when}"
+
+
 def load_unseen(work, runs):
     """`actiond eval --json` of the input and of each output on the unseen-seed clips
     (bench/compress.sh); {} when the run has none (written before they were measured)."""
@@ -110,7 +133,7 @@ def predicted(r):
     return f"; table {1 / p:.1f}×{again}"
 
 
-def table(rows, target, target_params, mode):
+def table(rows, target, target_params, mode, stamps):
     a = rows[0]["input"]
     lat = next((r["target_latency"] for r in rows if r["target_latency"]), None)
     free = [LABELS.get(r["method"], r["method"]) for r in rows if not r["target_latency"]]
@@ -120,7 +143,8 @@ def table(rows, target, target_params, mode):
                                             "latency limit)" if free else "")) if lat else ""
     lines = [f"Budget: FLOPs ≤ {target} of the input ({1 / float(target):.0f}× fewer) and "
              f"parameters ≤ {target_params} ({1 / float(target_params):.0f}× fewer){lat_text}, "
-             f"{mode} run of `bench/compress.sh`, {time.strftime('%Y-%m-%d', time.gmtime())}, "
+             f"{mode} run of `bench/compress.sh`{made_by(stamps)}, "
+             f"{time.strftime('%Y-%m-%d', time.gmtime())}, "
              f"{cpu_name()}, {os.cpu_count()} cores. Latency: one clip (3 segments), one "
              "thread, median of the runs; each method's input and output timed interleaved in the same "
              "process, the ratio taken pair by pair (the uncompressed row gives the median of "
@@ -288,12 +312,13 @@ def main():
     unseen = load_unseen(work, runs)
     for r in rows:
         add_unseen(r, unseen)
-    lines = table(rows, target, target_params, mode) + verdict(rows) + layers(rows)
+    stamps = load_stamps(work, runs)
+    lines = table(rows, target, target_params, mode, stamps) + verdict(rows) + layers(rows)
     json.dump({"target_flops": float(target), "target_params": float(target_params),
                "mode": mode, "cpu": cpu_name(),
                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "loadavg_after": open("/proc/loadavg").read().split()[:3],
-               "runs": runs, "unseen": unseen}, open(out, "w"), indent=1)
+               "runs": runs, "unseen": unseen, "stamps": stamps}, open(out, "w"), indent=1)
     svg(rows, chart)
     text = open(doc).read()
     block = "\n".join([BEGIN, *lines, "", f"Results: `{os.path.relpath(out, os.path.dirname(doc) + '/..')}`; "
