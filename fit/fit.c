@@ -342,17 +342,19 @@ static int fused_target(struct train_run *r, const double w[2], struct err_msg *
                                        r->o->distill_temp, f, em);
 }
 
+/* The teacher's outputs distillation reads, stream by stream (FIT_STREAM_RGB, then motion). */
+static const char *const teacher_probs[2] = {"rgb/prob", "motion/prob"};
+
 /* The fused term: the teacher's two streams' probabilities, room for its scores, and the
  * student's fusion weights as they stand. */
 static int teacher_fused_setup(struct train_run *r, struct err_msg *em)
 {
     const struct fit_train_opts *o = r->o;
-    const char *streams[2] = {"rgb/prob", "motion/prob"};
     if (nn_model_fusion_kind(r->teacher) == NN_FUSION_NONE)
         return err_set(em, ERR_INVAL, "distilling the fused scores needs a two-stream teacher");
     for (int i = 0; i < 2; i++)
-        if ((r->t_prob[i] = output_index(r->teacher->graph, streams[i])) < 0)
-            return err_set(em, ERR_FORMAT, "the teacher has no output '%s'", streams[i]);
+        if ((r->t_prob[i] = output_index(r->teacher->graph, teacher_probs[i])) < 0)
+            return err_set(em, ERR_FORMAT, "the teacher has no output '%s'", teacher_probs[i]);
     r->soft_fused = calloc((size_t)o->batch * r->n_classes, sizeof(float));
     r->t_logp = calloc(2 * (size_t)o->segments * r->n_classes, sizeof(float));
     if (!r->soft_fused || !r->t_logp)
@@ -383,12 +385,11 @@ static int teacher_setup(struct train_run *r, struct err_msg *em)
         rc = nn_plan_new(r->teacher->graph, o->batch * o->segments, &r->t_plan, em);
     if (rc == 0 && (rc = nn_ctx_new(r->t_plan, &r->t_ctx)))
         return err_set(em, rc, "out of memory for the teacher's workspace");
-    const char *streams[2] = {"rgb/prob", "motion/prob"};
     for (int i = 0, s = 0; rc == 0 && o->distill > 0 && s < 2; s++) {
         if (!(o->streams & (s ? FIT_STREAM_MOTION : FIT_STREAM_RGB)))
             continue;
-        if ((r->t_out[i] = output_index(r->teacher->graph, streams[s])) < 0)
-            return err_set(em, ERR_FORMAT, "the teacher has no output '%s'", streams[s]);
+        if ((r->t_out[i] = output_index(r->teacher->graph, teacher_probs[s])) < 0)
+            return err_set(em, ERR_FORMAT, "the teacher has no output '%s'", teacher_probs[s]);
         if (!(r->soft[i] = calloc((size_t)o->batch * r->n_classes, sizeof(float))))
             return err_set(em, ERR_NOMEM, "out of memory");
         rc = nn_trainer_set_soft_targets(r->t, i, r->soft[i], o->distill, o->distill_temp, em);
