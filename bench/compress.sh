@@ -61,7 +61,7 @@ else
     # The default model's own data set (models/RECIPE.md: seed 1, 240 clips a class; `make
     # model` writes the same clips to build/model/train, which DATA can name): calibration and
     # fine-tuning on its training list, test figures from its 240 test clips, which the model
-    # never trained on. Half the clips would halve the two hours this takes, but 120 test clips move
+    # never trained on. Half the clips would halve the hours this takes, but 120 test clips move
     # in steps of 0.8 points against a goal of 1, and fine-tuned on half, the two-stage methods
     # lost 4-5 points (results/compress-20261129-121512-vm.json), with the whole set 2-4
     # (results/compress-20261129-145310-vm.json).
@@ -69,13 +69,16 @@ else
     [ -f "$DATA/trainlist.txt" ] || "$ACTIOND" --log-level warn synth -o "$DATA" --seed 1 \
         --clips-per-class 240 --test-fraction 0.1
 fi
-# Every method: the same budget, fine-tuning (distilled from the input) and seed.
+# Every method: the same budget, fine-tuning (distilled from the input, its streams and its
+# fused scores) and seed. Twice as many epochs after the decomposition as after the pruning, and
+# the fused term, each gained about a point at every seed tried (docs/compression.md, "What the
+# table says").
 common=(--target-flops "$TARGET" --target-params "$TARGET_PARAMS" --threads 2
-        -d "$DATA" --finetune-lr "$FINETUNE_LR" --distill)
+        -d "$DATA" --finetune-lr "$FINETUNE_LR" --distill --distill-fused 0.5)
 if [ $quick = 1 ]; then
     common+=(--finetune-epochs 1 --population 6 --generations 2 --calib-clips 100 --latency-runs 10)
 else
-    common+=(--finetune-epochs 12 --population 8 --generations 5 --latency-runs 20)
+    common+=(--finetune-epochs 12,24 --population 8 --generations 5 --latency-runs 20)
 fi
 # stamp FLAG...: what a run's figures depend on besides chance, one item a line.
 stamp() {
