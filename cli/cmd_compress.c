@@ -91,6 +91,16 @@ static int distill_arg(struct compress_opts *o, int ch, const char *s)
     return rc;
 }
 
+/* --distill-fused-weights own|input: whose fusion weights the fused term weighs the streams by. */
+static int fused_weights_arg(struct compress_opts *o, const char *s)
+{
+    if (strcmp(s, "own") != 0 && strcmp(s, "input") != 0)
+        return cli_usage_error("compress", "--distill-fused-weights must be own or input, not '%s'",
+                               s);
+    o->distill_fused_input = strcmp(s, "input") == 0;
+    return 0;
+}
+
 static int parse_opt(struct args *a, int ch, const char *s)
 {
     struct compress_opts *o = &a->o;
@@ -114,6 +124,7 @@ static int parse_opt(struct args *a, int ch, const char *s)
     case 'b': rc = cli_int_arg("compress", "--batch", s, 1, 256, &o->batch); break;
     case 'D': o->distill = true; break;
     case 'W': case 'H': case 'U': rc = distill_arg(o, ch, s); break;
+    case 'X': rc = fused_weights_arg(o, s); break;
     case 'z': rc = cli_seed_arg("compress", "--seed", s, &o->seed); break;
     case 't': rc = cli_int_arg("compress", "--threads", s, 1, 64, &o->threads); break;
     case 'p': rc = cli_int_arg("compress", "--population", s, 4, 1024, &o->population); break;
@@ -146,7 +157,9 @@ static int parse(struct args *a, int argc, char **argv)
         {"finetune-lr", required_argument, NULL, 'l'}, {"batch", required_argument, NULL, 'b'},
         {"distill", no_argument, NULL, 'D'}, {"distill-weight", required_argument, NULL, 'W'},
         {"distill-temp", required_argument, NULL, 'H'},
-        {"distill-fused", required_argument, NULL, 'U'}, {"seed", required_argument, NULL, 'z'},
+        {"distill-fused", required_argument, NULL, 'U'},
+        {"distill-fused-weights", required_argument, NULL, 'X'},
+        {"seed", required_argument, NULL, 'z'},
         {"threads", required_argument, NULL, 't'}, {"population", required_argument, NULL, 'p'},
         {"generations", required_argument, NULL, 'g'}, {"ga-check", required_argument, NULL, 'K'},
         {"calib-clips", required_argument, NULL, 'c'}, {"val-clips", required_argument, NULL, 'V'},

@@ -34,6 +34,8 @@ static const struct cli_cmd commands[] = {
      "                     and the temperature of its probabilities (either implies --distill)\n"
      "  --distill-fused F  also pull the fused scores towards the input's, weight F (0; implies\n"
      "                     --distill)\n"
+     "  --distill-fused-weights own|input  the fusion weights that term weighs the streams\n"
+     "                     by: the model's own, chosen after each epoch, or the input's (own)\n"
      "  --population N (16)   --generations N (10)   --seed S (1)   --threads N (2)\n"
      "  --ga-check N       fine-tune N of the GA's genomes, best to worst fitness, and report\n"
      "                     whether the fitness ranks them as fine-tuning does (0; slow)\n"

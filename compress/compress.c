@@ -98,6 +98,8 @@ int compress_opts_check(const struct compress_opts *o, struct err_msg *em)
         return err_set(em, ERR_RANGE, "--distill-weight must be in (0, 1], --distill-temp "
                                       "in [1, %d] and --distill-fused in [0, 1]",
                        NN_MAX_TEMPERATURE);
+    if (o->distill_fused_input && !(o->distill_fused > 0))
+        return err_set(em, ERR_INVAL, "--distill-fused-weights input needs --distill-fused");
     if (o->population < 4 || o->population > 1024 || o->generations < 1 ||
         o->generations > 10000 || o->hooi_iters < 0 || o->hooi_iters > 100)
         return err_set(em, ERR_RANGE, "--population (4..1024), --generations (1..10000) or "
@@ -315,10 +317,13 @@ int cmp_finetune(const struct cmp_ctx *c, struct nn_model *m, enum compress_stag
     t.distill = o->distill_weight;
     t.distill_temp = o->distill_temp;
     t.distill_fused = o->distill_fused;
+    t.distill_fused_teacher = o->distill_fused_input;
     if (t.teacher)
         log_info("compress: fine-tuning (%s) for %d epochs from lr %g, distilled at weight %g "
-                 "(fused %g), temperature %g", stage, t.epochs, (double)t.lr, (double)t.distill,
-                 (double)t.distill_fused, (double)t.distill_temp);
+                 "(fused %g%s), temperature %g", stage, t.epochs, (double)t.lr,
+                 (double)t.distill, (double)t.distill_fused,
+                 t.distill_fused_teacher ? " at the input's fusion weights" : "",
+                 (double)t.distill_temp);
     else
         log_info("compress: fine-tuning (%s) for %d epochs from lr %g", stage, t.epochs,
                  (double)t.lr);

@@ -63,6 +63,8 @@ struct compress_opts {
     float distill_temp;      /* their temperature, [1, NN_MAX_TEMPERATURE] */
     float distill_fused;     /* weight of a term on the fused scores against the input's,
                               * [0, 1] (fit_train_opts.distill_fused); 0 = off */
+    bool distill_fused_input; /* that term weighs the streams with the input's fusion weights,
+                               * not the model's own (fit_train_opts.distill_fused_teacher) */
     int population, generations; /* the GA's */
     int ga_check;            /* after the GA: fine-tune this many of the genomes it evaluated
                               * within the budget (spread from its best fitness to its worst)

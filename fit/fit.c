@@ -334,7 +334,8 @@ static int distill_check(const struct train_run *r, struct err_msg *em)
     return 0;
 }
 
-/* The fused term follows the fusion weights the model will be written with. */
+/* The fused term combines the streams with the fusion weights the model will be written
+ * with, chosen again after each epoch, or with the teacher's, fixed (distill_fused_teacher). */
 static int fused_target(struct train_run *r, const double w[2], struct err_msg *em)
 {
     const float f[2] = {(float)w[0], (float)w[1]};
@@ -352,6 +353,9 @@ static int teacher_fused_setup(struct train_run *r, struct err_msg *em)
     const struct fit_train_opts *o = r->o;
     if (nn_model_fusion_kind(r->teacher) == NN_FUSION_NONE)
         return err_set(em, ERR_INVAL, "distilling the fused scores needs a two-stream teacher");
+    if (o->distill_fused_teacher && nn_model_fusion_kind(r->teacher) != NN_FUSION_CLIP_LOGITS)
+        return err_set(em, ERR_INVAL, "the fused term at the teacher's fusion weights needs a "
+                                      "teacher that fuses clip logits");
     for (int i = 0; i < 2; i++)
         if ((r->t_prob[i] = output_index(r->teacher->graph, teacher_probs[i])) < 0)
             return err_set(em, ERR_FORMAT, "the teacher has no output '%s'", teacher_probs[i]);
@@ -359,7 +363,8 @@ static int teacher_fused_setup(struct train_run *r, struct err_msg *em)
     r->t_logp = calloc(2 * (size_t)o->segments * r->n_classes, sizeof(float));
     if (!r->soft_fused || !r->t_logp)
         return err_set(em, ERR_NOMEM, "out of memory");
-    const double w[2] = {r->m->meta.fusion[0], r->m->meta.fusion[1]};
+    const struct nn_meta *fw = o->distill_fused_teacher ? &r->teacher->meta : &r->m->meta;
+    const double w[2] = {fw->fusion[0], fw->fusion[1]};
     return fused_target(r, w, em);
 }
 
@@ -587,7 +592,7 @@ int fit_train(const struct fit_train_opts *o, struct err_msg *em)
         rc = train_epoch(&r, epoch, t0, loss, top1, &n_losses, &lr, em);
         if (rc == 0 && r.val_ld)
             rc = validate(&r, &v, em);
-        if (rc == 0 && r.val_ld && r.soft_fused)
+        if (rc == 0 && r.val_ld && r.soft_fused && !o->distill_fused_teacher)
             rc = fused_target(&r, v.w, em);
         if (rc == 0)
             rc = nn_trainer_save(r.t, r.ckpt, em);

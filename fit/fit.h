@@ -49,6 +49,10 @@ struct fit_train_opts {
                             * the teacher's (nn_trainer_set_fused_target), [0, 1]; needs both
                             * streams and a model that fuses clip logits; 0 = off. It or
                             * distill must be above 0 with a teacher. */
+    bool distill_fused_teacher; /* the fused term combines the model's streams with the
+                                 * teacher's fusion weights, fixed for the run, instead of the
+                                 * model's own as chosen after each epoch; needs a teacher
+                                 * that fuses clip logits */
 };
 
 /* vgg-small width 0.5 at 112x112, mv, L 3, K 3, 10 fps, 30 epochs of 8 clips, lr 0.02,

@@ -40,6 +40,13 @@ expect_match "names the flag" '--distill-weight must be a number' "$ERR"
 expect_status "a fused distillation weight over 1" 2 "$ACTIOND" compress -m "$model" \
     -o "$TMP/x.adm" --distill-fused 2
 expect_match "names the flag and its range" '--distill-fused must be a number in \[0, 1\]' "$ERR"
+expect_status "fused-term weights of neither kind" 2 "$ACTIOND" compress -m "$model" \
+    -o "$TMP/x.adm" --distill-fused 0.5 --distill-fused-weights teacher
+expect_match "names the choices" '--distill-fused-weights must be own or input' "$ERR"
+expect_lines "in one line" 1 "$ERR"
+expect_status "the input's fusion weights without the fused term" 2 "$ACTIOND" compress \
+    -m "$model" -o "$TMP/x.adm" --distill --distill-fused-weights input
+expect_match "says what it needs" 'needs --distill-fused' "$ERR"
 expect_status "a negative seed" 2 "$ACTIOND" compress -m "$model" -o "$TMP/x.adm" --seed -3
 expect_match "names the flag" '--seed must be a whole number' "$ERR"
 expect_lines "in one line" 1 "$ERR"

@@ -434,7 +434,12 @@ static void test_options_are_checked(void **state)
     }
     o.distill_fused = 1;
     assert_int_equal(compress_opts_check(&o, &em), 0);
-    o.distill_fused = 0;
+    o.distill_fused_input = true;
+    assert_int_equal(compress_opts_check(&o, &em), 0);
+    o.distill_fused = 0; /* the input's weights for a term that is off */
+    assert_int_equal(compress_opts_check(&o, &em), ERR_INVAL);
+    assert_non_null(strstr(em.text, "--distill-fused-weights"));
+    o.distill_fused_input = false;
     o.distill_weight = 0.5f;
     o.distill_temp = 1;
     o.target_latency = 0.5; /* met by the decomposition stage, which --ranks none leaves out */

@@ -351,6 +351,82 @@ static void test_distill(void **state)
     nn_model_free(other);
 }
 
+/* The tail before clip logits (NN_FUSION_LOGITS): the segments' fused softmaxes averaged. The
+ * built model's mean and softmax after the fusion swap back (nn_model_fuse_clip_logits undone). */
+static void segment_softmax_tail(struct nn_model *m)
+{
+    struct nn_graph *g = m->graph;
+    for (int i = 0; i < g->n_nodes; i++) {
+        struct nn_node *s = &g->nodes[i];
+        int p = g->values[s->in[0]].producer;
+        if (s->op != NN_OP_SOFTMAX || p < 0 || g->nodes[p].op != NN_OP_BATCHMEAN)
+            continue;
+        struct nn_node *b = &g->nodes[p], t = *s;
+        memcpy(s->name, b->name, sizeof s->name);
+        s->op = NN_OP_BATCHMEAN;
+        s->a = b->a;
+        memcpy(b->name, t.name, sizeof b->name);
+        b->op = NN_OP_SOFTMAX;
+        b->a = t.a;
+        return;
+    }
+    fail_msg("no clip-logit tail");
+}
+
+/* The fused term at the teacher's fusion weights: one epoch trains as at the model's own when
+ * the two agree and otherwise not, a second not even then (the model's are chosen again);
+ * deterministic; refused with a teacher whose weights do not weigh clip logits. */
+static void test_distill_fused_teacher(void **state)
+{
+    struct fx *f = *state;
+    struct nn_model *teacher = tiny_model(), *same = nn_model_clone(f->m);
+    struct err_msg em = {{0}};
+    assert_int_equal(nn_model_set_fusion(teacher, 2.0f, 0.5f, &em), 0);
+    assert_int_equal(nn_model_set_fusion(same, 2.0f, 0.5f, &em), 0);
+    assert_true(f->m->meta.fusion[0] != 2.0f);
+    char ckpt[128], log[128];
+    snprintf(ckpt, sizeof ckpt, "%s/t.ckpt", f->dir);
+    snprintf(log, sizeof log, "%s/t.jsonl", f->dir);
+    struct fit_train_opts o;
+    fit_train_opts_default(&o);
+    o.dataset = f->dir;
+    o.distill = 0.5f;
+    o.distill_fused = 1.f;
+    o.checkpoint = ckpt;
+    o.log = log;
+    o.size = 32;
+    o.motion_len = 1;
+    o.segments = 1;
+    o.epochs = 1;
+    o.batch = 2;
+    o.threads = 1;
+    o.loader_threads = 1;
+    o.val_split = 0.34;
+    float own = weight_after(&o, f->m, teacher), own_same = weight_after(&o, same, teacher);
+    o.distill_fused_teacher = true;
+    float theirs = weight_after(&o, f->m, teacher);
+    assert_true(theirs != own);
+    assert_true(theirs == weight_after(&o, f->m, teacher));
+    assert_true(weight_after(&o, same, teacher) == own_same);
+    /* a second epoch: the model's own weights are chosen again after the first (here not the
+     * teacher's), the teacher's stay */
+    o.epochs = 2;
+    float theirs2 = weight_after(&o, same, teacher);
+    o.distill_fused_teacher = false;
+    assert_true(weight_after(&o, same, teacher) != theirs2);
+    o.distill_fused_teacher = true;
+    o.epochs = 1;
+    segment_softmax_tail(teacher);
+    assert_int_equal(nn_model_fusion_kind(teacher), NN_FUSION_LOGITS);
+    o.model = same;
+    assert_int_equal(fit_train(&o, &em), ERR_INVAL);
+    assert_non_null(strstr(em.text, "teacher's fusion weights"));
+    o.distill_fused_teacher = false;
+    (void)weight_after(&o, f->m, teacher); /* its own weights take any two-stream teacher */
+    nn_model_free(teacher);
+    nn_model_free(same);
+}
+
 static void test_wrong_classes(void **state)
 {
     struct fx *f = *state;
@@ -376,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_wrong_classes),
         cmocka_unit_test(test_finetune_in_place),
         cmocka_unit_test(test_distill),
+        cmocka_unit_test(test_distill_fused_teacher),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
