@@ -4,7 +4,8 @@ training set's seed) and the unseen list (200 clips of seed 1001); then what the
 the mean, the range, and how many land within 1 point of the input. Prints a Markdown table
 and writes everything to OUT (JSON).
 usage: compress_seeds.py DIR OUT RECIPE SEED...   (DIR: bench/work/compress/seeds[-RECIPE];
-RECIPE: the flags the runs had beyond the table's, "" for none)"""
+RECIPE: the flags the runs had beyond the table's, "" for none; each run's whole command, as
+its stamp recorded it, goes to OUT too, since the table's own flags change over time)"""
 import json
 import os
 import statistics
@@ -18,6 +19,15 @@ def load(path):
 
 def point(report, stage):
     return next(p for p in report["points"] if p["stage"] == stage)
+
+
+def stamp(path):
+    """bench/compress.sh's stamp of a run: the build, then the model and data hashes, then every
+    flag; None for runs made before stamps were written."""
+    if not os.path.exists(path):
+        return None
+    lines = open(path).read().splitlines()
+    return {"build": lines[0], "flags": lines[3:]}
 
 
 def run_row(report, unseen, input_unseen):
@@ -49,6 +59,7 @@ def main():
     for s in seeds:
         name = os.path.join(d, "nb-ga-s%d" % s)
         runs[s] = run_row(load(name + ".json"), load(name + ".unseen.json"), input_unseen)
+        runs[s]["stamp"] = stamp(name + ".stamp")
     print("| seed | params | FLOPs | latency | test | Δ | unseen | Δ | both lists Δ |")
     print("|---|---|---|---|---|---|---|---|---|")
     for s, r in runs.items():
