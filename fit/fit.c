@@ -347,7 +347,7 @@ static int fused_target(struct train_run *r, const double w[2], struct err_msg *
 static const char *const teacher_probs[2] = {"rgb/prob", "motion/prob"};
 
 /* The fused term: the teacher's two streams' probabilities, room for its scores, and the
- * student's fusion weights as they stand. */
+ * fusion weights it starts from (the student's as they stand, or the teacher's). */
 static int teacher_fused_setup(struct train_run *r, struct err_msg *em)
 {
     const struct fit_train_opts *o = r->o;
