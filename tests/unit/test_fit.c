@@ -21,6 +21,7 @@
 
 struct fx {
     char dir[64];
+    char ckpt[128], log[128]; /* fine-tuning's checkpoint and log, in dir */
     struct nn_model *m;
 };
 
@@ -291,6 +292,27 @@ static float weight_after(struct fit_train_opts *o, const struct nn_model *m,
     return w;
 }
 
+/* One epoch of fine-tuning at the tiny model's size on the fixture's clips, distilled at 0.5
+ * per stream; the model and teacher are weight_after's to set. */
+static void distill_opts(struct fit_train_opts *o, struct fx *f)
+{
+    snprintf(f->ckpt, sizeof f->ckpt, "%s/d.ckpt", f->dir);
+    snprintf(f->log, sizeof f->log, "%s/d.jsonl", f->dir);
+    fit_train_opts_default(o);
+    o->dataset = f->dir;
+    o->distill = 0.5f;
+    o->checkpoint = f->ckpt;
+    o->log = f->log;
+    o->size = 32;
+    o->motion_len = 1;
+    o->segments = 1;
+    o->epochs = 1;
+    o->batch = 2;
+    o->threads = 1;
+    o->loader_threads = 1;
+    o->val_split = 0.34;
+}
+
 /* Distillation from a teacher: its targets per stream and on the fused scores change what
  * is learnt (and deterministically); weights out of range, a fused term without both streams
  * and a teacher that does not take the student's inputs are refused. */
@@ -299,25 +321,8 @@ static void test_distill(void **state)
     struct fx *f = *state;
     struct nn_model *teacher = tiny_model(), *other = tiny_model();
     other->meta.width = 48;
-    char ckpt[128], log[128];
-    snprintf(ckpt, sizeof ckpt, "%s/d.ckpt", f->dir);
-    snprintf(log, sizeof log, "%s/d.jsonl", f->dir);
     struct fit_train_opts o;
-    fit_train_opts_default(&o);
-    o.dataset = f->dir;
-    o.model = f->m;
-    o.teacher = teacher;
-    o.distill = 0.5f;
-    o.checkpoint = ckpt;
-    o.log = log;
-    o.size = 32;
-    o.motion_len = 1;
-    o.segments = 1;
-    o.epochs = 1;
-    o.batch = 2;
-    o.threads = 1;
-    o.loader_threads = 1;
-    o.val_split = 0.34;
+    distill_opts(&o, f);
     float plain = weight_after(&o, f->m, NULL), taught = weight_after(&o, f->m, teacher);
     assert_true(plain != taught);
     assert_true(taught == weight_after(&o, f->m, teacher));
@@ -384,24 +389,9 @@ static void test_distill_fused_teacher(void **state)
     assert_int_equal(nn_model_set_fusion(teacher, 2.0f, 0.5f, &em), 0);
     assert_int_equal(nn_model_set_fusion(same, 2.0f, 0.5f, &em), 0);
     assert_true(f->m->meta.fusion[0] != 2.0f);
-    char ckpt[128], log[128];
-    snprintf(ckpt, sizeof ckpt, "%s/t.ckpt", f->dir);
-    snprintf(log, sizeof log, "%s/t.jsonl", f->dir);
     struct fit_train_opts o;
-    fit_train_opts_default(&o);
-    o.dataset = f->dir;
-    o.distill = 0.5f;
+    distill_opts(&o, f);
     o.distill_fused = 1.f;
-    o.checkpoint = ckpt;
-    o.log = log;
-    o.size = 32;
-    o.motion_len = 1;
-    o.segments = 1;
-    o.epochs = 1;
-    o.batch = 2;
-    o.threads = 1;
-    o.loader_threads = 1;
-    o.val_split = 0.34;
     float own = weight_after(&o, f->m, teacher), own_same = weight_after(&o, same, teacher);
     o.distill_fused_teacher = true;
     float theirs = weight_after(&o, f->m, teacher);
