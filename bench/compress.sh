@@ -12,7 +12,7 @@
 #   lands from another; the table is not touched)
 #   RECIPE (--seeds only): more compress flags for every run, a variant of the method to set
 #   beside the plain runs (RECIPE="--distill-temp 4"), its runs in work/compress/seeds-<flags>/
-#   The full table takes about two and a half hours, so it can be made in parts: `--only
+#   The full table takes about three and a half hours, so it can be made in parts: `--only
 #   l1-vbmf,bn-uniform` runs those methods and stops before the table; `--resume` makes the
 #   whole table, reusing each method's run whose stamp (actiond --version, the input model's
 #   and the data lists' sha256, every flag) equals what this run would use, and running the
@@ -70,15 +70,15 @@ else
         --clips-per-class 240 --test-fraction 0.1
 fi
 # Every method: the same budget, fine-tuning (distilled from the input, its streams and its
-# fused scores) and seed. Twice as many epochs after the decomposition as after the pruning, and
-# the fused term, each gained about a point at every seed tried (docs/compression.md, "What the
-# table says").
+# fused scores) and seed. 24 epochs after the decomposition and the fused term each gained about
+# a point at every seed tried; 24 after the pruning too made a better pruned model at both seeds
+# tried, and over both lists the best mean (docs/compression.md, "What the table says").
 common=(--target-flops "$TARGET" --target-params "$TARGET_PARAMS" --threads 2
         -d "$DATA" --finetune-lr "$FINETUNE_LR" --distill --distill-fused 0.5)
 if [ $quick = 1 ]; then
     common+=(--finetune-epochs 1 --population 6 --generations 2 --calib-clips 100 --latency-runs 10)
 else
-    common+=(--finetune-epochs 12,24 --population 8 --generations 5 --latency-runs 20)
+    common+=(--finetune-epochs 24,24 --population 8 --generations 5 --latency-runs 20)
 fi
 # stamp FLAG...: what a run's figures depend on besides chance, one item a line.
 stamp() {
