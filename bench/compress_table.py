@@ -39,10 +39,26 @@ def load_stamps(work, runs):
     for name in runs:
         path = os.path.join(work, name + ".stamp")
         if os.path.exists(path):
-            out[name] = {"lines": open(path).read().splitlines(),
-                         "date": time.strftime("%Y-%m-%d %H:%M",
-                                               time.gmtime(os.path.getmtime(path)))}
+            out[name] = {"lines": open(path).read().splitlines(), **finished(path)}
     return out
+
+
+def finished(stamp):
+    """When and on what CPU a run finished: its .finished file (bench/compress.sh writes it, and
+    it travels with a kept run, which may come from another machine), else the stamp's time and
+    this machine (a run made before .finished was written)."""
+    path = stamp[:-len(".stamp")] + ".finished"
+    if os.path.exists(path):
+        lines = open(path).read().splitlines()
+        return {"date": lines[0], "cpu": lines[1] if len(lines) > 1 else cpu_name()}
+    return {"date": time.strftime("%Y-%m-%d %H:%M", time.gmtime(os.path.getmtime(stamp))),
+            "cpu": cpu_name()}
+
+
+def cpus(stamps):
+    """The CPU(s) the runs were made on (each method's input and output are timed in its own
+    run, so its latency ratio is of one machine)."""
+    return " and ".join(sorted({s["cpu"] for s in stamps.values()})) or cpu_name()
 
 
 def made_by(stamps):
@@ -144,8 +160,8 @@ def table(rows, target, target_params, mode, stamps):
     lines = [f"Budget: FLOPs ≤ {target} of the input ({1 / float(target):.0f}× fewer) and "
              f"parameters ≤ {target_params} ({1 / float(target_params):.0f}× fewer){lat_text}, "
              f"{mode} run of `bench/compress.sh`{made_by(stamps)}, "
-             f"{time.strftime('%Y-%m-%d', time.gmtime())}, "
-             f"{cpu_name()}, {os.cpu_count()} cores. Latency: one clip (3 segments), one "
+             f"{'the table made ' if stamps else ''}{time.strftime('%Y-%m-%d', time.gmtime())}, "
+             f"{cpus(stamps)}, {os.cpu_count()} cores. Latency: one clip (3 segments), one "
              "thread, median of the runs; each method's input and output timed interleaved in the same "
              "process, the ratio taken pair by pair (the uncompressed row gives the median of "
              "those input timings; \"table\": the latency table's prediction; a choice the "
