@@ -227,6 +227,11 @@ void compress_report_print(const struct compress_report *r, FILE *f)
                 (long long)p->params, (double)p->flops / 1e6, p->ms, p->val_top1, p->test_top1,
                 p->test_top1_rgb, p->test_top1_motion, p->seconds);
     }
+    /* Each stage is timed as it ends, whatever else the machine runs then; only the end's
+     * ratio below times the input and the output interleaved, so that load cancels. */
+    if (r->n_points >= 2)
+        fprintf(f, "(ms: each stage alone when it ended, moved by the machine's load; the "
+                   "latency ratio at the end is timed side by side)\n");
     if (r->n_checks) {
         fprintf(f, "\nGA check (best fitness first)\n%-3s %9s %9s %6s %9s %8s %8s\n", "", "fitness",
                 "score", "cost", "score ft", "val ft", "test ft");
