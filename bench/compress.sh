@@ -75,7 +75,7 @@ fi
 # Every method: the same budget, fine-tuning (distilled from the input, its streams and its
 # fused scores) and seed. 24 epochs after the decomposition and the fused term each gained about
 # a point at every seed tried; 24 after the pruning too made a better pruned model at both seeds
-# tried, and over both lists the best mean (docs/compression.md, "What the table says").
+# tried, and over both lists the best mean (docs/compression.md, "How the recipe was found").
 common=(--target-flops "$TARGET" --target-params "$TARGET_PARAMS" --threads 2
         -d "$DATA" --finetune-lr "$FINETUNE_LR" --distill --distill-fused 0.5)
 if [ $quick = 1 ]; then
