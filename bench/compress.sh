@@ -115,15 +115,17 @@ keep_run() {
     [ "$3" != nb-ga ] || cp "$1/$3.adm" "$2/"
 }
 # compress_one PRUNE RANKS SEED DIR NAME: one method's run, its files DIR/NAME.*; a table run
-# (DIR = work) also measures the output on the unseen clips and is kept.
+# (DIR = work) also measures the output on the unseen clips, and a full one is kept.
 compress_one() {
-    local p=$1 r=$2 seed=$3 dir=$4 name=$5 lat=() start flags st
+    local p=$1 r=$2 seed=$3 dir=$4 name=$5 lat=() start flags st table=0 keep=0
+    [ "$dir" = "$work" ] && table=1
+    [ $table = 1 ] && [ $quick = 0 ] && keep=1
     [ "$r" != none ] && [ "$TARGET_LATENCY" != 0 ] && lat=(--target-latency "$TARGET_LATENCY")
     flags=(--prune "$p" --ranks "$r" --seed "$seed" "${common[@]}" "${lat[@]}")
     st=$(stamp "${flags[@]}")
     if [ $reuse = 1 ] && same_run "$dir" "$name" "$st"; then
         echo "compress.sh: $name: the run of $(sed -n 1p "$dir/$name.finished") has the same stamp, reused" >&2
-        [ "$dir" != "$work" ] || same_run "$kept" "$name" "$st" || keep_run "$dir" "$kept" "$name"
+        [ $keep = 0 ] || same_run "$kept" "$name" "$st" || keep_run "$dir" "$kept" "$name"
         return
     fi
     if [ $reuse = 1 ] && same_run "$kept" "$name" "$st"; then
@@ -136,13 +138,13 @@ compress_one() {
     start=$(date +%s)
     "$ACTIOND" compress -m "$MODEL" -o "$dir/$name.adm" --report "$dir/$name.json" \
         --work "$dir/$name.work" "${flags[@]}" >"$dir/$name.txt" 2>"$dir/$name.log"
-    [ "$dir" != "$work" ] || "$ACTIOND" --log-level warn eval -m "$dir/$name.adm" -d "$unseen" \
+    [ $table = 0 ] || "$ACTIOND" --log-level warn eval -m "$dir/$name.adm" -d "$unseen" \
         --split all --json >"$dir/$name.unseen.json"
     printf '%s\n' "$st" >"$dir/$name.stamp"
     { date -u '+%F %H:%M'; sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sed -n 1p; } \
         >"$dir/$name.finished"
     echo "compress.sh: $name took $(( $(date +%s) - start )) s" >&2
-    [ "$dir" != "$work" ] || [ $quick = 1 ] || keep_run "$dir" "$kept" "$name"
+    [ $keep = 0 ] || keep_run "$dir" "$kept" "$name"
 }
 # A second opinion on accuracy: 200 clips of a seed neither the model nor any fine-tuning saw
 # (make-model's test set, models/RECIPE.md). One test clip is 0.42 points of 240, and the
